@@ -1,0 +1,66 @@
+//! One module per command, each a clap `Args` struct with `fn run(self, ctx)`.
+
+pub mod ci;
+pub mod platform;
+
+use clap::error::ErrorKind;
+
+use crate::error::Code;
+
+/// `cargo xtask` with no arguments: one line per command that exists.
+pub fn list(cli: &clap::Command) -> String {
+    let subs: Vec<_> = cli.get_subcommands().filter(|s| !s.is_hide_set()).collect();
+    let width = subs.iter().map(|s| s.get_name().len()).max().unwrap_or(0);
+    let mut out = String::from("cargo xtask <COMMAND> [--project DIR]\n\nCommands:\n");
+    for s in subs {
+        let about = s.get_about().map(|a| a.to_string()).unwrap_or_default();
+        out.push_str(&format!("  {:width$}  {about}\n", s.get_name()));
+    }
+    out.push_str("\nRun `cargo xtask <COMMAND> --help` for a command's options.\n");
+    out
+}
+
+/// Help and version go to stdout with exit 0; any parse error becomes one line on
+/// stderr with exit 2.
+pub fn clap_error(e: clap::Error) -> i32 {
+    match e.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            Code::Ok.as_i32()
+        }
+        _ => {
+            eprintln!("{}", one_line(&e.render().to_string()));
+            Code::Usage.as_i32()
+        }
+    }
+}
+
+/// clap's multi-line message as one line: the error, any tip, and where to look.
+fn one_line(rendered: &str) -> String {
+    let lines: Vec<&str> = rendered.lines().map(str::trim).collect();
+    let mut out = lines
+        .iter()
+        .find(|l| l.starts_with("error:"))
+        .map_or_else(|| "error: invalid arguments".to_string(), |l| l.to_string());
+    for tip in lines.iter().filter(|l| l.starts_with("tip:")) {
+        out.push_str(&format!(" ({tip})"));
+    }
+    out.push_str("; run `cargo xtask --help` for usage");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clap_errors_become_one_line() {
+        let rendered = "error: unrecognized subcommand 'platfrom'\n\n  tip: a similar subcommand exists: 'platform'\n\nUsage: cargo xtask [OPTIONS] [COMMAND]\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            one_line(rendered),
+            "error: unrecognized subcommand 'platfrom' (tip: a similar subcommand exists: 'platform'); run `cargo xtask --help` for usage"
+        );
+    }
+}

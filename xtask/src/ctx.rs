@@ -1,0 +1,109 @@
+//! What every command receives: where the workspace is, which Python project to act
+//! on, and how to emit machine-readable output.
+
+use anyhow::{Context as _, Result};
+use camino::{Utf8Path, Utf8PathBuf};
+use serde::Serialize;
+
+use crate::error;
+use crate::fsx;
+
+pub struct Ctx {
+    /// The root of this Cargo workspace (where `templates/` lives).
+    pub workspace: Utf8PathBuf,
+    /// `--project` / `XTASK_PROJECT`, validated, or the workspace root when it holds a
+    /// pyproject.toml.
+    project: Option<Utf8PathBuf>,
+}
+
+impl Ctx {
+    /// Resolve the project. An explicit `--project` must be a folder holding a
+    /// pyproject.toml; without one, the workspace root is used when it has one.
+    pub fn new(project_flag: Option<Utf8PathBuf>) -> Result<Ctx> {
+        let workspace = workspace_root();
+        let project = match project_flag {
+            Some(dir) => {
+                if !dir.is_dir() {
+                    return Err(error::usage(format!(
+                        "--project {dir}: no such directory (give the folder that holds the app's pyproject.toml)"
+                    )));
+                }
+                if !dir.join("pyproject.toml").is_file() {
+                    return Err(error::usage(format!(
+                        "--project {dir}: no pyproject.toml in that folder (give the folder that holds the app's pyproject.toml)"
+                    )));
+                }
+                Some(dir)
+            }
+            None => workspace
+                .join("pyproject.toml")
+                .is_file()
+                .then(|| workspace.clone()),
+        };
+        Ok(Ctx { workspace, project })
+    }
+
+    /// The Python project, or a usage error naming `--project`.
+    #[allow(dead_code)] // used by the commands that act on a project
+    pub fn project(&self) -> Result<&Utf8Path> {
+        self.project.as_deref().ok_or_else(|| {
+            error::usage(format!(
+                "no Python project: {} has no pyproject.toml; pass --project DIR (or set XTASK_PROJECT)",
+                self.workspace
+            ))
+        })
+    }
+}
+
+/// The workspace root: where this crate was built from when that still exists (the
+/// usual `cargo xtask` case), else the current directory (a copied binary).
+fn workspace_root() -> Utf8PathBuf {
+    let built = Utf8Path::new(env!("CARGO_MANIFEST_DIR"));
+    if let Some(root) = built.parent()
+        && root.join("Cargo.toml").is_file()
+    {
+        return root.to_path_buf();
+    }
+    std::env::current_dir()
+        .ok()
+        .and_then(|d| Utf8PathBuf::from_path_buf(d).ok())
+        .unwrap_or_else(|| Utf8PathBuf::from("."))
+}
+
+/// `--json` and `--output FILE`, shared by every command a machine might read.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct OutputArgs {
+    /// Print the result as one JSON object on stdout instead of a table
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the JSON result to FILE (atomically)
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<Utf8PathBuf>,
+}
+
+impl OutputArgs {
+    /// Check `--output` can be written before doing any work.
+    pub fn preflight(&self) -> Result<()> {
+        if let Some(path) = &self.output {
+            fsx::check_writable(path).map_err(|e| {
+                error::usage(format!("--output {path}: {e:#} (choose a writable path)"))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Print `human()` or the JSON, and save the JSON when asked.
+    pub fn emit<T: Serialize>(&self, value: &T, human: impl FnOnce() -> String) -> Result<()> {
+        let json = serde_json::to_string_pretty(value).context("serialising the result")?;
+        if let Some(path) = &self.output {
+            fsx::write_atomic(path, format!("{json}\n").as_bytes())
+                .map_err(|e| error::usage(format!("--output {path}: {e:#}")))?;
+        }
+        if self.json {
+            println!("{json}");
+        } else {
+            print!("{}", human());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,115 @@
+//! The exit-code contract, implemented once.
+//!
+//! | code | meaning |
+//! |------|---------|
+//! | 0    | ok |
+//! | 1    | a check failed (wrong result, drift found by `--check`, a missing wheel) |
+//! | 2    | usage or input error (bad flag, bad file, unknown target) |
+//! | 3    | a required thing is absent (`--require cuda` on a CPU host, Docker daemon down) |
+//! | 130  | interrupted |
+//!
+//! Commands return `anyhow::Result`; an error built with [`usage`], [`absent`],
+//! [`failed`] or [`interrupted`] carries its code. Any other error exits 1.
+
+use std::fmt;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Code {
+    Ok,
+    Failed,
+    Usage,
+    Absent,
+    Interrupted,
+}
+
+impl Code {
+    pub fn as_i32(self) -> i32 {
+        match self {
+            Code::Ok => 0,
+            Code::Failed => 1,
+            Code::Usage => 2,
+            Code::Absent => 3,
+            Code::Interrupted => 130,
+        }
+    }
+}
+
+/// An error with a place in the contract. `message` is one line for the user; an
+/// empty message means the command already reported the problem itself.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: Code,
+    pub message: String,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Failure {}
+
+fn with(code: Code, message: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Failure {
+        code,
+        message: message.into(),
+    })
+}
+
+/// Exit 2: the user gave something we cannot use. Name the flag or file and what to do.
+pub fn usage(message: impl Into<String>) -> anyhow::Error {
+    with(Code::Usage, message)
+}
+
+/// Exit 3: something required is not on this machine.
+pub fn absent(message: impl Into<String>) -> anyhow::Error {
+    with(Code::Absent, message)
+}
+
+/// Exit 1: a check ran and did not pass.
+pub fn failed(message: impl Into<String>) -> anyhow::Error {
+    with(Code::Failed, message)
+}
+
+/// Exit 130.
+pub fn interrupted(message: impl Into<String>) -> anyhow::Error {
+    with(Code::Interrupted, message)
+}
+
+/// The contract's code for an error: the first [`Failure`] in its chain, else 1.
+pub fn code_of(err: &anyhow::Error) -> Code {
+    err.chain()
+        .find_map(|e| e.downcast_ref::<Failure>())
+        .map_or(Code::Failed, |f| f.code)
+}
+
+/// The single line printed for an error (empty when the command reported it already).
+pub fn line_of(err: &anyhow::Error) -> String {
+    match err.downcast_ref::<Failure>() {
+        Some(f) => f.message.clone(),
+        // anyhow's alternate form joins the context chain with ": " on one line.
+        None => format!("{err:#}").replace('\n', " "),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_survive_context() {
+        let e = absent("docker daemon is not running").context("docker build");
+        assert_eq!(code_of(&e), Code::Absent);
+        assert_eq!(code_of(&usage("x")), Code::Usage);
+        assert_eq!(code_of(&anyhow::anyhow!("io")), Code::Failed);
+        assert_eq!(Code::Interrupted.as_i32(), 130);
+    }
+
+    #[test]
+    fn unclassified_errors_are_one_line() {
+        let e = anyhow::anyhow!("first\nsecond").context("reading x");
+        assert_eq!(line_of(&e), "reading x: first second");
+    }
+}

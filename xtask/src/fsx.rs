@@ -1,0 +1,89 @@
+//! File writes that never leave a half-written file: a temporary file in the same
+//! folder, flushed, then renamed over the target (keeping the target's permissions).
+
+use std::io::Write;
+
+use anyhow::{Context, Result, bail};
+use camino::Utf8Path;
+
+pub fn write_atomic(path: &Utf8Path, bytes: &[u8]) -> Result<()> {
+    let dir = parent_dir(path);
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".xtask-")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot create a temporary file in {dir}"))?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    if let Ok(meta) = std::fs::metadata(path) {
+        tmp.as_file().set_permissions(meta.permissions())?;
+    }
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("cannot replace {path}"))?;
+    Ok(())
+}
+
+/// Whether `path` could be written: its folder exists and is writable, and the file,
+/// if it exists, is not read-only.
+pub fn check_writable(path: &Utf8Path) -> Result<()> {
+    let dir = parent_dir(path);
+    if !dir.is_dir() {
+        bail!("folder {dir} does not exist");
+    }
+    if path.is_dir() {
+        bail!("is a folder");
+    }
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.permissions().readonly()
+    {
+        bail!("file is read-only");
+    }
+    tempfile::Builder::new()
+        .prefix(".xtask-probe-")
+        .tempfile_in(dir)
+        .map(drop)
+        .with_context(|| format!("folder {dir} is not writable"))
+}
+
+fn parent_dir(path: &Utf8Path) -> &Utf8Path {
+    match path.parent() {
+        Some(p) if !p.as_str().is_empty() => p,
+        _ => Utf8Path::new("."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use camino::Utf8PathBuf;
+
+    #[test]
+    fn atomic_write_replaces_and_keeps_permissions() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = Utf8PathBuf::from_path_buf(dir.path().join("a.toml")).unwrap();
+        write_atomic(&path, b"one").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        }
+        write_atomic(&path, b"two").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "two");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o640);
+        }
+        // No temporary files are left behind.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn writability() {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = Utf8PathBuf::from_path_buf(dir.path().join("r.json")).unwrap();
+        assert!(check_writable(&ok).is_ok());
+        assert!(check_writable(Utf8Path::new("/nonexistent-dir/x.json")).is_err());
+    }
+}

@@ -1,0 +1,66 @@
+//! `cargo xtask`: build orchestration for H2O LLM Studio on Linux x86_64 + CUDA,
+//! Linux aarch64 + CUDA (Grace Hopper / Grace Blackwell), macOS arm64 + MPS, and
+//! CPU-only hosts. This file parses flags and dispatches; nothing else.
+
+mod cmd;
+mod ctx;
+mod error;
+mod fsx;
+mod platform;
+mod process;
+
+use camino::Utf8PathBuf;
+use clap::{CommandFactory, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "Install, test, containerise and validate H2O LLM Studio on every target",
+    after_help = "Exit codes: 0 ok, 1 a check failed, 2 usage or input error, 3 a required thing is absent, 130 interrupted."
+)]
+struct Cli {
+    /// The Python project to act on [default: this workspace's root when it holds a pyproject.toml]
+    #[arg(long, global = true, env = "XTASK_PROJECT", value_name = "DIR")]
+    project: Option<Utf8PathBuf>,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Show what this machine is: OS, architecture, target, GPU backend and tools
+    Platform(cmd::platform::Platform),
+    /// Run this repository's checks: cargo fmt --check, clippy -D warnings, tests
+    Ci(cmd::ci::Ci),
+}
+
+fn main() {
+    std::process::exit(real_main());
+}
+
+fn real_main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return cmd::clap_error(e),
+    };
+    let Some(command) = cli.command else {
+        print!("{}", cmd::list(&Cli::command()));
+        return 0;
+    };
+    let result = ctx::Ctx::new(cli.project).and_then(|ctx| match command {
+        Command::Platform(c) => c.run(&ctx),
+        Command::Ci(c) => c.run(&ctx),
+    });
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            let line = error::line_of(&e);
+            if !line.is_empty() {
+                eprintln!("error: {line}");
+            }
+            error::code_of(&e).as_i32()
+        }
+    }
+}

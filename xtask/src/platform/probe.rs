@@ -1,0 +1,362 @@
+//! The thin probing layer: runs commands (through `process`), loads libcuda, reads
+//! files, and hands the text to `parse`. Probes run in parallel.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use camino::Utf8PathBuf;
+
+use super::parse;
+use super::{
+    Apple, Cuda, Docker, DockerClient, Gpu, Platform, Python, Tool, Tools, decide_backend,
+    target_for,
+};
+use crate::process::{Cmd, Probe, find, find_all};
+
+const QUICK: Duration = Duration::from_secs(10);
+/// nvidia-smi can take seconds per GPU on nodes without persistence mode.
+const SLOW: Duration = Duration::from_secs(30);
+
+/// Probe the whole machine.
+pub fn detect() -> Platform {
+    let os = std::env::consts::OS.to_string();
+    let mut warnings = Vec::new();
+
+    let (arch_raw, os_version, nvidia, libcuda, apple, tools) = std::thread::scope(|s| {
+        let arch = s.spawn(arch_raw);
+        let osv = s.spawn(|| os_version(&os));
+        let nvidia = s.spawn(|| (os == "linux").then(nvidia_smi_gpus));
+        let libcuda = s.spawn(|| (os == "linux").then(libcuda));
+        let apple = s.spawn(|| (os == "macos").then(apple));
+        let tools = s.spawn(tools);
+        (
+            arch.join().expect("arch probe"),
+            osv.join().expect("os probe"),
+            nvidia.join().expect("nvidia probe"),
+            libcuda.join().expect("libcuda probe"),
+            apple.join().expect("apple probe"),
+            tools.join().expect("tool probe"),
+        )
+    });
+
+    let arch = parse::normalize_arch(&arch_raw);
+    let mut gpus = Vec::new();
+    let mut cuda = None;
+    if let Some((found, w)) = nvidia {
+        warnings.extend(w);
+        gpus = found;
+    }
+    if let Some(mut c) = libcuda {
+        c.driver_version = gpus.iter().find_map(|g| g.driver_version.clone());
+        if c.driver_cuda_version.is_none() && !gpus.is_empty() {
+            c.driver_cuda_version = nvidia_smi_banner_cuda();
+        }
+        cuda = Some(c);
+    }
+    let mut apple_info = None;
+    if let Some((found, w)) = apple {
+        warnings.extend(w);
+        if let Some((a, g)) = found {
+            gpus.push(g);
+            apple_info = Some(a);
+        }
+    }
+    let (backend, backend_evidence) =
+        decide_backend(&os, &arch, &gpus, cuda.as_ref(), apple_info.as_ref());
+    Platform {
+        target: target_for(&os, &arch).to_string(),
+        os,
+        os_version,
+        arch,
+        arch_raw,
+        backend,
+        backend_evidence,
+        gpus,
+        cuda,
+        apple: apple_info,
+        tools,
+        warnings,
+    }
+}
+
+fn arch_raw() -> String {
+    Cmd::new("uname")
+        .arg("-m")
+        .probe(QUICK)
+        .ok_stdout()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string())
+}
+
+fn os_version(os: &str) -> Option<String> {
+    match os {
+        "linux" => std::fs::read_to_string("/etc/os-release")
+            .ok()
+            .and_then(|t| parse::os_release_pretty(&t)),
+        "macos" => Cmd::new("sw_vers")
+            .arg("-productVersion")
+            .probe(QUICK)
+            .ok_stdout()
+            .map(|s| format!("macOS {}", s.trim())),
+        _ => None,
+    }
+}
+
+fn nvidia_smi_gpus() -> (Vec<Gpu>, Vec<String>) {
+    let Some(smi) = find("nvidia-smi") else {
+        return (Vec::new(), Vec::new());
+    };
+    let p = Cmd::new(smi)
+        .args([
+            "--query-gpu=index,name,uuid,driver_version,memory.total,compute_cap",
+            "--format=csv,noheader",
+        ])
+        .probe(SLOW);
+    match p.ok_stdout() {
+        Some(out) => parse::nvidia_smi_csv(out),
+        None => (Vec::new(), vec![format!("nvidia-smi {}", p.failure_line())]),
+    }
+}
+
+fn nvidia_smi_banner_cuda() -> Option<String> {
+    Cmd::new("nvidia-smi")
+        .probe(SLOW)
+        .ok_stdout()
+        .and_then(parse::nvidia_smi_banner_cuda)
+}
+
+/// dlopen libcuda and ask the driver which CUDA version it supports. No cuInit: this
+/// is cheap and safe on hosts without a GPU.
+fn libcuda() -> Cuda {
+    // SAFETY: loading the NVIDIA driver library runs its initialisers, which are
+    // designed to be loaded into arbitrary processes (every CUDA program does this).
+    let lib = match unsafe { libloading::Library::new("libcuda.so.1") } {
+        Ok(l) => l,
+        Err(e) => {
+            return Cuda {
+                libcuda_loadable: false,
+                libcuda_error: Some(e.to_string()),
+                ..Cuda::default()
+            };
+        }
+    };
+    let mut version: i32 = 0;
+    // SAFETY: cuDriverGetVersion(int*) is part of the stable driver API and may be
+    // called before cuInit.
+    let cuda_version = unsafe {
+        lib.get::<unsafe extern "C" fn(*mut i32) -> i32>(b"cuDriverGetVersion\0")
+            .ok()
+            .and_then(|f| (f(&mut version) == 0 && version > 0).then_some(version))
+    };
+    Cuda {
+        libcuda_loadable: true,
+        libcuda_error: None,
+        driver_cuda_version: cuda_version.map(parse::cuda_version_from_int),
+        driver_version: None,
+    }
+}
+
+type AppleProbe = (Option<(Apple, Gpu)>, Vec<String>);
+
+fn apple() -> AppleProbe {
+    let p = Cmd::new("system_profiler")
+        .args(["SPDisplaysDataType", "-json"])
+        .probe(SLOW);
+    let (mut found, mut warnings) = match p.ok_stdout() {
+        Some(out) => parse::system_profiler_displays(out),
+        None => (None, vec![format!("system_profiler {}", p.failure_line())]),
+    };
+    let mem = Cmd::new("sysctl").args(["-n", "hw.memsize"]).probe(QUICK);
+    match mem.ok_stdout().and_then(parse::memsize) {
+        Some(bytes) => {
+            if let Some((a, _)) = found.as_mut() {
+                a.memory_bytes = Some(bytes);
+            }
+        }
+        None => warnings.push(format!("sysctl hw.memsize {}", mem.failure_line())),
+    }
+    (found, warnings)
+}
+
+fn tools() -> Tools {
+    std::thread::scope(|s| {
+        let uv = s.spawn(|| find("uv").map(|p| tool(p, &["--version"])));
+        let pythons = s.spawn(pythons);
+        let docker = s.spawn(docker);
+        let smi = s.spawn(|| find("nvidia-smi").map(|p| tool(p, &["--version"])));
+        let nvcc = s.spawn(|| {
+            find("nvcc")
+                .or_else(|| {
+                    let p = PathBuf::from("/usr/local/cuda/bin/nvcc");
+                    p.is_file().then_some(p)
+                })
+                .map(|p| tool(p, &["--version"]))
+        });
+        Tools {
+            uv: uv.join().expect("uv probe"),
+            pythons: pythons.join().expect("python probe"),
+            docker: docker.join().expect("docker probe"),
+            nvidia_smi: smi.join().expect("nvidia-smi probe"),
+            nvcc: nvcc.join().expect("nvcc probe"),
+        }
+    })
+}
+
+fn utf8(p: PathBuf) -> Utf8PathBuf {
+    Utf8PathBuf::from_path_buf(p).unwrap_or_else(|p| Utf8PathBuf::from(p.to_string_lossy().as_ref()))
+}
+
+fn tool(path: PathBuf, args: &[&str]) -> Tool {
+    let p = Cmd::new(&path).args(args).probe(QUICK);
+    Tool {
+        version: p.ok_stdout().and_then(parse::version_in),
+        path: utf8(path),
+    }
+}
+
+/// Interpreters on PATH that answer `--version`, then pyenv's installed versions (an
+/// inactive pyenv shim fails, so the versions folder is read directly).
+pub fn pythons() -> Vec<Python> {
+    let mut candidates: Vec<(PathBuf, &'static str)> = Vec::new();
+    for name in [
+        "python3", "python", "python3.10", "python3.11", "python3.12", "python3.13",
+        "python3.14",
+    ] {
+        for p in find_all(name) {
+            candidates.push((p, "path"));
+        }
+    }
+    let pyenv_root = std::env::var_os("PYENV_ROOT")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".pyenv")));
+    if let Some(root) = pyenv_root
+        && let Ok(entries) = std::fs::read_dir(root.join("versions"))
+    {
+        let mut dirs: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        dirs.sort();
+        for d in dirs {
+            let bin = d.join("bin").join("python3");
+            if bin.is_file() {
+                candidates.push((bin, "pyenv"));
+            }
+        }
+    }
+    // Each interpreter reports its version and real executable, so a pyenv shim and
+    // the interpreter it runs are listed once.
+    let probed: Vec<Option<(Python, PathBuf)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = candidates
+            .iter()
+            .map(|(path, source)| {
+                s.spawn(move || {
+                    let out = Cmd::new(path)
+                        .args(["-c", "import sys; print(sys.version.split()[0]); print(sys.executable)"])
+                        .probe(QUICK);
+                    let (version, exe) = parse::python_identity(out.ok_stdout()?)?;
+                    let real = std::fs::canonicalize(&exe).unwrap_or(exe);
+                    Some((
+                        Python {
+                            path: utf8(path.clone()),
+                            version,
+                            source,
+                        },
+                        real,
+                    ))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().ok().flatten()).collect()
+    });
+    let mut seen: Vec<PathBuf> = Vec::new();
+    let mut out = Vec::new();
+    for (py, real) in probed.into_iter().flatten() {
+        if seen.contains(&real) {
+            continue;
+        }
+        seen.push(real);
+        out.push(py);
+    }
+    // PATH entries keep PATH order; pyenv's follow, newest first.
+    out.sort_by_key(|py| {
+        let v: Vec<u32> = py.version.split('.').filter_map(|p| p.parse().ok()).collect();
+        (py.source == "pyenv", std::cmp::Reverse(if py.source == "pyenv" { v } else { Vec::new() }))
+    });
+    out
+}
+
+fn docker() -> Docker {
+    let clients: Vec<DockerClient> = find_all("docker")
+        .into_iter()
+        .map(|path| {
+            let version = Cmd::new(&path)
+                .arg("--version")
+                .probe(QUICK)
+                .ok_stdout()
+                .and_then(parse::version_in);
+            let buildx = Cmd::new(&path)
+                .args(["buildx", "version"])
+                .probe(QUICK)
+                .ok_stdout()
+                .and_then(parse::version_in);
+            let buildkit = buildkit_mode(version.as_deref(), buildx.is_some());
+            DockerClient {
+                path: utf8(path),
+                version,
+                buildx,
+                buildkit,
+            }
+        })
+        .collect();
+    let mut docker = Docker {
+        clients,
+        ..Docker::default()
+    };
+    if let Some(first) = docker.clients.first() {
+        let p = Cmd::new(first.path.as_std_path())
+            .args(["version", "--format", "{{.Server.Version}}"])
+            .probe(QUICK);
+        match (p.ok_stdout().map(str::trim), &p) {
+            (Some(v), _) if !v.is_empty() => docker.daemon = Some(v.to_string()),
+            (_, Probe::Exited { stderr, .. }) if stderr.contains("Cannot connect") => {
+                docker.daemon_error = Some("no daemon answers on the Docker socket".into())
+            }
+            _ => docker.daemon_error = Some(p.failure_line()),
+        }
+    }
+    docker
+}
+
+/// Docker clients from 23 on need the buildx plugin for BuildKit; older ones have the
+/// builder built in and use it with DOCKER_BUILDKIT=1.
+pub fn buildkit_mode(client_version: Option<&str>, buildx: bool) -> &'static str {
+    if buildx {
+        return "buildx";
+    }
+    match client_version.and_then(parse::major) {
+        Some(m) if m < 23 => "legacy",
+        _ => "none",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buildkit_modes() {
+        assert_eq!(buildkit_mode(Some("28.2.2"), true), "buildx");
+        assert_eq!(buildkit_mode(Some("28.2.2"), false), "none");
+        assert_eq!(buildkit_mode(Some("20.10.24+dfsg1"), false), "legacy");
+        assert_eq!(buildkit_mode(None, false), "none");
+    }
+
+    #[test]
+    fn detect_this_machine() {
+        let p = detect();
+        assert!(!p.arch.is_empty());
+        assert_eq!(p.target, target_for(&p.os, &p.arch));
+        assert!(!p.backend_evidence.is_empty());
+        // Every interpreter listed answered with a version.
+        assert!(p.tools.pythons.iter().all(|py| py.version.starts_with(['2', '3'])));
+    }
+}

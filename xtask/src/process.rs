@@ -1,0 +1,280 @@
+//! The only place that spawns processes. Always argument vectors (duct), never a
+//! shell string. Probes capture output under a time limit; visible runs print the
+//! command first and map the child's status onto the exit-code contract.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::error;
+
+/// A command line: program plus arguments, with optional environment and folder.
+#[derive(Clone, Debug)]
+pub struct Cmd {
+    program: PathBuf,
+    args: Vec<OsString>,
+    env: Vec<(OsString, OsString)>,
+    dir: Option<PathBuf>,
+}
+
+impl Cmd {
+    pub fn new(program: impl Into<PathBuf>) -> Self {
+        Cmd {
+            program: program.into(),
+            args: Vec::new(),
+            env: Vec::new(),
+            dir: None,
+        }
+    }
+
+    pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.dir = Some(dir.into());
+        self
+    }
+
+    fn expression(&self) -> duct::Expression {
+        let mut e = duct::cmd(&self.program, &self.args);
+        for (k, v) in &self.env {
+            e = e.env(k, v);
+        }
+        if let Some(d) = &self.dir {
+            e = e.dir(d);
+        }
+        e
+    }
+
+    /// The command as a user could paste it into a shell (for display only).
+    pub fn display(&self) -> String {
+        let mut parts: Vec<String> = self
+            .env
+            .iter()
+            .map(|(k, v)| format!("{}={}", k.to_string_lossy(), quote(&v.to_string_lossy())))
+            .collect();
+        parts.push(quote(&self.program.to_string_lossy()));
+        parts.extend(self.args.iter().map(|a| quote(&a.to_string_lossy())));
+        parts.join(" ")
+    }
+
+    /// Run with captured output, killed after `timeout`. Never fails: the outcome says
+    /// what happened, so probing code can turn it into a warning.
+    pub fn probe(&self, timeout: Duration) -> Probe {
+        let handle = match self
+            .expression()
+            .stdin_null()
+            .stdout_capture()
+            .stderr_capture()
+            .unchecked()
+            .start()
+        {
+            Ok(h) => h,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Probe::NotFound,
+            Err(e) => return Probe::SpawnError(e.to_string()),
+        };
+        match handle.wait_timeout(timeout) {
+            Ok(Some(out)) => Probe::Exited {
+                code: out.status.code(),
+                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            },
+            Ok(None) => {
+                let _ = handle.kill();
+                Probe::TimedOut(timeout)
+            }
+            Err(e) => Probe::SpawnError(e.to_string()),
+        }
+    }
+
+    /// Print the command to stderr, run it with inherited stdio, and map its status:
+    /// success → Ok, SIGINT / 130 → interrupted (130), anything else → failed (1).
+    pub fn run_shown(&self) -> Result<()> {
+        eprintln!("$ {}", self.display());
+        let out = match self.expression().unchecked().run() {
+            Ok(out) => out,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(error::absent(format!(
+                    "`{}` not found on PATH",
+                    self.program.display()
+                )));
+            }
+            Err(e) => return Err(anyhow::anyhow!("cannot start `{}`: {e}", self.display())),
+        };
+        status_result(&self.display(), out.status)
+    }
+}
+
+fn status_result(shown: &str, status: std::process::ExitStatus) -> Result<()> {
+    if status.success() {
+        return Ok(());
+    }
+    if was_interrupted(status) {
+        return Err(error::interrupted(format!("interrupted: `{shown}`")));
+    }
+    match status.code() {
+        Some(c) => Err(error::failed(format!("`{shown}` exited with {c}"))),
+        None => Err(error::failed(format!("`{shown}` was killed ({status})"))),
+    }
+}
+
+#[cfg(unix)]
+fn was_interrupted(status: std::process::ExitStatus) -> bool {
+    use std::os::unix::process::ExitStatusExt;
+    status.signal() == Some(2) || status.code() == Some(130)
+}
+
+#[cfg(not(unix))]
+fn was_interrupted(status: std::process::ExitStatus) -> bool {
+    status.code() == Some(130)
+}
+
+/// What a probe saw.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Probe {
+    NotFound,
+    SpawnError(String),
+    TimedOut(Duration),
+    Exited {
+        code: Option<i32>,
+        stdout: String,
+        stderr: String,
+    },
+}
+
+impl Probe {
+    /// stdout when the command exited 0.
+    pub fn ok_stdout(&self) -> Option<&str> {
+        match self {
+            Probe::Exited {
+                code: Some(0),
+                stdout,
+                ..
+            } => Some(stdout),
+            _ => None,
+        }
+    }
+
+    /// One line describing a probe that did not succeed (for warnings and evidence).
+    pub fn failure_line(&self) -> String {
+        match self {
+            Probe::NotFound => "not found".into(),
+            Probe::SpawnError(e) => format!("could not start: {e}"),
+            Probe::TimedOut(t) => format!("no answer within {} s", t.as_secs()),
+            Probe::Exited {
+                code,
+                stdout,
+                stderr,
+            } => {
+                let text = first_line(stderr).or_else(|| first_line(stdout));
+                let code = code.map_or("a signal".to_string(), |c| c.to_string());
+                match text {
+                    Some(t) => format!("exited with {code}: {t}"),
+                    None => format!("exited with {code}"),
+                }
+            }
+        }
+    }
+}
+
+fn first_line(s: &str) -> Option<String> {
+    s.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .map(str::to_string)
+}
+
+/// Quote for display the way a POSIX shell would need it.
+pub fn quote(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%{}".contains(c));
+    if plain {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// Find a program on PATH (all matches, in PATH order, for tools with PATH traps).
+pub fn find_all(program: &str) -> Vec<PathBuf> {
+    match which::which_all(program) {
+        Ok(iter) => {
+            let mut seen = Vec::<PathBuf>::new();
+            for p in iter {
+                let canon = std::fs::canonicalize(&p).unwrap_or_else(|_| p.clone());
+                if !seen
+                    .iter()
+                    .any(|s| std::fs::canonicalize(s).unwrap_or_else(|_| s.clone()) == canon)
+                {
+                    seen.push(p);
+                }
+            }
+            seen
+        }
+        Err(_) => Vec::new(),
+    }
+}
+
+pub fn find(program: &str) -> Option<PathBuf> {
+    which::which(program).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_quotes_only_what_needs_it() {
+        let c = Cmd::new("cargo")
+            .args(["clippy", "--", "-D", "warnings"])
+            .arg("a b")
+            .arg("it's");
+        assert_eq!(c.display(), r"cargo clippy -- -D warnings 'a b' 'it'\''s'");
+    }
+
+    #[test]
+    fn probe_reports_missing_programs_and_exit_codes() {
+        assert_eq!(
+            Cmd::new("definitely-not-a-program-here").probe(Duration::from_secs(5)),
+            Probe::NotFound
+        );
+        let p = Cmd::new("python3")
+            .args(["-c", "import sys; print('out'); sys.stderr.write('err\\n'); sys.exit(3)"])
+            .probe(Duration::from_secs(5));
+        assert_eq!(p.failure_line(), "exited with 3: err");
+        assert!(p.ok_stdout().is_none());
+    }
+
+    #[test]
+    fn probe_times_out() {
+        let p = Cmd::new("sleep").arg("5").probe(Duration::from_millis(200));
+        assert!(matches!(p, Probe::TimedOut(_)), "{p:?}");
+    }
+
+    #[test]
+    fn run_shown_maps_status() {
+        let e = Cmd::new("false").run_shown().unwrap_err();
+        assert_eq!(error::code_of(&e), error::Code::Failed);
+        let e = Cmd::new("no-such-program-xyz").run_shown().unwrap_err();
+        assert_eq!(error::code_of(&e), error::Code::Absent);
+        let e = Cmd::new("python3")
+            .args(["-c", "raise SystemExit(130)"])
+            .run_shown()
+            .unwrap_err();
+        assert_eq!(error::code_of(&e), error::Code::Interrupted);
+    }
+}
