@@ -13,14 +13,15 @@ use crate::error;
 /// A command line: program plus arguments, with optional environment and folder.
 #[derive(Clone, Debug)]
 pub struct Cmd {
-    program: PathBuf,
+    /// An `OsString`, not a `Path`: duct looks bare names up on PATH only for strings.
+    program: OsString,
     args: Vec<OsString>,
     env: Vec<(OsString, OsString)>,
     dir: Option<PathBuf>,
 }
 
 impl Cmd {
-    pub fn new(program: impl Into<PathBuf>) -> Self {
+    pub fn new(program: impl Into<OsString>) -> Self {
         Cmd {
             program: program.into(),
             args: Vec::new(),
@@ -109,7 +110,7 @@ impl Cmd {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(error::absent(format!(
                     "`{}` not found on PATH",
-                    self.program.display()
+                    self.program.to_string_lossy()
                 )));
             }
             Err(e) => return Err(anyhow::anyhow!("cannot start `{}`: {e}", self.display())),

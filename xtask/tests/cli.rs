@@ -1,0 +1,208 @@
+//! End-to-end tests of the `cargo xtask` binary: the CLI surface and `platform`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn xtask() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    c.env_remove("XTASK_PROJECT");
+    c
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/platform")
+        .join(name)
+}
+
+#[test]
+fn no_arguments_lists_each_command_once() {
+    let o = xtask().output().unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    let out = stdout(&o);
+    let commands: Vec<&str> = out
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert!(commands.contains(&"platform"), "{out}");
+    assert!(commands.contains(&"ci"), "{out}");
+    // Every listed command exists: its --help succeeds.
+    for c in &commands {
+        let h = xtask().args([c, "--help"]).output().unwrap();
+        assert_eq!(h.status.code(), Some(0), "{c} --help: {}", stderr(&h));
+    }
+}
+
+#[test]
+fn unknown_command_is_one_line_exit_2() {
+    let o = xtask().arg("platfrom").output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("unrecognized subcommand 'platfrom'"), "{err}");
+    assert!(err.contains("'platform'"), "suggestion missing: {err}");
+}
+
+#[test]
+fn unknown_flag_is_one_line_exit_2() {
+    let o = xtask().args(["platform", "--jsn"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+}
+
+#[test]
+fn missing_project_names_the_flag() {
+    let o = xtask()
+        .args(["--project", "/nonexistent", "platform"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("--project /nonexistent"), "{err}");
+    assert!(o.stdout.is_empty());
+
+    // The same through the environment variable.
+    let o = xtask()
+        .env("XTASK_PROJECT", "/nonexistent")
+        .arg("platform")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+
+    // A folder without pyproject.toml is not a project either.
+    let empty = tempfile::tempdir().unwrap();
+    let o = xtask()
+        .arg("--project")
+        .arg(empty.path())
+        .arg("platform")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no pyproject.toml"), "{}", stderr(&o));
+}
+
+#[test]
+fn platform_json_describes_this_machine() {
+    let o = xtask().args(["platform", "--json"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
+    for key in ["os", "arch", "arch_raw", "target", "backend", "gpus", "tools", "warnings"] {
+        assert!(v.get(key).is_some(), "missing {key}: {v}");
+    }
+    let arch = v["arch"].as_str().unwrap();
+    assert!(arch == "x86_64" || arch == "aarch64", "{arch}");
+    if v["os"] == "linux" {
+        assert_eq!(v["target"], format!("linux-{arch}-cuda"));
+    }
+    assert!(["cuda", "mps", "cpu"].contains(&v["backend"].as_str().unwrap()));
+    assert!(v["tools"]["pythons"].is_array());
+    assert!(v["tools"]["docker"]["clients"].is_array());
+}
+
+#[test]
+fn platform_table_and_output_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("platform.json");
+    let o = xtask()
+        .args(["platform", "--output"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let table = stdout(&o);
+    for key in ["os", "arch", "target", "backend", "uv", "python", "docker", "nvcc"] {
+        assert!(
+            table.lines().any(|l| l.starts_with(key)),
+            "row {key} missing:\n{table}"
+        );
+    }
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert!(saved["target"].is_string());
+
+    let o = xtask()
+        .args(["platform", "--output", "/nonexistent-dir/p.json"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--output /nonexistent-dir/p.json"), "{}", stderr(&o));
+}
+
+/// Write an executable that prints a recorded output, to stand in for a tool this
+/// machine lacks (the recording is the test data; the parser and binary are real).
+#[cfg(unix)]
+fn recorded_tool(dir: &Path, name: &str, recording: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    let body = format!(
+        "#!/bin/sh\ncase \"$1\" in --query-gpu=*) exec cat '{}';; esac\nexit 0\n",
+        recording.display()
+    );
+    std::fs::write(&path, body).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[cfg(unix)]
+fn with_recorded_nvidia_smi(recording: &str) -> Output {
+    let bin = tempfile::tempdir().unwrap();
+    recorded_tool(bin.path(), "nvidia-smi", &fixture(recording));
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    xtask()
+        .env("PATH", path)
+        .args(["platform", "--json"])
+        .output()
+        .unwrap()
+}
+
+#[cfg(all(unix, target_os = "linux"))]
+#[test]
+fn malformed_nvidia_smi_is_a_warning_not_a_crash() {
+    let o = with_recorded_nvidia_smi("nvidia-smi-malformed.csv");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let err = stderr(&o);
+    let warnings: Vec<&str> = err.lines().filter(|l| l.starts_with("warning:")).collect();
+    assert_eq!(warnings.len(), 2, "{err}");
+    assert!(warnings[0].contains("nvidia-smi line 2"), "{err}");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["gpus"].as_array().unwrap().len(), 2);
+    assert_eq!(v["warnings"].as_array().unwrap().len(), 2);
+    if v["cuda"]["libcuda_loadable"] == false {
+        // GPUs listed but no driver library: not a CUDA host, and the evidence says why.
+        assert_eq!(v["backend"], "cpu");
+        assert!(
+            v["backend_evidence"][0]
+                .as_str()
+                .unwrap()
+                .contains("libcuda cannot be loaded")
+        );
+    }
+}
+
+#[cfg(all(unix, target_os = "linux"))]
+#[test]
+fn eight_gpu_node_is_listed() {
+    let o = with_recorded_nvidia_smi("nvidia-smi-8gpu.csv");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let gpus = v["gpus"].as_array().unwrap();
+    assert_eq!(gpus.len(), 8);
+    assert_eq!(gpus[7]["index"], 7);
+    assert_eq!(gpus[0]["compute_capability"], "9.0");
+    assert!(v["warnings"].as_array().unwrap().is_empty());
+}
