@@ -254,7 +254,10 @@ mod tests {
             Probe::NotFound
         );
         let p = Cmd::new("python3")
-            .args(["-c", "import sys; print('out'); sys.stderr.write('err\\n'); sys.exit(3)"])
+            .args([
+                "-c",
+                "import sys; print('out'); sys.stderr.write('err\\n'); sys.exit(3)",
+            ])
             .probe(Duration::from_secs(5));
         assert_eq!(p.failure_line(), "exited with 3: err");
         assert!(p.ok_stdout().is_none());

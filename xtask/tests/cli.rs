@@ -98,7 +98,9 @@ fn platform_json_describes_this_machine() {
     let o = xtask().args(["platform", "--json"]).output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
-    for key in ["os", "arch", "arch_raw", "target", "backend", "gpus", "tools", "warnings"] {
+    for key in [
+        "os", "arch", "arch_raw", "target", "backend", "gpus", "tools", "warnings",
+    ] {
         assert!(v.get(key).is_some(), "missing {key}: {v}");
     }
     let arch = v["arch"].as_str().unwrap();
@@ -122,7 +124,9 @@ fn platform_table_and_output_file() {
         .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let table = stdout(&o);
-    for key in ["os", "arch", "target", "backend", "uv", "python", "docker", "nvcc"] {
+    for key in [
+        "os", "arch", "target", "backend", "uv", "python", "docker", "nvcc",
+    ] {
         assert!(
             table.lines().any(|l| l.starts_with(key)),
             "row {key} missing:\n{table}"
@@ -137,7 +141,11 @@ fn platform_table_and_output_file() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("--output /nonexistent-dir/p.json"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--output /nonexistent-dir/p.json"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 /// Write an executable that prints a recorded output, to stand in for a tool this

@@ -86,7 +86,10 @@ pub fn render(p: &Report) -> String {
     if let Some(a) = &p.apple
         && let Some(m) = a.memory_bytes
     {
-        row("memory", format!("{:.0} GiB unified", m as f64 / (1u64 << 30) as f64));
+        row(
+            "memory",
+            format!("{:.0} GiB unified", m as f64 / (1u64 << 30) as f64),
+        );
     }
     let t = &p.tools;
     row("uv", tool_line(t.uv.as_ref()));
@@ -94,13 +97,19 @@ pub fn render(p: &Report) -> String {
         row("python", MISSING.into());
     }
     for py in &t.pythons {
-        row("python", format!("{} {} ({})", py.version, py.path, py.source));
+        row(
+            "python",
+            format!("{} {} ({})", py.version, py.path, py.source),
+        );
     }
     if t.docker.clients.is_empty() {
         row("docker", MISSING.into());
     }
     for c in &t.docker.clients {
-        let buildx = c.buildx.as_deref().map_or("no buildx".into(), |v| format!("buildx {v}"));
+        let buildx = c
+            .buildx
+            .as_deref()
+            .map_or("no buildx".into(), |v| format!("buildx {v}"));
         let buildkit = match c.buildkit {
             "buildx" => "BuildKit via buildx",
             "legacy" => "BuildKit via DOCKER_BUILDKIT=1",

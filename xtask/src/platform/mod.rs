@@ -159,8 +159,9 @@ pub fn decide_backend(
         let loadable = cuda.is_some_and(|c| c.libcuda_loadable);
         match (nvidia.len(), loadable) {
             (0, false) => evidence.push("no NVIDIA GPU listed by nvidia-smi".to_string()),
-            (0, true) => evidence
-                .push("libcuda loads but nvidia-smi lists no NVIDIA GPU".to_string()),
+            (0, true) => {
+                evidence.push("libcuda loads but nvidia-smi lists no NVIDIA GPU".to_string())
+            }
             (n, false) => {
                 let why = cuda
                     .and_then(|c| c.libcuda_error.clone())

@@ -129,7 +129,9 @@ pub fn system_profiler_displays(text: &str) -> (Option<(Apple, Gpu)>, Vec<String
             Some(c) => match c.parse::<u32>() {
                 Ok(v) => Some(v),
                 Err(_) => {
-                    warnings.push(format!("system_profiler: GPU core count {c:?} is not a number"));
+                    warnings.push(format!(
+                        "system_profiler: GPU core count {c:?} is not a number"
+                    ));
                     None
                 }
             },
@@ -199,7 +201,9 @@ fn leading_version(word: &str) -> Option<String> {
         .take_while(|c| c.is_ascii_alphanumeric() || *c == '.' || *c == '+' || *c == '-')
         .collect();
     let mut parts = v.split('.');
-    let first_numeric = parts.next().is_some_and(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
+    let first_numeric = parts
+        .next()
+        .is_some_and(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
     (first_numeric && v.contains('.')).then_some(v)
 }
 
@@ -265,7 +269,10 @@ mod tests {
             gpus.iter().map(|g| g.index).collect::<Vec<_>>(),
             (0..8).collect::<Vec<_>>()
         );
-        assert!(gpus.iter().all(|g| g.compute_capability.as_deref() == Some("9.0")));
+        assert!(
+            gpus.iter()
+                .all(|g| g.compute_capability.as_deref() == Some("9.0"))
+        );
     }
 
     #[test]
@@ -278,10 +285,22 @@ mod tests {
         assert_eq!(gpus[1].memory_mib, None);
         assert_eq!(gpus[1].compute_capability, None);
         assert_eq!(w.len(), 2, "{w:?}");
-        assert!(w[0].contains("line 2") && w[0].contains("expected 6"), "{w:?}");
-        assert!(w[1].contains("line 3") && w[1].contains("not a number"), "{w:?}");
+        assert!(
+            w[0].contains("line 2") && w[0].contains("expected 6"),
+            "{w:?}"
+        );
+        assert!(
+            w[1].contains("line 3") && w[1].contains("not a number"),
+            "{w:?}"
+        );
         // Total garbage and empty output never panic.
-        for junk in ["", "\n\n", ",,,,,,,,,,", "No devices were found", "\u{0}\u{ff}"] {
+        for junk in [
+            "",
+            "\n\n",
+            ",,,,,,,,,,",
+            "No devices were found",
+            "\u{0}\u{ff}",
+        ] {
             let (g, _) = nvidia_smi_csv(junk);
             assert!(g.is_empty(), "{junk:?}");
         }
@@ -343,9 +362,13 @@ mod tests {
 
     #[test]
     fn python_identities() {
-        let (v, exe) = python_identity("3.12.1\n/root/.pyenv/versions/3.12.1/bin/python3\n").unwrap();
+        let (v, exe) =
+            python_identity("3.12.1\n/root/.pyenv/versions/3.12.1/bin/python3\n").unwrap();
         assert_eq!(v, "3.12.1");
-        assert_eq!(exe, std::path::PathBuf::from("/root/.pyenv/versions/3.12.1/bin/python3"));
+        assert_eq!(
+            exe,
+            std::path::PathBuf::from("/root/.pyenv/versions/3.12.1/bin/python3")
+        );
         assert!(python_identity("2.7.18\n/usr/bin/python2\n").is_none());
         assert!(python_identity("3.11.2\n").is_none());
         assert!(python_identity("").is_none());
@@ -353,7 +376,10 @@ mod tests {
 
     #[test]
     fn versions() {
-        assert_eq!(version_in("uv 0.13.9 (a1b2c3 2026-10-01)").as_deref(), Some("0.13.9"));
+        assert_eq!(
+            version_in("uv 0.13.9 (a1b2c3 2026-10-01)").as_deref(),
+            Some("0.13.9")
+        );
         assert_eq!(version_in("Python 3.11.7\n").as_deref(), Some("3.11.7"));
         assert_eq!(
             version_in("Docker version 28.2.2, build e6534b4").as_deref(),

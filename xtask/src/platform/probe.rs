@@ -204,7 +204,8 @@ fn tools() -> Tools {
 }
 
 fn utf8(p: PathBuf) -> Utf8PathBuf {
-    Utf8PathBuf::from_path_buf(p).unwrap_or_else(|p| Utf8PathBuf::from(p.to_string_lossy().as_ref()))
+    Utf8PathBuf::from_path_buf(p)
+        .unwrap_or_else(|p| Utf8PathBuf::from(p.to_string_lossy().as_ref()))
 }
 
 fn tool(path: PathBuf, args: &[&str]) -> Tool {
@@ -220,7 +221,12 @@ fn tool(path: PathBuf, args: &[&str]) -> Tool {
 pub fn pythons() -> Vec<Python> {
     let mut candidates: Vec<(PathBuf, &'static str)> = Vec::new();
     for name in [
-        "python3", "python", "python3.10", "python3.11", "python3.12", "python3.13",
+        "python3",
+        "python",
+        "python3.10",
+        "python3.11",
+        "python3.12",
+        "python3.13",
         "python3.14",
     ] {
         for p in find_all(name) {
@@ -250,7 +256,10 @@ pub fn pythons() -> Vec<Python> {
             .map(|(path, source)| {
                 s.spawn(move || {
                     let out = Cmd::new(path)
-                        .args(["-c", "import sys; print(sys.version.split()[0]); print(sys.executable)"])
+                        .args([
+                            "-c",
+                            "import sys; print(sys.version.split()[0]); print(sys.executable)",
+                        ])
                         .probe(QUICK);
                     let (version, exe) = parse::python_identity(out.ok_stdout()?)?;
                     let real = std::fs::canonicalize(&exe).unwrap_or(exe);
@@ -265,7 +274,10 @@ pub fn pythons() -> Vec<Python> {
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().ok().flatten()).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().ok().flatten())
+            .collect()
     });
     let mut seen: Vec<PathBuf> = Vec::new();
     let mut out = Vec::new();
@@ -278,8 +290,15 @@ pub fn pythons() -> Vec<Python> {
     }
     // PATH entries keep PATH order; pyenv's follow, newest first.
     out.sort_by_key(|py| {
-        let v: Vec<u32> = py.version.split('.').filter_map(|p| p.parse().ok()).collect();
-        (py.source == "pyenv", std::cmp::Reverse(if py.source == "pyenv" { v } else { Vec::new() }))
+        let v: Vec<u32> = py
+            .version
+            .split('.')
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        (
+            py.source == "pyenv",
+            std::cmp::Reverse(if py.source == "pyenv" { v } else { Vec::new() }),
+        )
     });
     out
 }
@@ -357,6 +376,11 @@ mod tests {
         assert_eq!(p.target, target_for(&p.os, &p.arch));
         assert!(!p.backend_evidence.is_empty());
         // Every interpreter listed answered with a version.
-        assert!(p.tools.pythons.iter().all(|py| py.version.starts_with(['2', '3'])));
+        assert!(
+            p.tools
+                .pythons
+                .iter()
+                .all(|py| py.version.starts_with(['2', '3']))
+        );
     }
 }
