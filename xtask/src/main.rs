@@ -6,7 +6,9 @@ mod cmd;
 mod ctx;
 mod error;
 mod fsx;
+mod pep;
 mod platform;
+mod policy;
 mod process;
 
 use camino::Utf8PathBuf;

@@ -3,20 +3,26 @@
 use std::fmt::Write as _;
 
 use anyhow::Result;
+use camino::Utf8PathBuf;
 
 use crate::ctx::{Ctx, OutputArgs};
 use crate::platform::{self, Platform as Report};
+use crate::policy::Policy;
 
 #[derive(clap::Args, Debug)]
 pub struct Platform {
+    /// The support matrix that maps this machine to a target [default: templates/platforms.toml]
+    #[arg(long, value_name = "FILE")]
+    policy: Option<Utf8PathBuf>,
     #[command(flatten)]
     out: OutputArgs,
 }
 
 impl Platform {
-    pub fn run(self, _ctx: &Ctx) -> Result<()> {
+    pub fn run(self, ctx: &Ctx) -> Result<()> {
         self.out.preflight()?;
-        let report = platform::probe::detect();
+        let policy = Policy::load(&ctx.workspace, self.policy.as_deref())?;
+        let report = platform::probe::detect(&policy);
         for w in &report.warnings {
             eprintln!("warning: {w}");
         }

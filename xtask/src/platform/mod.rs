@@ -120,6 +120,7 @@ pub struct Platform {
     pub os_version: Option<String>,
     pub arch: String,
     pub arch_raw: String,
+    /// The policy's target for this OS and architecture, or "unsupported".
     pub target: String,
     pub backend: Backend,
     pub backend_evidence: Vec<String>,
@@ -132,18 +133,8 @@ pub struct Platform {
     pub warnings: Vec<String>,
 }
 
-/// Canonical target names. A target is a lock environment, not an accelerator.
+/// The target of a machine the policy has no target for.
 pub const UNSUPPORTED: &str = "unsupported";
-
-/// The target a machine maps to, by OS and normalised architecture.
-pub fn target_for(os: &str, arch: &str) -> &'static str {
-    match (os, arch) {
-        ("linux", "x86_64") => "linux-x86_64-cuda",
-        ("linux", "aarch64") => "linux-aarch64-cuda",
-        ("macos", "aarch64") => "macos-arm64-mps",
-        _ => UNSUPPORTED,
-    }
-}
 
 /// Decide the backend from what was seen, with the evidence for it.
 pub fn decide_backend(
@@ -232,15 +223,6 @@ mod tests {
             name: name.into(),
             ..Gpu::default()
         }
-    }
-
-    #[test]
-    fn targets() {
-        assert_eq!(target_for("linux", "x86_64"), "linux-x86_64-cuda");
-        assert_eq!(target_for("linux", "aarch64"), "linux-aarch64-cuda");
-        assert_eq!(target_for("macos", "aarch64"), "macos-arm64-mps");
-        assert_eq!(target_for("macos", "x86_64"), UNSUPPORTED);
-        assert_eq!(target_for("windows", "x86_64"), UNSUPPORTED);
     }
 
     #[test]

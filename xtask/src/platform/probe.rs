@@ -8,17 +8,18 @@ use camino::Utf8PathBuf;
 
 use super::parse;
 use super::{
-    Apple, Cuda, Docker, DockerClient, Gpu, Platform, Python, Tool, Tools, decide_backend,
-    target_for,
+    Apple, Cuda, Docker, DockerClient, Gpu, Platform, Python, Tool, Tools, UNSUPPORTED,
+    decide_backend,
 };
+use crate::policy::Policy;
 use crate::process::{Cmd, Probe, find, find_all};
 
 const QUICK: Duration = Duration::from_secs(10);
 /// nvidia-smi can take seconds per GPU on nodes without persistence mode.
 const SLOW: Duration = Duration::from_secs(30);
 
-/// Probe the whole machine.
-pub fn detect() -> Platform {
+/// Probe the whole machine; the policy maps it to a target.
+pub fn detect(policy: &Policy) -> Platform {
     let os = std::env::consts::OS.to_string();
     let mut warnings = Vec::new();
 
@@ -64,7 +65,9 @@ pub fn detect() -> Platform {
     let (backend, backend_evidence) =
         decide_backend(&os, &arch, &gpus, cuda.as_ref(), apple_info.as_ref());
     Platform {
-        target: target_for(&os, &arch).to_string(),
+        target: policy
+            .target_for_host(&os, &arch)
+            .map_or(UNSUPPORTED.to_string(), |t| t.name.clone()),
         os,
         os_version,
         arch,
@@ -371,9 +374,12 @@ mod tests {
 
     #[test]
     fn detect_this_machine() {
-        let p = detect();
+        let policy = crate::policy::tests::shipped();
+        let p = detect(&policy);
         assert!(!p.arch.is_empty());
-        assert_eq!(p.target, target_for(&p.os, &p.arch));
+        if p.os == "linux" {
+            assert_eq!(p.target, format!("linux-{}-cuda", p.arch));
+        }
         assert!(!p.backend_evidence.is_empty());
         // Every interpreter listed answered with a version.
         assert!(

@@ -1,0 +1,154 @@
+//! PEP 508 requirements and markers, PEP 440 versions: thin helpers over pep508_rs so
+//! the rest of the code speaks in targets, not marker environments.
+
+use std::str::FromStr;
+
+use anyhow::{Result, anyhow};
+use pep508_rs::pep440_rs::{Operator, Version, VersionSpecifiers};
+use pep508_rs::{ExtraName, MarkerEnvironment, MarkerEnvironmentBuilder, MarkerTree, Requirement};
+
+/// A marker environment for a platform (`sys_platform`, `platform_machine`) and a Python
+/// `X.Y` version. Fields no policy marker uses get CPython's usual values.
+pub fn environment(sys_platform: &str, machine: &str, python: &str) -> Result<MarkerEnvironment> {
+    let system = match sys_platform {
+        "linux" => "Linux",
+        "darwin" => "Darwin",
+        "win32" => "Windows",
+        other => other,
+    };
+    let full = if python.matches('.').count() >= 2 {
+        python.to_string()
+    } else {
+        format!("{python}.0")
+    };
+    let short: String = full.splitn(3, '.').take(2).collect::<Vec<_>>().join(".");
+    MarkerEnvironment::try_from(MarkerEnvironmentBuilder {
+        implementation_name: "cpython",
+        implementation_version: &full,
+        os_name: if sys_platform == "win32" { "nt" } else { "posix" },
+        platform_machine: machine,
+        platform_python_implementation: "CPython",
+        platform_release: "",
+        platform_system: system,
+        platform_version: "",
+        python_full_version: &full,
+        python_version: &short,
+        sys_platform,
+    })
+    .map_err(|e| anyhow!("python version {python:?}: {e}"))
+}
+
+/// Parse a marker expression; the empty string is "always true".
+pub fn marker(text: &str) -> Result<MarkerTree> {
+    if text.trim().is_empty() {
+        return Ok(MarkerTree::TRUE);
+    }
+    text.parse::<MarkerTree>()
+        .map_err(|e| anyhow!("{}", first_line(&e.to_string())))
+}
+
+/// Parse a PEP 508 requirement.
+pub fn requirement(text: &str) -> Result<Requirement> {
+    Requirement::from_str(text).map_err(|e| anyhow!("{}", first_line(&e.to_string())))
+}
+
+pub fn specifiers(text: &str) -> Result<VersionSpecifiers> {
+    VersionSpecifiers::from_str(text).map_err(|e| anyhow!("{e}"))
+}
+
+pub fn version(text: &str) -> Result<Version> {
+    Version::from_str(text).map_err(|e| anyhow!("{e}"))
+}
+
+pub fn evaluate(marker: &MarkerTree, env: &MarkerEnvironment, extra: Option<&str>) -> bool {
+    let extras: Vec<ExtraName> = extra
+        .and_then(|e| ExtraName::from_str(e).ok())
+        .into_iter()
+        .collect();
+    marker.evaluate(env, &extras)
+}
+
+/// The lowest version a requirement allows (from `==`, `===`, `~=`, `>=`, `>`), or None
+/// when it has no lower bound (or is a URL).
+pub fn lowest_version(req: &Requirement) -> Option<Version> {
+    let Some(pep508_rs::VersionOrUrl::VersionSpecifier(specs)) = &req.version_or_url else {
+        return None;
+    };
+    specs
+        .iter()
+        .filter(|s| {
+            matches!(
+                s.operator(),
+                Operator::Equal
+                    | Operator::ExactEqual
+                    | Operator::EqualStar
+                    | Operator::TildeEqual
+                    | Operator::GreaterThan
+                    | Operator::GreaterThanEqual
+            )
+        })
+        .map(|s| s.version().clone())
+        .max()
+}
+
+/// Split a requirement string at its marker separator: `("name>=1 ", Some(" marker"))`.
+/// URL requirements need whitespace before `;` (PEP 508), so a `;` inside a URL stays.
+pub fn split_marker(text: &str) -> (&str, Option<&str>) {
+    let is_url = text.contains('@');
+    let pos = if is_url {
+        text.char_indices()
+            .find(|&(i, c)| c == ';' && i > 0 && text[..i].ends_with(char::is_whitespace))
+            .map(|(i, _)| i)
+    } else {
+        text.find(';')
+    };
+    match pos {
+        Some(i) => (&text[..i], Some(&text[i + 1..])),
+        None => (text, None),
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or_default().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markers_evaluate_per_platform() {
+        let linux = environment("linux", "aarch64", "3.12").unwrap();
+        let mac = environment("darwin", "arm64", "3.12").unwrap();
+        let m = marker("sys_platform != 'darwin' or platform_machine != 'arm64'").unwrap();
+        assert!(evaluate(&m, &linux, None));
+        assert!(!evaluate(&m, &mac, None));
+        let py = marker("python_version >= '3.11' and python_full_version < '3.13'").unwrap();
+        assert!(evaluate(&py, &linux, None));
+        assert!(evaluate(&marker("").unwrap(), &mac, None));
+        let extra = marker("extra == 'flash'").unwrap();
+        assert!(evaluate(&extra, &linux, Some("flash")));
+        assert!(!evaluate(&extra, &linux, None));
+        assert!(marker("sys_platform = 'linux'").is_err());
+    }
+
+    #[test]
+    fn lowest_versions() {
+        let low = |s: &str| lowest_version(&requirement(s).unwrap()).map(|v| v.to_string());
+        assert_eq!(low("bitsandbytes==0.47.0").as_deref(), Some("0.47.0"));
+        assert_eq!(low("bitsandbytes>=0.45, <1").as_deref(), Some("0.45"));
+        assert_eq!(low("bitsandbytes<1"), None);
+        assert_eq!(low("bitsandbytes"), None);
+        assert!(requirement("bitsandbytes>=").is_err());
+    }
+
+    #[test]
+    fn marker_split() {
+        assert_eq!(split_marker("a>=1 ; sys_platform == 'linux'"), ("a>=1 ", Some(" sys_platform == 'linux'")));
+        assert_eq!(split_marker("a>=1"), ("a>=1", None));
+        assert_eq!(
+            split_marker("a @ https://x/y;z.whl ; os_name == 'posix'"),
+            ("a @ https://x/y;z.whl ", Some(" os_name == 'posix'"))
+        );
+    }
+}

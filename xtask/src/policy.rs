@@ -1,0 +1,508 @@
+//! templates/platforms.toml parsed into types and checked: the single source of truth
+//! for targets, indexes, per-package support, dependency groups and pytest markers.
+
+use anyhow::{Context, Result, bail};
+use camino::{Utf8Path, Utf8PathBuf};
+use indexmap::IndexMap;
+use pep508_rs::{MarkerEnvironment, MarkerTree, Requirement};
+use serde::Deserialize;
+
+use crate::error;
+use crate::pep;
+
+/// Where the policy lives relative to the workspace root.
+pub const DEFAULT_PATH: &str = "templates/platforms.toml";
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct File {
+    python: PythonPolicy,
+    indexes: IndexMap<String, Index>,
+    torch: TorchPolicy,
+    targets: IndexMap<String, TargetFile>,
+    #[serde(default)]
+    packages: Vec<RuleFile>,
+    #[serde(default)]
+    groups: IndexMap<String, Vec<String>>,
+    pytest: PytestPolicy,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct PythonPolicy {
+    pub requires_python: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Index {
+    pub url: String,
+    #[serde(default)]
+    pub about: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct TorchPolicy {
+    pub packages: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct TargetFile {
+    #[serde(default)]
+    about: String,
+    marker: String,
+    sys_platform: String,
+    platform_machine: String,
+    torch_index: String,
+    docker_platform: Option<String>,
+    docker_alias: Option<String>,
+    uv_platform: String,
+    glibc: Option<String>,
+    macos: Option<String>,
+    pytest_marker: Option<String>,
+    group: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct RuleFile {
+    name: String,
+    versions: Option<String>,
+    #[serde(default)]
+    targets: Vec<String>,
+    marker: Option<String>,
+    #[serde(default)]
+    never_list: bool,
+    reason: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct PytestPolicy {
+    pub markers: IndexMap<String, String>,
+    pub deselect: IndexMap<String, String>,
+}
+
+/// One lock environment.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub name: String,
+    pub about: String,
+    pub marker: String,
+    pub sys_platform: String,
+    pub platform_machine: String,
+    pub torch_index: String,
+    pub docker_platform: Option<String>,
+    pub docker_alias: Option<String>,
+    pub uv_platform: String,
+    pub glibc: Option<String>,
+    pub macos: Option<String>,
+    pub pytest_marker: Option<String>,
+    pub group: Option<String>,
+    /// The marker environment for the policy's Python version.
+    pub env: MarkerEnvironment,
+}
+
+impl Target {
+    /// `sys_platform == 'linux'`: the OS-wide marker used for `environments`.
+    pub fn os_marker(&self) -> String {
+        format!("sys_platform == '{}'", self.sys_platform)
+    }
+}
+
+/// What to do with a package on which targets.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// A name, or a prefix pattern ending in `*` (`nvidia-*`).
+    pub name: String,
+    pub versions: Option<pep508_rs::pep440_rs::VersionSpecifiers>,
+    pub targets: Vec<String>,
+    pub marker: Option<String>,
+    pub marker_tree: MarkerTree,
+    pub never_list: bool,
+    pub reason: String,
+}
+
+impl Rule {
+    pub fn matches_name(&self, normalized: &str) -> bool {
+        match self.name.strip_suffix('*') {
+            Some(prefix) => normalized.starts_with(&normalize(prefix)),
+            None => normalize(&self.name) == normalized,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub path: Utf8PathBuf,
+    pub python: PythonPolicy,
+    pub indexes: IndexMap<String, Index>,
+    pub torch: TorchPolicy,
+    pub targets: Vec<Target>,
+    pub rules: Vec<Rule>,
+    pub groups: IndexMap<String, Vec<String>>,
+    pub pytest: PytestPolicy,
+}
+
+/// PEP 503 name normalisation.
+pub fn normalize(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut last_sep = false;
+    for c in name.chars() {
+        if c == '-' || c == '_' || c == '.' {
+            if !last_sep {
+                out.push('-');
+            }
+            last_sep = true;
+        } else {
+            out.push(c.to_ascii_lowercase());
+            last_sep = false;
+        }
+    }
+    out
+}
+
+impl Policy {
+    /// Load `--policy FILE`, or the workspace's templates/platforms.toml.
+    pub fn load(workspace: &Utf8Path, flag: Option<&Utf8Path>) -> Result<Policy> {
+        let (path, flag_name) = match flag {
+            Some(p) => (p.to_path_buf(), "--policy "),
+            None => (workspace.join(DEFAULT_PATH), ""),
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            error::usage(format!(
+                "{flag_name}{path}: cannot read the policy: {e} (pass --policy FILE)"
+            ))
+        })?;
+        Self::parse(&path, &text).map_err(|e| error::usage(format!("{flag_name}{path}: {e:#}")))
+    }
+
+    pub fn parse(path: &Utf8Path, text: &str) -> Result<Policy> {
+        let file: File = toml::from_str(text).map_err(|e| {
+            let msg = e.message().to_string();
+            match e.span() {
+                Some(span) => {
+                    let (line, col) = line_col(text, span.start);
+                    anyhow::anyhow!("{line}:{col}: {msg}")
+                }
+                None => anyhow::anyhow!("{msg}"),
+            }
+        })?;
+        let python = file.python;
+        pep::specifiers(&python.requires_python)
+            .with_context(|| format!("[python] requires-python {:?}", python.requires_python))?;
+
+        let mut targets = Vec::new();
+        for (name, t) in file.targets {
+            if !file.indexes.contains_key(&t.torch_index) {
+                bail!(
+                    "[targets.{name}] torch-index {:?} is not an index in [indexes] (known: {})",
+                    t.torch_index,
+                    file.indexes.keys().cloned().collect::<Vec<_>>().join(", ")
+                );
+            }
+            if let Some(g) = &t.group
+                && !file.groups.contains_key(g)
+            {
+                bail!("[targets.{name}] group {g:?} has no entry in [groups]");
+            }
+            let env = pep::environment(&t.sys_platform, &t.platform_machine, &python.version)
+                .with_context(|| format!("[targets.{name}]"))?;
+            targets.push(Target {
+                name,
+                about: t.about,
+                marker: t.marker,
+                sys_platform: t.sys_platform,
+                platform_machine: t.platform_machine,
+                torch_index: t.torch_index,
+                docker_platform: t.docker_platform,
+                docker_alias: t.docker_alias,
+                uv_platform: t.uv_platform,
+                glibc: t.glibc,
+                macos: t.macos,
+                pytest_marker: t.pytest_marker,
+                group: t.group,
+                env,
+            });
+        }
+        if targets.is_empty() {
+            bail!("[targets] is empty");
+        }
+        // Each target's marker holds on that target and on no other.
+        for t in &targets {
+            let m = pep::marker(&t.marker)
+                .with_context(|| format!("[targets.{}] marker {:?}", t.name, t.marker))?;
+            for other in &targets {
+                let holds = pep::evaluate(&m, &other.env, None);
+                if holds != (other.name == t.name) {
+                    bail!(
+                        "[targets.{}] marker {:?} {} on target {}",
+                        t.name,
+                        t.marker,
+                        if holds { "also holds" } else { "does not hold" },
+                        other.name
+                    );
+                }
+            }
+        }
+
+        let mut rules = Vec::new();
+        for r in file.packages {
+            let label = format!("[[packages]] {}", r.name);
+            for t in &r.targets {
+                if !targets.iter().any(|x| &x.name == t) {
+                    bail!("{label}: unknown target {t:?}");
+                }
+            }
+            let versions = match &r.versions {
+                Some(v) => Some(pep::specifiers(v).with_context(|| format!("{label}: versions {v:?}"))?),
+                None => None,
+            };
+            let marker_tree = match &r.marker {
+                Some(m) => pep::marker(m).with_context(|| format!("{label}: marker {m:?}"))?,
+                None => MarkerTree::TRUE,
+            };
+            if r.never_list {
+                if r.marker.is_some() || !r.targets.is_empty() {
+                    bail!("{label}: never-list rules take no marker or targets");
+                }
+            } else {
+                if r.marker.is_none() {
+                    bail!("{label}: a marker is required (the condition port adds)");
+                }
+                for t in &targets {
+                    let holds = pep::evaluate(&marker_tree, &t.env, None);
+                    let listed = r.targets.contains(&t.name);
+                    if holds != listed {
+                        bail!(
+                            "{label}: marker {:?} {} target {} but targets {} it",
+                            r.marker.as_deref().unwrap_or_default(),
+                            if holds { "holds on" } else { "excludes" },
+                            t.name,
+                            if listed { "lists" } else { "does not list" }
+                        );
+                    }
+                }
+            }
+            rules.push(Rule {
+                name: r.name,
+                versions,
+                targets: r.targets,
+                marker: r.marker,
+                marker_tree,
+                never_list: r.never_list,
+                reason: r.reason,
+            });
+        }
+        for (group, pkgs) in &file.groups {
+            for p in pkgs {
+                pep::requirement(p).with_context(|| format!("[groups] {group}: {p:?}"))?;
+            }
+        }
+        for key in file.pytest.deselect.keys() {
+            if !["cuda", "mps", "cpu"].contains(&key.as_str()) {
+                bail!("[pytest.deselect] {key:?} is not a backend (cuda, mps, cpu)");
+            }
+        }
+        Ok(Policy {
+            path: path.to_path_buf(),
+            python,
+            indexes: file.indexes,
+            torch: file.torch,
+            targets,
+            rules,
+            groups: file.groups,
+            pytest: file.pytest,
+        })
+    }
+
+    /// A target by canonical name or Docker alias; unknown names are a usage error.
+    pub fn target(&self, name: &str) -> Result<&Target> {
+        self.targets
+            .iter()
+            .find(|t| t.name == name || t.docker_alias.as_deref() == Some(name))
+            .ok_or_else(|| {
+                error::usage(format!(
+                    "unknown target {name:?}: choose one of {}",
+                    self.target_names().join(", ")
+                ))
+            })
+    }
+
+    pub fn target_names(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        for t in &self.targets {
+            names.push(t.name.clone());
+            if let Some(a) = &t.docker_alias {
+                names.push(a.clone());
+            }
+        }
+        names
+    }
+
+    /// The target a machine maps to (by `sys_platform` and `platform_machine`).
+    pub fn target_for_host(&self, os: &str, arch: &str) -> Option<&Target> {
+        let sys = if os == "macos" { "darwin" } else { os };
+        self.targets.iter().find(|t| {
+            t.sys_platform == sys
+                && crate::platform::parse::normalize_arch(&t.platform_machine) == arch
+        })
+    }
+
+    /// The rule that applies to a requirement, if any (version-dependent rules by the
+    /// requirement's lowest allowed version; unpinned means the newest release).
+    pub fn rule_for(&self, req: &Requirement) -> Option<&Rule> {
+        let name = normalize(req.name.as_ref());
+        let lowest = pep::lowest_version(req);
+        self.rules
+            .iter()
+            .filter(|r| r.matches_name(&name))
+            .find(|r| match (&r.versions, &lowest) {
+                (None, _) => true,
+                (Some(spec), Some(v)) => spec.contains(v),
+                // Unpinned: the rule whose range is open upwards.
+                (Some(spec), None) => spec.contains(&pep::version("999999").expect("valid")),
+            })
+    }
+
+    /// The distinct OS markers of the targets, in order: `[tool.uv] environments`.
+    pub fn environments(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for t in &self.targets {
+            let m = t.os_marker();
+            if !out.contains(&m) {
+                out.push(m);
+            }
+        }
+        out
+    }
+
+    /// The torch sources: one (index, marker) per index, the marker being the OS marker
+    /// when the index serves every target of that OS, else the targets' markers joined.
+    pub fn torch_sources(&self) -> Vec<(String, String)> {
+        let mut by_index: IndexMap<&str, Vec<&Target>> = IndexMap::new();
+        for t in &self.targets {
+            by_index.entry(t.torch_index.as_str()).or_default().push(t);
+        }
+        let mut out: Vec<(String, String)> = by_index
+            .into_iter()
+            .map(|(index, ts)| {
+                let mut parts: Vec<String> = Vec::new();
+                for os in ts.iter().map(|t| t.sys_platform.as_str()) {
+                    let all_of_os = self.targets.iter().filter(|t| t.sys_platform == os);
+                    let covered = all_of_os
+                        .clone()
+                        .all(|t| ts.iter().any(|x| x.name == t.name));
+                    let part = if covered {
+                        format!("sys_platform == '{os}'")
+                    } else {
+                        ts.iter()
+                            .filter(|t| t.sys_platform == os)
+                            .map(|t| format!("({})", t.marker))
+                            .collect::<Vec<_>>()
+                            .join(" or ")
+                    };
+                    if !parts.contains(&part) {
+                        parts.push(part);
+                    }
+                }
+                (index.to_string(), parts.join(" or "))
+            })
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+/// 1-based line and column of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn shipped() -> Policy {
+        let path = Utf8Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../templates/platforms.toml"));
+        Policy::parse(path, &std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn shipped_policy_loads() {
+        let p = shipped();
+        let names: Vec<_> = p.targets.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["linux-x86_64-cuda", "linux-aarch64-cuda", "macos-arm64-mps"]);
+        assert_eq!(p.target("arm64-cuda").unwrap().name, "linux-aarch64-cuda");
+        assert_eq!(p.target("amd64-cuda").unwrap().docker_platform.as_deref(), Some("linux/amd64"));
+        assert!(p.target("riscv").is_err());
+        assert_eq!(
+            p.environments(),
+            ["sys_platform == 'linux'", "sys_platform == 'darwin'"]
+        );
+        assert_eq!(
+            p.torch_sources(),
+            [
+                ("pytorch-cpu".to_string(), "sys_platform == 'darwin'".to_string()),
+                ("pytorch-cu128".to_string(), "sys_platform == 'linux'".to_string()),
+            ]
+        );
+        assert_eq!(p.target_for_host("linux", "aarch64").unwrap().name, "linux-aarch64-cuda");
+        assert_eq!(p.target_for_host("macos", "aarch64").unwrap().name, "macos-arm64-mps");
+        assert!(p.target_for_host("macos", "x86_64").is_none());
+    }
+
+    #[test]
+    fn version_dependent_rules() {
+        let p = shipped();
+        let rule = |s: &str| p.rule_for(&pep::requirement(s).unwrap()).map(|r| r.targets.len());
+        assert_eq!(rule("bitsandbytes==0.47.0"), Some(2));
+        assert_eq!(rule("bitsandbytes==0.45.5"), Some(1));
+        assert_eq!(rule("bitsandbytes"), Some(2));
+        assert_eq!(rule("Flash_Attn==2.8.3"), Some(2));
+        assert_eq!(rule("deepspeed"), Some(1));
+        assert!(p.rule_for(&pep::requirement("nvidia-cudnn-cu12").unwrap()).unwrap().never_list);
+        assert_eq!(rule("numpy"), None);
+    }
+
+    fn broken(from: &str, to: &str) -> String {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../templates/platforms.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        assert!(text.contains(from), "{from}");
+        let bad = text.replacen(from, to, 1);
+        format!("{:#}", Policy::parse(Utf8Path::new("p.toml"), &bad).unwrap_err())
+    }
+
+    #[test]
+    fn bad_policies_say_where() {
+        let e = broken(r#"torch-index = "pytorch-cu128""#, r#"torch-index = "pytorch-cu999""#);
+        assert!(e.contains("pytorch-cu999") && e.contains("not an index"), "{e}");
+        let e = broken(
+            r#"marker = "sys_platform != 'darwin'""#,
+            r#"marker = "sys_platform !! 'darwin'""#,
+        );
+        assert!(e.contains("bitsandbytes: marker"), "{e}");
+        let e = broken(
+            r#"marker = "sys_platform == 'linux' and platform_machine == 'aarch64'""#,
+            r#"marker = "sys_platform == 'linux'""#,
+        );
+        assert!(e.contains("also holds on target linux-x86_64-cuda"), "{e}");
+        let e = broken("[python]", "[python]\nbogus = 1");
+        assert!(e.starts_with("8:1:") || e.contains("bogus"), "{e}");
+        let e = broken(r#"name = "deepspeed""#, r#"name = "deepspeed"
+versions = ">>1""#);
+        assert!(e.contains("deepspeed: versions"), "{e}");
+    }
+
+    #[test]
+    fn names_normalise() {
+        assert_eq!(normalize("Flash_Attn"), "flash-attn");
+        assert_eq!(normalize("a.-_b"), "a-b");
+    }
+}
