@@ -10,6 +10,7 @@ mod pep;
 mod platform;
 mod policy;
 mod process;
+mod pyproject;
 
 use camino::Utf8PathBuf;
 use clap::{CommandFactory, Parser, Subcommand};
@@ -34,6 +35,10 @@ struct Cli {
 enum Command {
     /// Show what this machine is: OS, architecture, target, GPU backend and tools
     Platform(cmd::platform::Platform),
+    /// Rewrite pyproject.toml so the app locks and installs on every target (indexes, sources, markers)
+    Port(cmd::port::Port),
+    /// Print the support matrix: targets, torch indexes, which packages run where and why
+    Matrix(cmd::matrix::Matrix),
     /// Run this repository's checks: cargo fmt --check, clippy -D warnings, tests
     Ci(cmd::ci::Ci),
 }
@@ -53,6 +58,8 @@ fn real_main() -> i32 {
     };
     let result = ctx::Ctx::new(cli.project).and_then(|ctx| match command {
         Command::Platform(c) => c.run(&ctx),
+        Command::Port(c) => c.run(&ctx),
+        Command::Matrix(c) => c.run(&ctx),
         Command::Ci(c) => c.run(&ctx),
     });
     match result {

@@ -1,7 +1,9 @@
 //! One module per command, each a clap `Args` struct with `fn run(self, ctx)`.
 
 pub mod ci;
+pub mod matrix;
 pub mod platform;
+pub mod port;
 
 use clap::error::ErrorKind;
 

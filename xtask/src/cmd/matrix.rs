@@ -1,0 +1,196 @@
+//! `cargo xtask matrix`: the support matrix from the policy, as a table or Markdown.
+
+use std::fmt::Write as _;
+
+use anyhow::Result;
+use camino::Utf8PathBuf;
+use serde::Serialize;
+
+use crate::ctx::{Ctx, OutputArgs};
+use crate::policy::Policy;
+
+#[derive(clap::Args, Debug)]
+pub struct Matrix {
+    /// Print Markdown tables (README's platform section is generated from this)
+    #[arg(long, conflicts_with = "json")]
+    markdown: bool,
+    /// The support matrix [default: templates/platforms.toml]
+    #[arg(long, value_name = "FILE")]
+    policy: Option<Utf8PathBuf>,
+    #[command(flatten)]
+    out: OutputArgs,
+}
+
+#[derive(Serialize)]
+struct TargetRow {
+    name: String,
+    about: String,
+    docker_alias: Option<String>,
+    docker_platform: Option<String>,
+    torch_index: String,
+    torch_index_url: String,
+    uv_platform: String,
+    glibc: Option<String>,
+    macos: Option<String>,
+    group: Option<String>,
+}
+
+#[derive(Serialize)]
+struct PackageRow {
+    name: String,
+    versions: Option<String>,
+    targets: Vec<String>,
+    never_list: bool,
+    reason: String,
+}
+
+#[derive(Serialize)]
+struct MatrixJson {
+    python: String,
+    targets: Vec<TargetRow>,
+    packages: Vec<PackageRow>,
+}
+
+impl Matrix {
+    pub fn run(self, ctx: &Ctx) -> Result<()> {
+        self.out.preflight()?;
+        let policy = Policy::load(&ctx.workspace, self.policy.as_deref())?;
+        let json = to_json(&policy);
+        let markdown = self.markdown;
+        self.out.emit(&json, || {
+            if markdown {
+                markdown_tables(&policy)
+            } else {
+                text(&policy)
+            }
+        })
+    }
+}
+
+fn to_json(p: &Policy) -> MatrixJson {
+    MatrixJson {
+        python: p.python.requires_python.clone(),
+        targets: p
+            .targets
+            .iter()
+            .map(|t| TargetRow {
+                name: t.name.clone(),
+                about: t.about.clone(),
+                docker_alias: t.docker_alias.clone(),
+                docker_platform: t.docker_platform.clone(),
+                torch_index: t.torch_index.clone(),
+                torch_index_url: p.indexes[&t.torch_index].url.clone(),
+                uv_platform: t.uv_platform.clone(),
+                glibc: t.glibc.clone(),
+                macos: t.macos.clone(),
+                group: t.group.clone(),
+            })
+            .collect(),
+        packages: p
+            .rules
+            .iter()
+            .map(|r| PackageRow {
+                name: r.name.clone(),
+                versions: r.versions.as_ref().map(ToString::to_string),
+                targets: r.targets.clone(),
+                never_list: r.never_list,
+                reason: r.reason.clone(),
+            })
+            .collect(),
+    }
+}
+
+fn floor(t: &crate::policy::Target) -> String {
+    match (&t.glibc, &t.macos) {
+        (Some(g), _) => format!("glibc {g}"),
+        (None, Some(m)) => format!("macOS {m}"),
+        _ => "-".into(),
+    }
+}
+
+fn rule_label(r: &crate::policy::Rule) -> String {
+    match &r.versions {
+        Some(v) => format!("{} {v}", r.name),
+        None => r.name.clone(),
+    }
+}
+
+fn cell(r: &crate::policy::Rule, target: &str) -> &'static str {
+    if r.never_list {
+        "never listed"
+    } else if r.targets.iter().any(|t| t == target) {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+/// Markdown: targets, then packages × targets with reasons.
+pub fn markdown_tables(p: &Policy) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "Python `{}` on every target.\n", p.python.requires_python);
+    s.push_str("| target | machines | docker | torch index | wheel floor |\n|---|---|---|---|---|\n");
+    for t in &p.targets {
+        let docker = match (&t.docker_alias, &t.docker_platform) {
+            (Some(a), Some(pl)) => format!("`{a}` ({pl})"),
+            _ => "-".into(),
+        };
+        let _ = writeln!(
+            s,
+            "| `{}` | {} | {docker} | `{}` ({}) | {} |",
+            t.name,
+            t.about,
+            t.torch_index,
+            p.indexes[&t.torch_index].url,
+            floor(t)
+        );
+    }
+    s.push_str("\n| package |");
+    for t in &p.targets {
+        let _ = write!(s, " `{}` |", t.name);
+    }
+    s.push_str(" why |\n|---|");
+    for _ in &p.targets {
+        s.push_str("---|");
+    }
+    s.push_str("---|\n");
+    for r in &p.rules {
+        let _ = write!(s, "| {} |", rule_label(r));
+        for t in &p.targets {
+            let _ = write!(s, " {} |", cell(r, &t.name));
+        }
+        let _ = writeln!(s, " {} |", r.reason);
+    }
+    s
+}
+
+fn text(p: &Policy) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "python {}", p.python.requires_python);
+    for t in &p.targets {
+        let _ = writeln!(
+            s,
+            "{:20} {:11} {:12} torch from {:14} {}",
+            t.name,
+            t.docker_alias.as_deref().unwrap_or("-"),
+            t.docker_platform.as_deref().unwrap_or("-"),
+            t.torch_index,
+            floor(t)
+        );
+    }
+    s.push('\n');
+    let w = p.rules.iter().map(|r| rule_label(r).len()).max().unwrap_or(0);
+    let _ = write!(s, "{:w$}", "package");
+    for t in &p.targets {
+        let _ = write!(s, "  {:18}", t.name);
+    }
+    s.push('\n');
+    for r in &p.rules {
+        let _ = write!(s, "{:w$}", rule_label(r));
+        for t in &p.targets {
+            let _ = write!(s, "  {:18}", cell(r, &t.name));
+        }
+        s.push('\n');
+    }
+    s
+}

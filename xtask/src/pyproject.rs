@@ -1,0 +1,714 @@
+//! Format-preserving edits of pyproject.toml (toml_edit). `port` computes the state the
+//! policy wants and changes only the keys that differ: comments, key order, quoting and
+//! blank lines elsewhere stay byte-identical, and a second run changes nothing.
+
+use anyhow::{Result, anyhow, bail};
+use serde::Serialize;
+use toml_edit::{Array, DocumentMut, InlineTable, Item, Table, Value};
+
+use crate::error;
+use crate::pep;
+use crate::policy::{self, Policy, Rule};
+
+/// One change `port` makes, with the policy's reason.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Change {
+    /// Where: a TOML path such as `tool.uv.sources.torch` or `project.dependencies`.
+    pub location: String,
+    /// What: e.g. `"bitsandbytes==0.47.0" -> "bitsandbytes==0.47.0 ; sys_platform != 'darwin'"`.
+    pub change: String,
+    pub reason: String,
+}
+
+/// Parse pyproject text; syntax errors carry `file:line:col`.
+pub fn parse(file: &str, text: &str) -> Result<DocumentMut> {
+    text.parse::<DocumentMut>().map_err(|e| {
+        let msg = e.message().trim().to_string();
+        match e.span() {
+            Some(span) => {
+                let (line, col) = policy::line_col(text, span.start);
+                error::usage(format!("{file}:{line}:{col}: invalid TOML: {msg}"))
+            }
+            None => error::usage(format!("{file}: invalid TOML: {msg}")),
+        }
+    })
+}
+
+/// Rewrite `text` to the policy's state. Returns the new text and what changed.
+pub fn port(file: &str, text: &str, policy: &Policy) -> Result<(String, Vec<Change>)> {
+    let mut doc = parse(file, text)?;
+    let mut p = Porter {
+        file,
+        policy,
+        changes: Vec::new(),
+    };
+    p.python(&mut doc)?;
+    p.dependency_markers(&mut doc)?;
+    p.groups(&mut doc)?;
+    let torch = torch_packages(&doc, policy);
+    p.sources(&mut doc, &torch)?;
+    p.uv_settings(&mut doc)?;
+    p.pytest_markers(&mut doc)?;
+    Ok((doc.to_string(), p.changes))
+}
+
+struct Porter<'a> {
+    file: &'a str,
+    policy: &'a Policy,
+    changes: Vec<Change>,
+}
+
+impl Porter<'_> {
+    fn change(&mut self, location: &str, change: String, reason: &str) {
+        self.changes.push(Change {
+            location: location.to_string(),
+            change,
+            reason: reason.to_string(),
+        });
+    }
+
+    fn bad(&self, what: String) -> anyhow::Error {
+        error::usage(format!("{}: {what}", self.file))
+    }
+
+    // ---- Python version -------------------------------------------------------------
+
+    fn python(&mut self, doc: &mut DocumentMut) -> Result<()> {
+        let py = self.policy.python.clone();
+        let project = doc
+            .get_mut("project")
+            .and_then(Item::as_table_like_mut)
+            .ok_or_else(|| self.bad("no [project] table: this is not a Python project's pyproject.toml".into()))?;
+        let reason = format!("the policy's Python is {}", py.version);
+        match project.get_mut("requires-python") {
+            Some(item) => {
+                let old = item.as_str().map(str::to_string);
+                if old.as_deref() != Some(py.requires_python.as_str()) {
+                    set_str(item, &py.requires_python);
+                    self.change(
+                        "project.requires-python",
+                        format!("{} -> {:?}", show(old.as_deref()), py.requires_python),
+                        &reason,
+                    );
+                }
+            }
+            None => {
+                project.insert("requires-python", toml_edit::value(py.requires_python.clone()));
+                self.change(
+                    "project.requires-python",
+                    format!("added {:?}", py.requires_python),
+                    &reason,
+                );
+            }
+        }
+        let ruff = format!("py{}", py.version.replace('.', ""));
+        self.set_if_present(doc, &["tool", "ruff", "target-version"], &ruff, &reason);
+        self.set_if_present(doc, &["tool", "mypy", "python_version"], &py.version, &reason);
+        Ok(())
+    }
+
+    fn set_if_present(&mut self, doc: &mut DocumentMut, path: &[&str], want: &str, reason: &str) {
+        let (key, parents) = path.split_last().expect("non-empty path");
+        let mut t: &mut dyn toml_edit::TableLike = doc.as_table_mut();
+        for part in parents {
+            match t.get_mut(part).and_then(Item::as_table_like_mut) {
+                Some(next) => t = next,
+                None => return,
+            }
+        }
+        if let Some(item) = t.get_mut(key) {
+            let old = item.as_str().map(str::to_string);
+            if old.as_deref() != Some(want) {
+                set_str(item, want);
+                self.change(&path.join("."), format!("{} -> {want:?}", show(old.as_deref())), reason);
+            }
+        }
+    }
+
+    // ---- Markers on dependencies -----------------------------------------------------
+
+    fn dependency_markers(&mut self, doc: &mut DocumentMut) -> Result<()> {
+        let mut lists: Vec<(Vec<String>, Option<String>)> =
+            vec![(vec!["project".into(), "dependencies".into()], None)];
+        if let Some(t) = doc
+            .get("project")
+            .and_then(|p| p.get("optional-dependencies"))
+            .and_then(Item::as_table_like)
+        {
+            for (extra, _) in t.iter() {
+                lists.push((
+                    vec!["project".into(), "optional-dependencies".into(), extra.to_string()],
+                    Some(extra.to_string()),
+                ));
+            }
+        }
+        if let Some(t) = doc.get("dependency-groups").and_then(Item::as_table_like) {
+            for (group, _) in t.iter() {
+                lists.push((vec!["dependency-groups".into(), group.to_string()], None));
+            }
+        }
+        for (path, extra) in lists {
+            let location = path.join(".");
+            let Some(array) = get_array_mut(doc, &path) else {
+                continue;
+            };
+            let mut i = 0;
+            while i < array.len() {
+                let Some(text) = array.get(i).and_then(Value::as_str).map(str::to_string) else {
+                    i += 1; // `{ include-group = "..." }` and the like
+                    continue;
+                };
+                let req = pep::requirement(&text).map_err(|e| {
+                    error::usage(format!(
+                        "{}: {location}: {text:?} is not a PEP 508 requirement: {e}",
+                        self.file
+                    ))
+                })?;
+                let Some(rule) = self.policy.rule_for(&req) else {
+                    i += 1;
+                    continue;
+                };
+                if rule.never_list {
+                    array.remove(i);
+                    self.changes.push(Change {
+                        location: location.clone(),
+                        change: format!("removed {text:?}"),
+                        reason: rule.reason.clone(),
+                    });
+                    continue;
+                }
+                if let Some(new) = with_rule_marker(&text, &req, rule, self.policy, extra.as_deref())? {
+                    set_value_str(array.get_mut(i).expect("index in range"), &new);
+                    self.changes.push(Change {
+                        location: location.clone(),
+                        change: format!("{text:?} -> {new:?}"),
+                        reason: rule.reason.clone(),
+                    });
+                }
+                i += 1;
+            }
+        }
+        Ok(())
+    }
+
+    // ---- Target-specific dependency groups ---------------------------------------------
+
+    fn groups(&mut self, doc: &mut DocumentMut) -> Result<()> {
+        for target in &self.policy.targets {
+            let Some(group) = &target.group else { continue };
+            let wanted = &self.policy.groups[group];
+            if wanted.is_empty() {
+                continue;
+            }
+            let groups = table_mut(doc.as_table_mut(), &["dependency-groups"])?;
+            let array = groups
+                .entry(group)
+                .or_insert_with(|| Item::Value(Value::Array(Array::new())))
+                .as_array_mut()
+                .ok_or_else(|| anyhow!("{}: dependency-groups.{group} is not a list", self.file))?;
+            for spec in wanted {
+                let req = pep::requirement(spec)?;
+                let name = policy::normalize(req.name.as_ref());
+                let present = array.iter().filter_map(Value::as_str).any(|s| {
+                    pep::requirement(s).is_ok_and(|r| policy::normalize(r.name.as_ref()) == name)
+                });
+                if present {
+                    continue;
+                }
+                let (base, _) = pep::split_marker(spec);
+                let line = format!("{} ; {}", base.trim_end(), target.marker);
+                push_line(array, &line);
+                self.change(
+                    &format!("dependency-groups.{group}"),
+                    format!("added {line:?}"),
+                    &format!("the policy installs {name} only on {}", target.name),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    // ---- [tool.uv.sources] and [[tool.uv.index]] -------------------------------------
+
+    fn sources(&mut self, doc: &mut DocumentMut, torch: &[String]) -> Result<()> {
+        if torch.is_empty() {
+            return Ok(());
+        }
+        let wanted = self.policy.torch_sources();
+        let mut replaced_indexes: Vec<String> = Vec::new();
+        let why_split = format!(
+            "one index per platform: {}",
+            wanted
+                .iter()
+                .map(|(idx, m)| format!("{idx} where {m}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        {
+            let sources = table_mut(doc.as_table_mut(), &["tool", "uv", "sources"])?;
+            for name in torch {
+                let key = sources
+                    .iter()
+                    .map(|(k, _)| k.to_string())
+                    .find(|k| policy::normalize(k) == *name)
+                    .unwrap_or_else(|| name.clone());
+                let existing = sources.get(&key).map(read_sources);
+                if existing.as_ref() == Some(&wanted) {
+                    continue;
+                }
+                let reason = match &existing {
+                    Some(list) if list.len() == 1 && list[0].1.is_empty() => format!(
+                        "a single source pins {name} to index {:?} on every platform, which has no wheels for some targets; {why_split}",
+                        list[0].0
+                    ),
+                    Some(_) => why_split.clone(),
+                    None => format!("{name} had no source and would come from PyPI; {why_split}"),
+                };
+                for (idx, _) in existing.iter().flatten() {
+                    if !idx.is_empty() && !replaced_indexes.contains(idx) {
+                        replaced_indexes.push(idx.clone());
+                    }
+                }
+                sources.insert(&key, Item::Value(Value::Array(sources_array(&wanted))));
+                self.change(
+                    &format!("tool.uv.sources.{key}"),
+                    format!(
+                        "{} -> {}",
+                        existing.map_or("none".to_string(), |e| show_sources(&e)),
+                        show_sources(&wanted)
+                    ),
+                    &reason,
+                );
+            }
+        }
+        self.indexes(doc, &replaced_indexes)
+    }
+
+    fn indexes(&mut self, doc: &mut DocumentMut, replaced: &[String]) -> Result<()> {
+        let mut used: Vec<&str> = Vec::new();
+        for t in &self.policy.targets {
+            if !used.contains(&t.torch_index.as_str()) {
+                used.push(&t.torch_index);
+            }
+        }
+        let referenced = referenced_indexes(doc);
+        let uv = table_mut(doc.as_table_mut(), &["tool", "uv"])?;
+        let item = uv
+            .entry("index")
+            .or_insert_with(|| Item::ArrayOfTables(toml_edit::ArrayOfTables::new()));
+        let Some(list) = item.as_array_of_tables_mut() else {
+            bail!("{}: tool.uv.index must be written as [[tool.uv.index]] tables", self.file);
+        };
+        // Drop indexes that only served the sources we replaced.
+        let mut i = 0;
+        while i < list.len() {
+            let t = list.get(i).expect("in range");
+            let name = t.get("name").and_then(Item::as_str).unwrap_or_default().to_string();
+            let explicit = t.get("explicit").and_then(Item::as_bool).unwrap_or(false);
+            if replaced.contains(&name) && !used.contains(&name.as_str()) && !referenced.contains(&name) {
+                list.remove(i);
+                let why = if explicit {
+                    "no source uses it any more".to_string()
+                } else {
+                    "no source uses it any more, and as a non-explicit index uv asked it for every package (dependency confusion)".to_string()
+                };
+                self.change("tool.uv.index", format!("removed index {name:?}"), &why);
+                continue;
+            }
+            i += 1;
+        }
+        for name in used {
+            let url = self.policy.indexes[name].url.clone();
+            let pos = list
+                .iter()
+                .position(|t| t.get("name").and_then(Item::as_str) == Some(name));
+            match pos {
+                None => {
+                    let mut t = Table::new();
+                    t.insert("name", toml_edit::value(name));
+                    t.insert("url", toml_edit::value(url.clone()));
+                    t.insert("explicit", toml_edit::value(true));
+                    list.push(t);
+                    self.change(
+                        "tool.uv.index",
+                        format!("added index {name:?} = {url} (explicit)"),
+                        &format!(
+                            "{}; explicit, so only the packages sourced from it are looked up there",
+                            self.policy.indexes[name].about
+                        ),
+                    );
+                }
+                Some(pos) => {
+                    let t = list.get_mut(pos).expect("in range");
+                    let old_url = t.get("url").and_then(Item::as_str).map(str::to_string);
+                    if old_url.as_deref().map(|u| u.trim_end_matches('/'))
+                        != Some(url.trim_end_matches('/'))
+                    {
+                        match t.get_mut("url") {
+                            Some(item) => set_str(item, &url),
+                            None => {
+                                t.insert("url", toml_edit::value(url.clone()));
+                            }
+                        }
+                        self.change(
+                            "tool.uv.index",
+                            format!("index {name:?} url {} -> {url}", show(old_url.as_deref())),
+                            "the policy's URL for this index",
+                        );
+                    }
+                    if t.get("explicit").and_then(Item::as_bool) != Some(true) {
+                        t.insert("explicit", toml_edit::value(true));
+                        self.change(
+                            "tool.uv.index",
+                            format!("index {name:?} explicit = true"),
+                            "a non-explicit index is asked for every package (dependency confusion); explicit limits it to the packages sourced from it",
+                        );
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    // ---- [tool.uv] environments, required-environments, index-strategy ------------------
+
+    fn uv_settings(&mut self, doc: &mut DocumentMut) -> Result<()> {
+        let envs = self.policy.environments();
+        let required: Vec<String> = self.policy.targets.iter().map(|t| t.marker.clone()).collect();
+        let uv = table_mut(doc.as_table_mut(), &["tool", "uv"])?;
+        if let Some(item) = uv.get("index-strategy")
+            && item.as_str() == Some("unsafe-best-match")
+        {
+            uv.remove("index-strategy");
+            self.change(
+                "tool.uv.index-strategy",
+                "removed \"unsafe-best-match\"".into(),
+                "it lets any index serve any package; with explicit PyTorch indexes every other package comes from the default index",
+            );
+        }
+        for (key, want, reason) in [
+            (
+                "environments",
+                &envs,
+                "lock only for the policy's operating systems; without it uv adds a fork where torch silently comes from PyPI",
+            ),
+            (
+                "required-environments",
+                &required,
+                "one marker per target: uv lock fails when a package has no wheel for a target, instead of the install failing later on that machine",
+            ),
+        ] {
+            let old: Option<Vec<String>> = uv.get(key).and_then(Item::as_array).map(|a| {
+                a.iter().filter_map(Value::as_str).map(str::to_string).collect()
+            });
+            if old.as_ref() == Some(want) {
+                continue;
+            }
+            let array = string_array(want);
+            match uv.get_mut(key) {
+                Some(item) => {
+                    let decor = item.as_value().map(|v| v.decor().clone());
+                    *item = Item::Value(Value::Array(array));
+                    if let (Some(d), Some(v)) = (decor, item.as_value_mut()) {
+                        *v.decor_mut() = d;
+                    }
+                }
+                None => {
+                    uv.insert(key, Item::Value(Value::Array(array)));
+                }
+            }
+            self.change(
+                &format!("tool.uv.{key}"),
+                format!("{} -> {want:?}", old.map_or("none".into(), |o| format!("{o:?}"))),
+                reason,
+            );
+        }
+        Ok(())
+    }
+
+    // ---- pytest markers --------------------------------------------------------------
+
+    fn pytest_markers(&mut self, doc: &mut DocumentMut) -> Result<()> {
+        let ini = table_mut(doc.as_table_mut(), &["tool", "pytest", "ini_options"])?;
+        let array = ini
+            .entry("markers")
+            .or_insert_with(|| Item::Value(Value::Array(Array::new())))
+            .as_array_mut()
+            .ok_or_else(|| anyhow!("{}: tool.pytest.ini_options.markers is not a list", self.file))?;
+        let existing: Vec<String> = array
+            .iter()
+            .filter_map(Value::as_str)
+            .map(|m| m.split(':').next().unwrap_or_default().trim().to_string())
+            .collect();
+        let mut added = Vec::new();
+        for (name, about) in &self.policy.pytest.markers {
+            if !existing.contains(name) {
+                push_line(array, &format!("{name}: {about}"));
+                added.push(name.clone());
+            }
+        }
+        if !added.is_empty() {
+            self.change(
+                "tool.pytest.ini_options.markers",
+                format!("registered {}", added.join(", ")),
+                "platform and GPU markers, so tests can be selected per backend (and --strict-markers passes)",
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The requirement text with the rule's condition added, or None when its marker
+/// already implies the condition on every target.
+pub fn with_rule_marker(
+    text: &str,
+    req: &pep508_rs::Requirement,
+    rule: &Rule,
+    policy: &Policy,
+    extra: Option<&str>,
+) -> Result<Option<String>> {
+    let cond = rule.marker.as_deref().expect("checked when the policy loaded");
+    let implied = policy.targets.iter().all(|t| {
+        !pep::evaluate(&req.marker, &t.env, extra) || pep::evaluate(&rule.marker_tree, &t.env, extra)
+    });
+    if implied {
+        return Ok(None);
+    }
+    let (base, existing) = pep::split_marker(text);
+    let new = match existing.map(str::trim_end).filter(|m| !m.trim().is_empty()) {
+        None => format!("{} ; {cond}", base.trim_end()),
+        Some(m) if has_top_level_or(m) => {
+            let lead = &m[..m.len() - m.trim_start().len()];
+            format!("{base};{lead}({}) and ({cond})", m.trim_start())
+        }
+        Some(m) => format!("{base};{m} and ({cond})"),
+    };
+    // The result must mean (existing and condition) on every target.
+    let parsed = pep::requirement(&new).map_err(|e| anyhow!("rewriting {text:?} gave {new:?}: {e}"))?;
+    for t in &policy.targets {
+        let want = pep::evaluate(&req.marker, &t.env, extra) && pep::evaluate(&rule.marker_tree, &t.env, extra);
+        if pep::evaluate(&parsed.marker, &t.env, extra) != want {
+            bail!("rewriting {text:?} gave {new:?}, which does not evaluate as intended on {}", t.name);
+        }
+    }
+    Ok(Some(new))
+}
+
+/// Whether a marker has an `or` outside parentheses and quotes (so appending
+/// `and (...)` would bind to its last term only).
+pub fn has_top_level_or(marker: &str) -> bool {
+    let mut depth = 0i32;
+    let mut quote: Option<char> = None;
+    let bytes: Vec<char> = marker.chars().collect();
+    for (i, &c) in bytes.iter().enumerate() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None => match c {
+                '\'' | '"' => quote = Some(c),
+                '(' => depth += 1,
+                ')' => depth -= 1,
+                'o' if depth == 0
+                    && bytes.get(i + 1) == Some(&'r')
+                    && i > 0
+                    && bytes[i - 1].is_whitespace()
+                    && bytes.get(i + 2).is_some_and(|c| c.is_whitespace() || *c == '(') =>
+                {
+                    return true;
+                }
+                _ => {}
+            },
+        }
+    }
+    false
+}
+
+/// The torch packages the project depends on anywhere, normalised.
+fn torch_packages(doc: &DocumentMut, policy: &Policy) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    let mut scan = |arr: Option<&Array>| {
+        for s in arr.into_iter().flat_map(|a| a.iter()).filter_map(Value::as_str) {
+            if let Ok(r) = pep::requirement(s) {
+                let n = policy::normalize(r.name.as_ref());
+                if policy.torch.packages.iter().any(|t| policy::normalize(t) == n) && !names.contains(&n) {
+                    names.push(n);
+                }
+            }
+        }
+    };
+    scan(doc.get("project").and_then(|p| p.get("dependencies")).and_then(Item::as_array));
+    for key in ["optional-dependencies"] {
+        if let Some(t) = doc.get("project").and_then(|p| p.get(key)).and_then(Item::as_table_like) {
+            for (_, v) in t.iter() {
+                scan(v.as_array());
+            }
+        }
+    }
+    if let Some(t) = doc.get("dependency-groups").and_then(Item::as_table_like) {
+        for (_, v) in t.iter() {
+            scan(v.as_array());
+        }
+    }
+    // Keep the policy's order (torch, torchvision, torchaudio).
+    let order: Vec<String> = policy.torch.packages.iter().map(|p| policy::normalize(p)).collect();
+    names.sort_by_key(|n| order.iter().position(|o| o == n));
+    names
+}
+
+/// A source value as (index, marker) pairs; non-index sources (url, git, path) read as
+/// an empty index so they never compare equal to the policy's.
+fn read_sources(item: &Item) -> Vec<(String, String)> {
+    let one = |t: &dyn toml_edit::TableLike| {
+        (
+            t.get("index").and_then(Item::as_str).unwrap_or_default().to_string(),
+            t.get("marker").and_then(Item::as_str).unwrap_or_default().to_string(),
+        )
+    };
+    let mut out: Vec<(String, String)> = match item {
+        Item::Value(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_inline_table)
+            .map(|t| one(t))
+            .collect(),
+        other => other.as_table_like().map(|t| vec![one(t)]).unwrap_or_default(),
+    };
+    out.sort();
+    out
+}
+
+fn show_sources(list: &[(String, String)]) -> String {
+    list.iter()
+        .map(|(i, m)| if m.is_empty() { format!("{{ index = {i:?} }}") } else { format!("{{ index = {i:?}, marker = {m:?} }}") })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Index names that `[tool.uv.sources]` refers to.
+fn referenced_indexes(doc: &DocumentMut) -> Vec<String> {
+    let Some(sources) = doc
+        .get("tool")
+        .and_then(|t| t.get("uv"))
+        .and_then(|t| t.get("sources"))
+        .and_then(Item::as_table_like)
+    else {
+        return Vec::new();
+    };
+    sources
+        .iter()
+        .flat_map(|(_, v)| read_sources(v))
+        .map(|(i, _)| i)
+        .filter(|i| !i.is_empty())
+        .collect()
+}
+
+fn sources_array(list: &[(String, String)]) -> Array {
+    let mut a = Array::new();
+    for (index, marker) in list {
+        let mut t = InlineTable::new();
+        t.insert("index", index.as_str().into());
+        t.insert("marker", marker.as_str().into());
+        t.fmt();
+        let mut v = Value::InlineTable(t);
+        v.decor_mut().set_prefix("\n    ");
+        a.push_formatted(v);
+    }
+    a.set_trailing_comma(true);
+    a.set_trailing("\n");
+    a
+}
+
+/// A string list, one item per line when it would be long.
+fn string_array(items: &[String]) -> Array {
+    let mut a: Array = items.iter().map(String::as_str).collect();
+    let long = items.iter().map(|s| s.len() + 4).sum::<usize>() > 70;
+    if long {
+        for v in a.iter_mut() {
+            v.decor_mut().set_prefix("\n    ");
+            v.decor_mut().set_suffix("");
+        }
+        a.set_trailing_comma(true);
+        a.set_trailing("\n");
+    }
+    a
+}
+
+/// Append a string to a list, following the list's layout (one per line or inline).
+fn push_line(array: &mut Array, text: &str) {
+    let multiline = array.is_empty()
+        || array
+            .iter()
+            .any(|v| v.decor().prefix().and_then(|p| p.as_str()).is_some_and(|p| p.contains('\n')));
+    let indent = array
+        .iter()
+        .filter_map(|v| v.decor().prefix().and_then(|p| p.as_str()))
+        .find(|p| p.contains('\n'))
+        .map_or("\n    ".to_string(), |p| format!("\n{}", p.rsplit('\n').next().unwrap_or("    ")));
+    let mut v = Value::from(text);
+    if multiline {
+        v.decor_mut().set_prefix(indent);
+        array.push_formatted(v);
+        array.set_trailing_comma(true);
+        if !array.trailing().as_str().is_some_and(|t| t.contains('\n')) {
+            array.set_trailing("\n");
+        }
+    } else {
+        array.push(text);
+    }
+}
+
+fn get_array_mut<'a>(doc: &'a mut DocumentMut, path: &[String]) -> Option<&'a mut Array> {
+    let (last, parents) = path.split_last()?;
+    let mut t: &mut dyn toml_edit::TableLike = doc.as_table_mut();
+    for part in parents {
+        t = t.get_mut(part)?.as_table_like_mut()?;
+    }
+    t.get_mut(last)?.as_array_mut()
+}
+
+/// The table at `path`, creating missing ones (implicit parents, so `[tool.uv.sources]`
+/// is written without empty `[tool]` headers).
+fn table_mut<'a>(root: &'a mut Table, path: &[&str]) -> Result<&'a mut Table> {
+    let mut t = root;
+    for (i, part) in path.iter().enumerate() {
+        let item = t.entry(part).or_insert_with(|| {
+            let mut n = Table::new();
+            n.set_implicit(i + 1 < path.len());
+            Item::Table(n)
+        });
+        t = item
+            .as_table_mut()
+            .ok_or_else(|| anyhow!("{} is not a table ([{}])", path[..=i].join("."), path[..=i].join(".")))?;
+    }
+    Ok(t)
+}
+
+/// Replace a string value keeping its surrounding whitespace and comments.
+fn set_str(item: &mut Item, new: &str) {
+    match item.as_value_mut() {
+        Some(v) => set_value_str(v, new),
+        None => *item = toml_edit::value(new),
+    }
+}
+
+fn set_value_str(v: &mut Value, new: &str) {
+    let decor = v.decor().clone();
+    *v = Value::from(new);
+    *v.decor_mut() = decor;
+}
+
+fn show(old: Option<&str>) -> String {
+    old.map_or("none".to_string(), |o| format!("{o:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_level_or() {
+        assert!(has_top_level_or("sys_platform != 'darwin' or platform_machine != 'arm64'"));
+        assert!(!has_top_level_or("(a == 'b' or c == 'd') and e == 'f'"));
+        assert!(!has_top_level_or("platform_machine == 'x or y'"));
+        assert!(!has_top_level_or("python_version >= '3.10'"));
+    }
+}
