@@ -68,27 +68,46 @@ pub fn evaluate(marker: &MarkerTree, env: &MarkerEnvironment, extra: Option<&str
     marker.evaluate(env, &extras)
 }
 
-/// The lowest version a requirement allows (from `==`, `===`, `~=`, `>=`, `>`), or None
-/// when it has no lower bound (or is a URL).
-pub fn lowest_version(req: &Requirement) -> Option<Version> {
-    let Some(pep508_rs::VersionOrUrl::VersionSpecifier(specs)) = &req.version_or_url else {
-        return None;
+/// The version a requirement is expected to resolve to, for choosing version-dependent
+/// policy rules: its pin (`==`, `===`); the newest release (None from `Some(None)`…) is
+/// represented by `Newest` when nothing bounds it from above; otherwise its lower bound.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolves {
+    /// Pinned, or bounded above with a known lower bound.
+    To(Version),
+    /// No upper bound: the resolver picks the newest release.
+    Newest,
+    /// Bounded above with no lower bound (or a URL): unknown.
+    Unknown,
+}
+
+pub fn resolves_to(req: &Requirement) -> Resolves {
+    let specs = match &req.version_or_url {
+        Some(pep508_rs::VersionOrUrl::VersionSpecifier(specs)) => specs,
+        Some(pep508_rs::VersionOrUrl::Url(_)) => return Resolves::Unknown,
+        None => return Resolves::Newest,
     };
-    specs
-        .iter()
-        .filter(|s| {
-            matches!(
-                s.operator(),
-                Operator::Equal
-                    | Operator::ExactEqual
-                    | Operator::EqualStar
-                    | Operator::TildeEqual
-                    | Operator::GreaterThan
-                    | Operator::GreaterThanEqual
-            )
-        })
-        .map(|s| s.version().clone())
-        .max()
+    let mut lower: Option<Version> = None;
+    let mut upper = false;
+    for s in specs.iter() {
+        match s.operator() {
+            Operator::Equal | Operator::ExactEqual => return Resolves::To(s.version().clone()),
+            Operator::EqualStar | Operator::TildeEqual => {
+                upper = true;
+                lower = lower.max(Some(s.version().clone()));
+            }
+            Operator::GreaterThan | Operator::GreaterThanEqual => {
+                lower = lower.max(Some(s.version().clone()));
+            }
+            Operator::LessThan | Operator::LessThanEqual => upper = true,
+            _ => {}
+        }
+    }
+    match (upper, lower) {
+        (false, _) => Resolves::Newest,
+        (true, Some(v)) => Resolves::To(v),
+        (true, None) => Resolves::Unknown,
+    }
 }
 
 /// Split a requirement string at its marker separator: `("name>=1 ", Some(" marker"))`.
@@ -133,12 +152,15 @@ mod tests {
     }
 
     #[test]
-    fn lowest_versions() {
-        let low = |s: &str| lowest_version(&requirement(s).unwrap()).map(|v| v.to_string());
-        assert_eq!(low("bitsandbytes==0.47.0").as_deref(), Some("0.47.0"));
-        assert_eq!(low("bitsandbytes>=0.45, <1").as_deref(), Some("0.45"));
-        assert_eq!(low("bitsandbytes<1"), None);
-        assert_eq!(low("bitsandbytes"), None);
+    fn what_requirements_resolve_to() {
+        let r = |s: &str| resolves_to(&requirement(s).unwrap());
+        let v = |s: &str| Resolves::To(version(s).unwrap());
+        assert_eq!(r("bitsandbytes==0.47.0"), v("0.47.0"));
+        assert_eq!(r("bitsandbytes>=0.45, <1"), v("0.45"));
+        assert_eq!(r("bitsandbytes~=0.45.0"), v("0.45.0"));
+        assert_eq!(r("bitsandbytes>=0.45"), Resolves::Newest);
+        assert_eq!(r("bitsandbytes"), Resolves::Newest);
+        assert_eq!(r("bitsandbytes<1"), Resolves::Unknown);
         assert!(requirement("bitsandbytes>=").is_err());
     }
 

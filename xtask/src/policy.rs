@@ -145,6 +145,10 @@ pub struct Policy {
     pub rules: Vec<Rule>,
     pub groups: IndexMap<String, Vec<String>>,
     pub pytest: PytestPolicy,
+    /// Everything a lock made under this policy covers: the `environments` (every
+    /// machine of the targets' operating systems, not only the targets) and the Python
+    /// range. Marker implication is decided over this, as uv resolves over it.
+    pub universe: MarkerTree,
 }
 
 /// PEP 503 name normalisation.
@@ -307,7 +311,9 @@ impl Policy {
                 bail!("[pytest.deselect] {key:?} is not a backend (cuda, mps, cpu)");
             }
         }
+        let universe = universe(&targets, &python.requires_python)?;
         Ok(Policy {
+            universe,
             path: path.to_path_buf(),
             python,
             indexes: file.indexes,
@@ -352,20 +358,21 @@ impl Policy {
         })
     }
 
-    /// The rule that applies to a requirement, if any (version-dependent rules by the
-    /// requirement's lowest allowed version; unpinned means the newest release).
+    /// The rule that applies to a requirement, if any. Version-dependent rules are chosen
+    /// by the version the requirement resolves to (its pin; the newest release when
+    /// nothing bounds it above; else its lower bound); when that is unknown, the most
+    /// restrictive rule applies.
     pub fn rule_for(&self, req: &Requirement) -> Option<&Rule> {
         let name = normalize(req.name.as_ref());
-        let lowest = pep::lowest_version(req);
-        self.rules
-            .iter()
-            .filter(|r| r.matches_name(&name))
-            .find(|r| match (&r.versions, &lowest) {
-                (None, _) => true,
-                (Some(spec), Some(v)) => spec.contains(v),
-                // Unpinned: the rule whose range is open upwards.
-                (Some(spec), None) => spec.contains(&pep::version("999999").expect("valid")),
-            })
+        let mut matching = self.rules.iter().filter(|r| r.matches_name(&name));
+        match pep::resolves_to(req) {
+            pep::Resolves::To(v) => matching.find(|r| r.versions.as_ref().is_none_or(|s| s.contains(&v))),
+            pep::Resolves::Newest => {
+                let newest = pep::version("999999").expect("valid");
+                matching.find(|r| r.versions.as_ref().is_none_or(|s| s.contains(&newest)))
+            }
+            pep::Resolves::Unknown => matching.min_by_key(|r| (!r.never_list, r.targets.len())),
+        }
     }
 
     /// The distinct OS markers of the targets, in order: `[tool.uv] environments`.
@@ -417,6 +424,24 @@ impl Policy {
     }
 }
 
+/// `(sys_platform == 'linux' or sys_platform == 'darwin') and python_full_version == '3.12.*'`
+fn universe(targets: &[Target], requires_python: &str) -> Result<MarkerTree> {
+    let mut os = MarkerTree::FALSE;
+    for t in targets {
+        os.or(pep::marker(&t.os_marker())?);
+    }
+    let mut all = os;
+    for spec in pep::specifiers(requires_python)?.iter() {
+        let text = spec.to_string();
+        let split = text
+            .find(|c: char| !"=!<>~".contains(c))
+            .unwrap_or(text.len());
+        let (op, version) = text.split_at(split);
+        all.and(pep::marker(&format!("python_full_version {op} '{}'", version.trim()))?);
+    }
+    Ok(all)
+}
+
 /// 1-based line and column of a byte offset.
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
@@ -465,6 +490,8 @@ pub(crate) mod tests {
         assert_eq!(rule("bitsandbytes==0.47.0"), Some(2));
         assert_eq!(rule("bitsandbytes==0.45.5"), Some(1));
         assert_eq!(rule("bitsandbytes"), Some(2));
+        assert_eq!(rule("bitsandbytes>=0.45"), Some(2));
+        assert_eq!(rule("bitsandbytes<0.47"), Some(1));
         assert_eq!(rule("Flash_Attn==2.8.3"), Some(2));
         assert_eq!(rule("deepspeed"), Some(1));
         assert!(p.rule_for(&pep::requirement("nvidia-cudnn-cu12").unwrap()).unwrap().never_list);

@@ -468,10 +468,12 @@ pub fn with_rule_marker(
     extra: Option<&str>,
 ) -> Result<Option<String>> {
     let cond = rule.marker.as_deref().expect("checked when the policy loaded");
-    let implied = policy.targets.iter().all(|t| {
-        !pep::evaluate(&req.marker, &t.env, extra) || pep::evaluate(&rule.marker_tree, &t.env, extra)
-    });
-    if implied {
+    // Implied when no environment the lock covers satisfies the marker but not the
+    // condition: `marker and universe and not condition` is unsatisfiable.
+    let mut escape = req.marker.clone();
+    escape.and(policy.universe.clone());
+    escape.and(rule.marker_tree.negate());
+    if escape.is_false() {
         return Ok(None);
     }
     let (base, existing) = pep::split_marker(text);
@@ -483,13 +485,21 @@ pub fn with_rule_marker(
         }
         Some(m) => format!("{base};{m} and ({cond})"),
     };
-    // The result must mean (existing and condition) on every target.
+    // The result must mean exactly (existing and condition) wherever the lock applies.
     let parsed = pep::requirement(&new).map_err(|e| anyhow!("rewriting {text:?} gave {new:?}: {e}"))?;
-    for t in &policy.targets {
-        let want = pep::evaluate(&req.marker, &t.env, extra) && pep::evaluate(&rule.marker_tree, &t.env, extra);
-        if pep::evaluate(&parsed.marker, &t.env, extra) != want {
-            bail!("rewriting {text:?} gave {new:?}, which does not evaluate as intended on {}", t.name);
-        }
+    let mut want = req.marker.clone();
+    want.and(rule.marker_tree.clone());
+    let mut extra_true = parsed.marker.clone();
+    extra_true.and(want.negate());
+    extra_true.and(policy.universe.clone());
+    let mut missing = want.clone();
+    missing.and(parsed.marker.negate());
+    missing.and(policy.universe.clone());
+    let on_targets = policy.targets.iter().all(|t| {
+        pep::evaluate(&parsed.marker, &t.env, extra) == pep::evaluate(&want, &t.env, extra)
+    });
+    if !extra_true.is_false() || !missing.is_false() || !on_targets {
+        bail!("rewriting {text:?} gave {new:?}, which does not mean the marker and the policy's condition");
     }
     Ok(Some(new))
 }

@@ -1,0 +1,187 @@
+//! `port` proven with real uv: each fixture is ported, pointed at loopback PyTorch
+//! indexes serving tiny wheels with real platform tags, locked, and checked with
+//! `uv sync --frozen --dry-run --python-platform` for every target of the policy.
+//! The un-ported app-shaped fixtures must fail where the real app fails today.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use support::*;
+
+const CU126: &str = "https://download.pytorch.org/whl/cu126/";
+const CU128: &str = "https://download.pytorch.org/whl/cu128";
+const CU128_SLASH: &str = "https://download.pytorch.org/whl/cu128/";
+const CPU: &str = "https://download.pytorch.org/whl/cpu";
+
+/// The PyTorch indexes as the real ones are shaped: cu126 has torch 2.8.0 for x86_64
+/// only; cu128 has x86_64 and aarch64; cpu has the macOS arm64 builds.
+fn pytorch_indexes() -> Indexes {
+    let ix = Indexes::new();
+    for py in ["cp310", "cp312"] {
+        let t = |plat: &str| format!("{py}-{py}-{plat}");
+        ix.add("cu126", "torch", "2.8.0+cu126", &t("manylinux_2_28_x86_64"));
+        for plat in ["manylinux_2_28_x86_64", "manylinux_2_28_aarch64"] {
+            ix.add("cu128", "torch", "2.8.0+cu128", &t(plat));
+            ix.add("cu128", "torch", "2.7.1+cu128", &t(plat));
+            ix.add("cu128", "torchvision", "0.23.0+cu128", &t(plat));
+        }
+        ix.add("cpu", "torch", "2.8.0", &format!("{py}-none-macosx_11_0_arm64"));
+        ix.add("cpu", "torch", "2.7.1", &format!("{py}-none-macosx_11_0_arm64"));
+        ix.add("cpu", "torchvision", "0.23.0", &format!("{py}-{py}-macosx_11_0_arm64"));
+    }
+    ix
+}
+
+struct Env {
+    uv: PathBuf,
+    py310: PathBuf,
+    py312: PathBuf,
+}
+
+fn env() -> Option<Env> {
+    Some(Env {
+        uv: find_uv()?,
+        py310: python("3.10")?,
+        py312: python("3.12")?,
+    })
+}
+
+const TARGETS: [(&str, &str); 3] = [
+    ("linux-x86_64-cuda", "x86_64-manylinux_2_28"),
+    ("linux-aarch64-cuda", "aarch64-manylinux_2_28"),
+    ("macos-arm64-mps", "aarch64-apple-darwin"),
+];
+
+fn uv(e: &Env, dir: &Path, python: &Path) -> Command {
+    let mut c = Command::new(&e.uv);
+    c.current_dir(dir)
+        .env("UV_PYTHON_DOWNLOADS", "never")
+        .env("UV_NO_CONFIG", "1")
+        .env_remove("UV_INDEX")
+        .env_remove("UV_INDEX_URL")
+        .env_remove("UV_EXTRA_INDEX_URL")
+        .env("UV_PYTHON", python)
+        .args(["--color", "never"]);
+    c
+}
+
+/// Point the PyTorch index URLs of a scratch copy at the loopback indexes.
+fn point_at_loopback(dir: &Path, ix: &Indexes) {
+    let path = dir.join("pyproject.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text = text
+        .replace(CU126, &ix.index_url("cu126"))
+        .replace(CU128_SLASH, &ix.index_url("cu128"))
+        .replace(CU128, &ix.index_url("cu128"))
+        .replace(CPU, &ix.index_url("cpu"));
+    std::fs::write(path, text).unwrap();
+}
+
+fn lock(e: &Env, dir: &Path, python: &Path) {
+    let o = run(uv(e, dir, python).arg("lock"));
+    assert!(o.status.success(), "uv lock failed in {}:\n{}", dir.display(), text(&o.stderr));
+}
+
+/// `uv sync --frozen --dry-run --offline --python-platform` per target: which pass.
+fn installable(e: &Env, dir: &Path, python: &Path) -> Vec<(&'static str, bool, String)> {
+    TARGETS
+        .iter()
+        .map(|(target, triple)| {
+            let o = run(uv(e, dir, python).args([
+                "sync",
+                "--frozen",
+                "--dry-run",
+                "--offline",
+                "--python-platform",
+                triple,
+            ]));
+            (*target, o.status.success(), text(&o.stderr))
+        })
+        .collect()
+}
+
+fn port(dir: &Path) {
+    let o = run(xtask().arg("--project").arg(dir).arg("port"));
+    assert_eq!(o.status.code(), Some(0), "port: {}", text(&o.stderr));
+    let o = run(xtask().arg("--project").arg(dir).args(["port", "--check"]));
+    assert_eq!(o.status.code(), Some(0), "port is not idempotent: {}", text(&o.stdout));
+}
+
+/// Which index each torch build in the lock comes from, by the OS its wheels are for.
+fn torch_sources(dir: &Path) -> Vec<(String, String)> {
+    let lock: toml::Value =
+        toml::from_str(&std::fs::read_to_string(dir.join("uv.lock")).unwrap()).unwrap();
+    let mut out = Vec::new();
+    for p in lock["package"].as_array().unwrap() {
+        if p["name"].as_str() != Some("torch") {
+            continue;
+        }
+        let registry = p["source"]["registry"].as_str().unwrap_or_default().to_string();
+        for w in p["wheels"].as_array().into_iter().flatten() {
+            let url = w["url"].as_str().unwrap();
+            let os = if url.contains("macosx") { "macos" } else { "linux" };
+            out.push((os.to_string(), registry.clone()));
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn check_ported(fixture: &str) {
+    let Some(e) = env() else { return };
+    let ix = pytorch_indexes();
+    let dir = copy_fixture(&format!("port/{fixture}"));
+    port(dir.path());
+    point_at_loopback(dir.path(), &ix);
+    lock(&e, dir.path(), &e.py312);
+    for (target, ok, err) in installable(&e, dir.path(), &e.py312) {
+        assert!(ok, "{fixture}: ported project does not install on {target}:\n{err}");
+    }
+    let sources = torch_sources(dir.path());
+    assert!(!sources.is_empty(), "no torch in the lock");
+    for (os, registry) in &sources {
+        let want = if os == "macos" { ix.index_url("cpu") } else { ix.index_url("cu128") };
+        assert_eq!(registry.trim_end_matches('/'), want, "{fixture}: torch for {os}");
+    }
+    assert!(sources.iter().any(|(os, _)| os == "macos"), "{sources:?}");
+    assert!(sources.iter().any(|(os, _)| os == "linux"), "{sources:?}");
+}
+
+#[test]
+fn main_shape_ports_and_installs_everywhere() {
+    check_ported("main");
+}
+
+#[test]
+fn arm64_attempt_shape_ports_and_installs_everywhere() {
+    check_ported("arm64-attempt");
+}
+
+#[test]
+fn odd_project_ports_and_installs_everywhere() {
+    check_ported("odd");
+}
+
+/// Without `port`, the fixtures fail exactly where the real app fails today: main's
+/// shape installs on x86_64 Linux only, the ARM64 attempt's everywhere but macOS.
+#[test]
+fn unported_fixtures_fail_where_the_app_fails() {
+    let Some(e) = env() else { return };
+    let ix = pytorch_indexes();
+    for (fixture, expected) in [
+        ("main", [true, false, false]),
+        ("arm64-attempt", [true, true, false]),
+    ] {
+        let dir = copy_fixture(&format!("port/{fixture}"));
+        point_at_loopback(dir.path(), &ix);
+        lock(&e, dir.path(), &e.py310);
+        let got = installable(&e, dir.path(), &e.py310);
+        for ((target, ok, err), want) in got.iter().zip(expected) {
+            assert_eq!(*ok, want, "{fixture} un-ported on {target}: expected {}\n{err}",
+                if want { "success" } else { "failure" });
+        }
+    }
+}
