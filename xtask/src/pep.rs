@@ -25,7 +25,11 @@ pub fn environment(sys_platform: &str, machine: &str, python: &str) -> Result<Ma
     MarkerEnvironment::try_from(MarkerEnvironmentBuilder {
         implementation_name: "cpython",
         implementation_version: &full,
-        os_name: if sys_platform == "win32" { "nt" } else { "posix" },
+        os_name: if sys_platform == "win32" {
+            "nt"
+        } else {
+            "posix"
+        },
         platform_machine: machine,
         platform_python_implementation: "CPython",
         platform_release: "",
@@ -166,7 +170,10 @@ mod tests {
 
     #[test]
     fn marker_split() {
-        assert_eq!(split_marker("a>=1 ; sys_platform == 'linux'"), ("a>=1 ", Some(" sys_platform == 'linux'")));
+        assert_eq!(
+            split_marker("a>=1 ; sys_platform == 'linux'"),
+            ("a>=1 ", Some(" sys_platform == 'linux'"))
+        );
         assert_eq!(split_marker("a>=1"), ("a>=1", None));
         assert_eq!(
             split_marker("a @ https://x/y;z.whl ; os_name == 'posix'"),

@@ -2,7 +2,7 @@
 //! for targets, indexes, per-package support, dependency groups and pytest markers.
 
 use anyhow::{Context, Result, bail};
-use camino::{Utf8Path, Utf8PathBuf};
+use camino::Utf8Path;
 use indexmap::IndexMap;
 use pep508_rs::{MarkerEnvironment, MarkerTree, Requirement};
 use serde::Deserialize;
@@ -137,7 +137,6 @@ impl Rule {
 
 #[derive(Debug, Clone)]
 pub struct Policy {
-    pub path: Utf8PathBuf,
     pub python: PythonPolicy,
     pub indexes: IndexMap<String, Index>,
     pub torch: TorchPolicy,
@@ -181,10 +180,10 @@ impl Policy {
                 "{flag_name}{path}: cannot read the policy: {e} (pass --policy FILE)"
             ))
         })?;
-        Self::parse(&path, &text).map_err(|e| error::usage(format!("{flag_name}{path}: {e:#}")))
+        Self::parse(&text).map_err(|e| error::usage(format!("{flag_name}{path}: {e:#}")))
     }
 
-    pub fn parse(path: &Utf8Path, text: &str) -> Result<Policy> {
+    pub fn parse(text: &str) -> Result<Policy> {
         let file: File = toml::from_str(text).map_err(|e| {
             let msg = e.message().to_string();
             match e.span() {
@@ -262,7 +261,9 @@ impl Policy {
                 }
             }
             let versions = match &r.versions {
-                Some(v) => Some(pep::specifiers(v).with_context(|| format!("{label}: versions {v:?}"))?),
+                Some(v) => {
+                    Some(pep::specifiers(v).with_context(|| format!("{label}: versions {v:?}"))?)
+                }
                 None => None,
             };
             let marker_tree = match &r.marker {
@@ -314,7 +315,6 @@ impl Policy {
         let universe = universe(&targets, &python.requires_python)?;
         Ok(Policy {
             universe,
-            path: path.to_path_buf(),
             python,
             indexes: file.indexes,
             torch: file.torch,
@@ -326,6 +326,7 @@ impl Policy {
     }
 
     /// A target by canonical name or Docker alias; unknown names are a usage error.
+    #[allow(dead_code)] // for commands that take --target (audit, docker)
     pub fn target(&self, name: &str) -> Result<&Target> {
         self.targets
             .iter()
@@ -338,6 +339,7 @@ impl Policy {
             })
     }
 
+    #[allow(dead_code)] // for commands that take --target (audit, docker)
     pub fn target_names(&self) -> Vec<String> {
         let mut names = Vec::new();
         for t in &self.targets {
@@ -366,7 +368,9 @@ impl Policy {
         let name = normalize(req.name.as_ref());
         let mut matching = self.rules.iter().filter(|r| r.matches_name(&name));
         match pep::resolves_to(req) {
-            pep::Resolves::To(v) => matching.find(|r| r.versions.as_ref().is_none_or(|s| s.contains(&v))),
+            pep::Resolves::To(v) => {
+                matching.find(|r| r.versions.as_ref().is_none_or(|s| s.contains(&v)))
+            }
             pep::Resolves::Newest => {
                 let newest = pep::version("999999").expect("valid");
                 matching.find(|r| r.versions.as_ref().is_none_or(|s| s.contains(&newest)))
@@ -437,7 +441,10 @@ fn universe(targets: &[Target], requires_python: &str) -> Result<MarkerTree> {
             .find(|c: char| !"=!<>~".contains(c))
             .unwrap_or(text.len());
         let (op, version) = text.split_at(split);
-        all.and(pep::marker(&format!("python_full_version {op} '{}'", version.trim()))?);
+        all.and(pep::marker(&format!(
+            "python_full_version {op} '{}'",
+            version.trim()
+        ))?);
     }
     Ok(all)
 }
@@ -455,17 +462,26 @@ pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn shipped() -> Policy {
-        let path = Utf8Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../templates/platforms.toml"));
-        Policy::parse(path, &std::fs::read_to_string(path).unwrap()).unwrap()
+        let path = Utf8Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../templates/platforms.toml"
+        ));
+        Policy::parse(&std::fs::read_to_string(path).unwrap()).unwrap()
     }
 
     #[test]
     fn shipped_policy_loads() {
         let p = shipped();
         let names: Vec<_> = p.targets.iter().map(|t| t.name.as_str()).collect();
-        assert_eq!(names, ["linux-x86_64-cuda", "linux-aarch64-cuda", "macos-arm64-mps"]);
+        assert_eq!(
+            names,
+            ["linux-x86_64-cuda", "linux-aarch64-cuda", "macos-arm64-mps"]
+        );
         assert_eq!(p.target("arm64-cuda").unwrap().name, "linux-aarch64-cuda");
-        assert_eq!(p.target("amd64-cuda").unwrap().docker_platform.as_deref(), Some("linux/amd64"));
+        assert_eq!(
+            p.target("amd64-cuda").unwrap().docker_platform.as_deref(),
+            Some("linux/amd64")
+        );
         assert!(p.target("riscv").is_err());
         assert_eq!(
             p.environments(),
@@ -474,19 +490,34 @@ pub(crate) mod tests {
         assert_eq!(
             p.torch_sources(),
             [
-                ("pytorch-cpu".to_string(), "sys_platform == 'darwin'".to_string()),
-                ("pytorch-cu128".to_string(), "sys_platform == 'linux'".to_string()),
+                (
+                    "pytorch-cpu".to_string(),
+                    "sys_platform == 'darwin'".to_string()
+                ),
+                (
+                    "pytorch-cu128".to_string(),
+                    "sys_platform == 'linux'".to_string()
+                ),
             ]
         );
-        assert_eq!(p.target_for_host("linux", "aarch64").unwrap().name, "linux-aarch64-cuda");
-        assert_eq!(p.target_for_host("macos", "aarch64").unwrap().name, "macos-arm64-mps");
+        assert_eq!(
+            p.target_for_host("linux", "aarch64").unwrap().name,
+            "linux-aarch64-cuda"
+        );
+        assert_eq!(
+            p.target_for_host("macos", "aarch64").unwrap().name,
+            "macos-arm64-mps"
+        );
         assert!(p.target_for_host("macos", "x86_64").is_none());
     }
 
     #[test]
     fn version_dependent_rules() {
         let p = shipped();
-        let rule = |s: &str| p.rule_for(&pep::requirement(s).unwrap()).map(|r| r.targets.len());
+        let rule = |s: &str| {
+            p.rule_for(&pep::requirement(s).unwrap())
+                .map(|r| r.targets.len())
+        };
         assert_eq!(rule("bitsandbytes==0.47.0"), Some(2));
         assert_eq!(rule("bitsandbytes==0.45.5"), Some(1));
         assert_eq!(rule("bitsandbytes"), Some(2));
@@ -494,7 +525,11 @@ pub(crate) mod tests {
         assert_eq!(rule("bitsandbytes<0.47"), Some(1));
         assert_eq!(rule("Flash_Attn==2.8.3"), Some(2));
         assert_eq!(rule("deepspeed"), Some(1));
-        assert!(p.rule_for(&pep::requirement("nvidia-cudnn-cu12").unwrap()).unwrap().never_list);
+        assert!(
+            p.rule_for(&pep::requirement("nvidia-cudnn-cu12").unwrap())
+                .unwrap()
+                .never_list
+        );
         assert_eq!(rule("numpy"), None);
     }
 
@@ -503,13 +538,19 @@ pub(crate) mod tests {
         let text = std::fs::read_to_string(path).unwrap();
         assert!(text.contains(from), "{from}");
         let bad = text.replacen(from, to, 1);
-        format!("{:#}", Policy::parse(Utf8Path::new("p.toml"), &bad).unwrap_err())
+        format!("{:#}", Policy::parse(&bad).unwrap_err())
     }
 
     #[test]
     fn bad_policies_say_where() {
-        let e = broken(r#"torch-index = "pytorch-cu128""#, r#"torch-index = "pytorch-cu999""#);
-        assert!(e.contains("pytorch-cu999") && e.contains("not an index"), "{e}");
+        let e = broken(
+            r#"torch-index = "pytorch-cu128""#,
+            r#"torch-index = "pytorch-cu999""#,
+        );
+        assert!(
+            e.contains("pytorch-cu999") && e.contains("not an index"),
+            "{e}"
+        );
         let e = broken(
             r#"marker = "sys_platform != 'darwin'""#,
             r#"marker = "sys_platform !! 'darwin'""#,
@@ -522,8 +563,11 @@ pub(crate) mod tests {
         assert!(e.contains("also holds on target linux-x86_64-cuda"), "{e}");
         let e = broken("[python]", "[python]\nbogus = 1");
         assert!(e.starts_with("8:1:") || e.contains("bogus"), "{e}");
-        let e = broken(r#"name = "deepspeed""#, r#"name = "deepspeed"
-versions = ">>1""#);
+        let e = broken(
+            r#"name = "deepspeed""#,
+            r#"name = "deepspeed"
+versions = ">>1""#,
+        );
         assert!(e.contains("deepspeed: versions"), "{e}");
     }
 

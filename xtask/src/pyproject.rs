@@ -78,7 +78,9 @@ impl Porter<'_> {
         let project = doc
             .get_mut("project")
             .and_then(Item::as_table_like_mut)
-            .ok_or_else(|| self.bad("no [project] table: this is not a Python project's pyproject.toml".into()))?;
+            .ok_or_else(|| {
+                self.bad("no [project] table: this is not a Python project's pyproject.toml".into())
+            })?;
         let reason = format!("the policy's Python is {}", py.version);
         match project.get_mut("requires-python") {
             Some(item) => {
@@ -93,7 +95,10 @@ impl Porter<'_> {
                 }
             }
             None => {
-                project.insert("requires-python", toml_edit::value(py.requires_python.clone()));
+                project.insert(
+                    "requires-python",
+                    toml_edit::value(py.requires_python.clone()),
+                );
                 self.change(
                     "project.requires-python",
                     format!("added {:?}", py.requires_python),
@@ -103,7 +108,12 @@ impl Porter<'_> {
         }
         let ruff = format!("py{}", py.version.replace('.', ""));
         self.set_if_present(doc, &["tool", "ruff", "target-version"], &ruff, &reason);
-        self.set_if_present(doc, &["tool", "mypy", "python_version"], &py.version, &reason);
+        self.set_if_present(
+            doc,
+            &["tool", "mypy", "python_version"],
+            &py.version,
+            &reason,
+        );
         Ok(())
     }
 
@@ -120,7 +130,11 @@ impl Porter<'_> {
             let old = item.as_str().map(str::to_string);
             if old.as_deref() != Some(want) {
                 set_str(item, want);
-                self.change(&path.join("."), format!("{} -> {want:?}", show(old.as_deref())), reason);
+                self.change(
+                    &path.join("."),
+                    format!("{} -> {want:?}", show(old.as_deref())),
+                    reason,
+                );
             }
         }
     }
@@ -137,7 +151,11 @@ impl Porter<'_> {
         {
             for (extra, _) in t.iter() {
                 lists.push((
-                    vec!["project".into(), "optional-dependencies".into(), extra.to_string()],
+                    vec![
+                        "project".into(),
+                        "optional-dependencies".into(),
+                        extra.to_string(),
+                    ],
                     Some(extra.to_string()),
                 ));
             }
@@ -169,7 +187,7 @@ impl Porter<'_> {
                     continue;
                 };
                 if rule.never_list {
-                    array.remove(i);
+                    remove_keeping_comments(array, i);
                     self.changes.push(Change {
                         location: location.clone(),
                         change: format!("removed {text:?}"),
@@ -177,7 +195,9 @@ impl Porter<'_> {
                     });
                     continue;
                 }
-                if let Some(new) = with_rule_marker(&text, &req, rule, self.policy, extra.as_deref())? {
+                if let Some(new) =
+                    with_rule_marker(&text, &req, rule, self.policy, extra.as_deref())?
+                {
                     set_value_str(array.get_mut(i).expect("index in range"), &new);
                     self.changes.push(Change {
                         location: location.clone(),
@@ -297,15 +317,25 @@ impl Porter<'_> {
             .entry("index")
             .or_insert_with(|| Item::ArrayOfTables(toml_edit::ArrayOfTables::new()));
         let Some(list) = item.as_array_of_tables_mut() else {
-            bail!("{}: tool.uv.index must be written as [[tool.uv.index]] tables", self.file);
+            bail!(
+                "{}: tool.uv.index must be written as [[tool.uv.index]] tables",
+                self.file
+            );
         };
         // Drop indexes that only served the sources we replaced.
         let mut i = 0;
         while i < list.len() {
             let t = list.get(i).expect("in range");
-            let name = t.get("name").and_then(Item::as_str).unwrap_or_default().to_string();
+            let name = t
+                .get("name")
+                .and_then(Item::as_str)
+                .unwrap_or_default()
+                .to_string();
             let explicit = t.get("explicit").and_then(Item::as_bool).unwrap_or(false);
-            if replaced.contains(&name) && !used.contains(&name.as_str()) && !referenced.contains(&name) {
+            if replaced.contains(&name)
+                && !used.contains(&name.as_str())
+                && !referenced.contains(&name)
+            {
                 list.remove(i);
                 let why = if explicit {
                     "no source uses it any more".to_string()
@@ -374,7 +404,12 @@ impl Porter<'_> {
 
     fn uv_settings(&mut self, doc: &mut DocumentMut) -> Result<()> {
         let envs = self.policy.environments();
-        let required: Vec<String> = self.policy.targets.iter().map(|t| t.marker.clone()).collect();
+        let required: Vec<String> = self
+            .policy
+            .targets
+            .iter()
+            .map(|t| t.marker.clone())
+            .collect();
         let uv = table_mut(doc.as_table_mut(), &["tool", "uv"])?;
         if let Some(item) = uv.get("index-strategy")
             && item.as_str() == Some("unsafe-best-match")
@@ -399,7 +434,10 @@ impl Porter<'_> {
             ),
         ] {
             let old: Option<Vec<String>> = uv.get(key).and_then(Item::as_array).map(|a| {
-                a.iter().filter_map(Value::as_str).map(str::to_string).collect()
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
             });
             if old.as_ref() == Some(want) {
                 continue;
@@ -419,7 +457,10 @@ impl Porter<'_> {
             }
             self.change(
                 &format!("tool.uv.{key}"),
-                format!("{} -> {want:?}", old.map_or("none".into(), |o| format!("{o:?}"))),
+                format!(
+                    "{} -> {want:?}",
+                    old.map_or("none".into(), |o| format!("{o:?}"))
+                ),
                 reason,
             );
         }
@@ -434,7 +475,12 @@ impl Porter<'_> {
             .entry("markers")
             .or_insert_with(|| Item::Value(Value::Array(Array::new())))
             .as_array_mut()
-            .ok_or_else(|| anyhow!("{}: tool.pytest.ini_options.markers is not a list", self.file))?;
+            .ok_or_else(|| {
+                anyhow!(
+                    "{}: tool.pytest.ini_options.markers is not a list",
+                    self.file
+                )
+            })?;
         let existing: Vec<String> = array
             .iter()
             .filter_map(Value::as_str)
@@ -467,7 +513,10 @@ pub fn with_rule_marker(
     policy: &Policy,
     extra: Option<&str>,
 ) -> Result<Option<String>> {
-    let cond = rule.marker.as_deref().expect("checked when the policy loaded");
+    let cond = rule
+        .marker
+        .as_deref()
+        .expect("checked when the policy loaded");
     // Implied when no environment the lock covers satisfies the marker but not the
     // condition: `marker and universe and not condition` is unsatisfiable.
     let mut escape = req.marker.clone();
@@ -486,7 +535,8 @@ pub fn with_rule_marker(
         Some(m) => format!("{base};{m} and ({cond})"),
     };
     // The result must mean exactly (existing and condition) wherever the lock applies.
-    let parsed = pep::requirement(&new).map_err(|e| anyhow!("rewriting {text:?} gave {new:?}: {e}"))?;
+    let parsed =
+        pep::requirement(&new).map_err(|e| anyhow!("rewriting {text:?} gave {new:?}: {e}"))?;
     let mut want = req.marker.clone();
     want.and(rule.marker_tree.clone());
     let mut extra_true = parsed.marker.clone();
@@ -499,7 +549,9 @@ pub fn with_rule_marker(
         pep::evaluate(&parsed.marker, &t.env, extra) == pep::evaluate(&want, &t.env, extra)
     });
     if !extra_true.is_false() || !missing.is_false() || !on_targets {
-        bail!("rewriting {text:?} gave {new:?}, which does not mean the marker and the policy's condition");
+        bail!(
+            "rewriting {text:?} gave {new:?}, which does not mean the marker and the policy's condition"
+        );
     }
     Ok(Some(new))
 }
@@ -522,7 +574,9 @@ pub fn has_top_level_or(marker: &str) -> bool {
                     && bytes.get(i + 1) == Some(&'r')
                     && i > 0
                     && bytes[i - 1].is_whitespace()
-                    && bytes.get(i + 2).is_some_and(|c| c.is_whitespace() || *c == '(') =>
+                    && bytes
+                        .get(i + 2)
+                        .is_some_and(|c| c.is_whitespace() || *c == '(') =>
                 {
                     return true;
                 }
@@ -537,18 +591,36 @@ pub fn has_top_level_or(marker: &str) -> bool {
 fn torch_packages(doc: &DocumentMut, policy: &Policy) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
     let mut scan = |arr: Option<&Array>| {
-        for s in arr.into_iter().flat_map(|a| a.iter()).filter_map(Value::as_str) {
+        for s in arr
+            .into_iter()
+            .flat_map(|a| a.iter())
+            .filter_map(Value::as_str)
+        {
             if let Ok(r) = pep::requirement(s) {
                 let n = policy::normalize(r.name.as_ref());
-                if policy.torch.packages.iter().any(|t| policy::normalize(t) == n) && !names.contains(&n) {
+                if policy
+                    .torch
+                    .packages
+                    .iter()
+                    .any(|t| policy::normalize(t) == n)
+                    && !names.contains(&n)
+                {
                     names.push(n);
                 }
             }
         }
     };
-    scan(doc.get("project").and_then(|p| p.get("dependencies")).and_then(Item::as_array));
+    scan(
+        doc.get("project")
+            .and_then(|p| p.get("dependencies"))
+            .and_then(Item::as_array),
+    );
     for key in ["optional-dependencies"] {
-        if let Some(t) = doc.get("project").and_then(|p| p.get(key)).and_then(Item::as_table_like) {
+        if let Some(t) = doc
+            .get("project")
+            .and_then(|p| p.get(key))
+            .and_then(Item::as_table_like)
+        {
             for (_, v) in t.iter() {
                 scan(v.as_array());
             }
@@ -560,7 +632,12 @@ fn torch_packages(doc: &DocumentMut, policy: &Policy) -> Vec<String> {
         }
     }
     // Keep the policy's order (torch, torchvision, torchaudio).
-    let order: Vec<String> = policy.torch.packages.iter().map(|p| policy::normalize(p)).collect();
+    let order: Vec<String> = policy
+        .torch
+        .packages
+        .iter()
+        .map(|p| policy::normalize(p))
+        .collect();
     names.sort_by_key(|n| order.iter().position(|o| o == n));
     names
 }
@@ -570,8 +647,14 @@ fn torch_packages(doc: &DocumentMut, policy: &Policy) -> Vec<String> {
 fn read_sources(item: &Item) -> Vec<(String, String)> {
     let one = |t: &dyn toml_edit::TableLike| {
         (
-            t.get("index").and_then(Item::as_str).unwrap_or_default().to_string(),
-            t.get("marker").and_then(Item::as_str).unwrap_or_default().to_string(),
+            t.get("index")
+                .and_then(Item::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            t.get("marker")
+                .and_then(Item::as_str)
+                .unwrap_or_default()
+                .to_string(),
         )
     };
     let mut out: Vec<(String, String)> = match item {
@@ -580,7 +663,10 @@ fn read_sources(item: &Item) -> Vec<(String, String)> {
             .filter_map(Value::as_inline_table)
             .map(|t| one(t))
             .collect(),
-        other => other.as_table_like().map(|t| vec![one(t)]).unwrap_or_default(),
+        other => other
+            .as_table_like()
+            .map(|t| vec![one(t)])
+            .unwrap_or_default(),
     };
     out.sort();
     out
@@ -588,7 +674,13 @@ fn read_sources(item: &Item) -> Vec<(String, String)> {
 
 fn show_sources(list: &[(String, String)]) -> String {
     list.iter()
-        .map(|(i, m)| if m.is_empty() { format!("{{ index = {i:?} }}") } else { format!("{{ index = {i:?}, marker = {m:?} }}") })
+        .map(|(i, m)| {
+            if m.is_empty() {
+                format!("{{ index = {i:?} }}")
+            } else {
+                format!("{{ index = {i:?}, marker = {m:?} }}")
+            }
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -642,27 +734,80 @@ fn string_array(items: &[String]) -> Array {
     a
 }
 
-/// Append a string to a list, following the list's layout (one per line or inline).
+/// Append a string to a list, following the list's layout: one item per line stays so;
+/// an inline list stays inline unless it would grow past a readable width.
 fn push_line(array: &mut Array, text: &str) {
-    let multiline = array.is_empty()
-        || array
-            .iter()
-            .any(|v| v.decor().prefix().and_then(|p| p.as_str()).is_some_and(|p| p.contains('\n')));
+    let is_multiline = |a: &Array| {
+        a.is_empty()
+            || a.iter().any(|v| {
+                v.decor()
+                    .prefix()
+                    .and_then(|p| p.as_str())
+                    .is_some_and(|p| p.contains('\n'))
+            })
+    };
+    if !is_multiline(array) {
+        array.push(text);
+        if array.to_string().len() <= 80 {
+            return;
+        }
+        // Too long for one line: lay every item out on its own line.
+        for v in array.iter_mut() {
+            v.decor_mut().set_prefix("\n    ");
+            v.decor_mut().set_suffix("");
+        }
+        array.set_trailing_comma(true);
+        array.set_trailing("\n");
+        return;
+    }
     let indent = array
         .iter()
         .filter_map(|v| v.decor().prefix().and_then(|p| p.as_str()))
         .find(|p| p.contains('\n'))
-        .map_or("\n    ".to_string(), |p| format!("\n{}", p.rsplit('\n').next().unwrap_or("    ")));
+        .map_or("\n    ".to_string(), |p| {
+            format!("\n{}", p.rsplit('\n').next().unwrap_or("    "))
+        });
     let mut v = Value::from(text);
-    if multiline {
-        v.decor_mut().set_prefix(indent);
-        array.push_formatted(v);
-        array.set_trailing_comma(true);
-        if !array.trailing().as_str().is_some_and(|t| t.contains('\n')) {
-            array.set_trailing("\n");
+    v.decor_mut().set_prefix(indent);
+    array.push_formatted(v);
+    array.set_trailing_comma(true);
+    if !array.trailing().as_str().is_some_and(|t| t.contains('\n')) {
+        array.set_trailing("\n");
+    }
+}
+
+/// Remove item `i`, keeping the comment that ended the previous line (toml_edit stores
+/// it in the removed item's prefix) and dropping only the removed item's own line.
+fn remove_keeping_comments(array: &mut Array, i: usize) {
+    let removed = array.remove(i);
+    let prefix = removed
+        .decor()
+        .prefix()
+        .and_then(|p| p.as_str())
+        .unwrap_or_default()
+        .to_string();
+    let Some(cut) = prefix.rfind('\n') else {
+        return; // inline list: nothing to carry over
+    };
+    let head = &prefix[..cut]; // the rest of the previous line, e.g. "   # a comment"
+    let join = |after: &str| match after.find('\n') {
+        Some(n) => format!("{head}{}", &after[n..]),
+        None => format!("{head}\n{after}"),
+    };
+    match array.get_mut(i) {
+        Some(next) => {
+            let after = next
+                .decor()
+                .prefix()
+                .and_then(|p| p.as_str())
+                .unwrap_or_default()
+                .to_string();
+            next.decor_mut().set_prefix(join(&after));
         }
-    } else {
-        array.push(text);
+        None => {
+            let after = array.trailing().as_str().unwrap_or_default().to_string();
+            array.set_trailing(join(&after));
+        }
     }
 }
 
@@ -685,9 +830,13 @@ fn table_mut<'a>(root: &'a mut Table, path: &[&str]) -> Result<&'a mut Table> {
             n.set_implicit(i + 1 < path.len());
             Item::Table(n)
         });
-        t = item
-            .as_table_mut()
-            .ok_or_else(|| anyhow!("{} is not a table ([{}])", path[..=i].join("."), path[..=i].join(".")))?;
+        t = item.as_table_mut().ok_or_else(|| {
+            anyhow!(
+                "{} is not a table ([{}])",
+                path[..=i].join("."),
+                path[..=i].join(".")
+            )
+        })?;
     }
     Ok(t)
 }
@@ -716,7 +865,9 @@ mod tests {
 
     #[test]
     fn top_level_or() {
-        assert!(has_top_level_or("sys_platform != 'darwin' or platform_machine != 'arm64'"));
+        assert!(has_top_level_or(
+            "sys_platform != 'darwin' or platform_machine != 'arm64'"
+        ));
         assert!(!has_top_level_or("(a == 'b' or c == 'd') and e == 'f'"));
         assert!(!has_top_level_or("platform_machine == 'x or y'"));
         assert!(!has_top_level_or("python_version >= '3.10'"));

@@ -27,9 +27,24 @@ fn pytorch_indexes() -> Indexes {
             ix.add("cu128", "torch", "2.7.1+cu128", &t(plat));
             ix.add("cu128", "torchvision", "0.23.0+cu128", &t(plat));
         }
-        ix.add("cpu", "torch", "2.8.0", &format!("{py}-none-macosx_11_0_arm64"));
-        ix.add("cpu", "torch", "2.7.1", &format!("{py}-none-macosx_11_0_arm64"));
-        ix.add("cpu", "torchvision", "0.23.0", &format!("{py}-{py}-macosx_11_0_arm64"));
+        ix.add(
+            "cpu",
+            "torch",
+            "2.8.0",
+            &format!("{py}-none-macosx_11_0_arm64"),
+        );
+        ix.add(
+            "cpu",
+            "torch",
+            "2.7.1",
+            &format!("{py}-none-macosx_11_0_arm64"),
+        );
+        ix.add(
+            "cpu",
+            "torchvision",
+            "0.23.0",
+            &format!("{py}-{py}-macosx_11_0_arm64"),
+        );
     }
     ix
 }
@@ -81,7 +96,12 @@ fn point_at_loopback(dir: &Path, ix: &Indexes) {
 
 fn lock(e: &Env, dir: &Path, python: &Path) {
     let o = run(uv(e, dir, python).arg("lock"));
-    assert!(o.status.success(), "uv lock failed in {}:\n{}", dir.display(), text(&o.stderr));
+    assert!(
+        o.status.success(),
+        "uv lock failed in {}:\n{}",
+        dir.display(),
+        text(&o.stderr)
+    );
 }
 
 /// `uv sync --frozen --dry-run --offline --python-platform` per target: which pass.
@@ -106,7 +126,12 @@ fn port(dir: &Path) {
     let o = run(xtask().arg("--project").arg(dir).arg("port"));
     assert_eq!(o.status.code(), Some(0), "port: {}", text(&o.stderr));
     let o = run(xtask().arg("--project").arg(dir).args(["port", "--check"]));
-    assert_eq!(o.status.code(), Some(0), "port is not idempotent: {}", text(&o.stdout));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "port is not idempotent: {}",
+        text(&o.stdout)
+    );
 }
 
 /// Which index each torch build in the lock comes from, by the OS its wheels are for.
@@ -118,10 +143,17 @@ fn torch_sources(dir: &Path) -> Vec<(String, String)> {
         if p["name"].as_str() != Some("torch") {
             continue;
         }
-        let registry = p["source"]["registry"].as_str().unwrap_or_default().to_string();
+        let registry = p["source"]["registry"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         for w in p["wheels"].as_array().into_iter().flatten() {
             let url = w["url"].as_str().unwrap();
-            let os = if url.contains("macosx") { "macos" } else { "linux" };
+            let os = if url.contains("macosx") {
+                "macos"
+            } else {
+                "linux"
+            };
             out.push((os.to_string(), registry.clone()));
         }
     }
@@ -138,13 +170,24 @@ fn check_ported(fixture: &str) {
     point_at_loopback(dir.path(), &ix);
     lock(&e, dir.path(), &e.py312);
     for (target, ok, err) in installable(&e, dir.path(), &e.py312) {
-        assert!(ok, "{fixture}: ported project does not install on {target}:\n{err}");
+        assert!(
+            ok,
+            "{fixture}: ported project does not install on {target}:\n{err}"
+        );
     }
     let sources = torch_sources(dir.path());
     assert!(!sources.is_empty(), "no torch in the lock");
     for (os, registry) in &sources {
-        let want = if os == "macos" { ix.index_url("cpu") } else { ix.index_url("cu128") };
-        assert_eq!(registry.trim_end_matches('/'), want, "{fixture}: torch for {os}");
+        let want = if os == "macos" {
+            ix.index_url("cpu")
+        } else {
+            ix.index_url("cu128")
+        };
+        assert_eq!(
+            registry.trim_end_matches('/'),
+            want,
+            "{fixture}: torch for {os}"
+        );
     }
     assert!(sources.iter().any(|(os, _)| os == "macos"), "{sources:?}");
     assert!(sources.iter().any(|(os, _)| os == "linux"), "{sources:?}");
@@ -180,8 +223,12 @@ fn unported_fixtures_fail_where_the_app_fails() {
         lock(&e, dir.path(), &e.py310);
         let got = installable(&e, dir.path(), &e.py310);
         for ((target, ok, err), want) in got.iter().zip(expected) {
-            assert_eq!(*ok, want, "{fixture} un-ported on {target}: expected {}\n{err}",
-                if want { "success" } else { "failure" });
+            assert_eq!(
+                *ok,
+                want,
+                "{fixture} un-ported on {target}: expected {}\n{err}",
+                if want { "success" } else { "failure" }
+            );
         }
     }
 }

@@ -33,6 +33,7 @@ struct TargetRow {
     glibc: Option<String>,
     macos: Option<String>,
     group: Option<String>,
+    pytest_marker: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -84,6 +85,7 @@ fn to_json(p: &Policy) -> MatrixJson {
                 glibc: t.glibc.clone(),
                 macos: t.macos.clone(),
                 group: t.group.clone(),
+                pytest_marker: t.pytest_marker.clone(),
             })
             .collect(),
         packages: p
@@ -128,8 +130,14 @@ fn cell(r: &crate::policy::Rule, target: &str) -> &'static str {
 /// Markdown: targets, then packages × targets with reasons.
 pub fn markdown_tables(p: &Policy) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "Python `{}` on every target.\n", p.python.requires_python);
-    s.push_str("| target | machines | docker | torch index | wheel floor |\n|---|---|---|---|---|\n");
+    let _ = writeln!(
+        s,
+        "Python `{}` on every target.\n",
+        p.python.requires_python
+    );
+    s.push_str(
+        "| target | machines | docker | torch index | wheel floor |\n|---|---|---|---|---|\n",
+    );
     for t in &p.targets {
         let docker = match (&t.docker_alias, &t.docker_platform) {
             (Some(a), Some(pl)) => format!("`{a}` ({pl})"),
@@ -179,7 +187,12 @@ fn text(p: &Policy) -> String {
         );
     }
     s.push('\n');
-    let w = p.rules.iter().map(|r| rule_label(r).len()).max().unwrap_or(0);
+    let w = p
+        .rules
+        .iter()
+        .map(|r| rule_label(r).len())
+        .max()
+        .unwrap_or(0);
     let _ = write!(s, "{:w$}", "package");
     for t in &p.targets {
         let _ = write!(s, "  {:18}", t.name);
@@ -192,5 +205,5 @@ fn text(p: &Policy) -> String {
         }
         s.push('\n');
     }
-    s
+    s.lines().map(|l| format!("{}\n", l.trim_end())).collect()
 }

@@ -12,7 +12,9 @@ use crate::policy::Policy;
 use crate::pyproject::{self, Change};
 
 #[derive(clap::Args, Debug)]
-#[command(after_help = "Without --check or --diff, pyproject.toml is rewritten atomically (only the keys that differ from the policy change; comments and layout stay). Afterwards run `uv lock`.")]
+#[command(
+    after_help = "Without --check or --diff, pyproject.toml is rewritten atomically (only the keys that differ from the policy change; comments and layout stay). Afterwards run `uv lock`."
+)]
 pub struct Port {
     /// Write nothing; exit 1 listing what would change (for CI)
     #[arg(long, conflicts_with = "diff")]
@@ -42,9 +44,8 @@ impl Port {
         let project = ctx.project()?;
         let path = project.join("pyproject.toml");
         let policy = Policy::load(&ctx.workspace, self.policy.as_deref())?;
-        let old = std::fs::read_to_string(&path).map_err(|e| {
-            error::usage(format!("{path}: cannot read: {e} (pass --project DIR)"))
-        })?;
+        let old = std::fs::read_to_string(&path)
+            .map_err(|e| error::usage(format!("{path}: cannot read: {e} (pass --project DIR)")))?;
         let (new, changes) = pyproject::port(path.as_str(), &old, &policy)?;
         let mode = if self.check {
             "check"
@@ -97,7 +98,10 @@ fn render(r: &Report) -> String {
     let verb = if r.written { "changed" } else { "would change" };
     out.push_str(&format!("{}: {verb}:\n", r.file));
     for c in r.changes {
-        out.push_str(&format!("  {}: {}\n      why: {}\n", c.location, c.change, c.reason));
+        out.push_str(&format!(
+            "  {}: {}\n      why: {}\n",
+            c.location, c.change, c.reason
+        ));
     }
     if r.written {
         out.push_str("next: run `uv lock` (uv.lock no longer matches pyproject.toml)\n");

@@ -65,7 +65,10 @@ pub fn python(version: &str) -> Option<PathBuf> {
         .find(|p| p["version"].as_str().unwrap().starts_with(&prefix))
         .map(|p| PathBuf::from(p["path"].as_str().unwrap()));
     if found.is_none() {
-        skip_or_fail("uv", &format!("no Python {version} interpreter on this machine"));
+        skip_or_fail(
+            "uv",
+            &format!("no Python {version} interpreter on this machine"),
+        );
     }
     found
 }
@@ -77,14 +80,19 @@ pub fn wheel(dir: &Path, name: &str, version: &str, tag: &str) -> String {
     let dist_info = format!("{}-{version}.dist-info", name.replace('-', "_"));
     let module = name.replace('-', "_");
     let files = [
-        (format!("{module}/__init__.py"), format!("__version__ = {version:?}\n")),
+        (
+            format!("{module}/__init__.py"),
+            format!("__version__ = {version:?}\n"),
+        ),
         (
             format!("{dist_info}/METADATA"),
             format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"),
         ),
         (
             format!("{dist_info}/WHEEL"),
-            format!("Wheel-Version: 1.0\nGenerator: xtask-tests\nRoot-Is-Purelib: false\nTag: {tag}\n"),
+            format!(
+                "Wheel-Version: 1.0\nGenerator: xtask-tests\nRoot-Is-Purelib: false\nTag: {tag}\n"
+            ),
         ),
     ];
     let mut record: String = files.iter().map(|(n, _)| format!("{n},,\n")).collect();
@@ -92,9 +100,12 @@ pub fn wheel(dir: &Path, name: &str, version: &str, tag: &str) -> String {
     std::fs::create_dir_all(dir).unwrap();
     let f = std::fs::File::create(dir.join(&file)).unwrap();
     let mut z = zip::ZipWriter::new(f);
-    let opts = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Stored);
-    for (n, body) in files.iter().chain([(format!("{dist_info}/RECORD"), record)].iter()) {
+    let opts =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for (n, body) in files
+        .iter()
+        .chain([(format!("{dist_info}/RECORD"), record)].iter())
+    {
         z.start_file(n.as_str(), opts).unwrap();
         z.write_all(body.as_bytes()).unwrap();
     }
@@ -122,7 +133,11 @@ impl Indexes {
         let file = wheel(&base.join("files"), name, version, tag);
         let page = base.join(name).join("index.html");
         std::fs::create_dir_all(page.parent().unwrap()).unwrap();
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(page).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(page)
+            .unwrap();
         writeln!(f, "<a href=\"../files/{file}\">{file}</a><br/>").unwrap();
     }
 
