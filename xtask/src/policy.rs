@@ -184,7 +184,7 @@ impl Policy {
     }
 
     pub fn parse(text: &str) -> Result<Policy> {
-        let file: File = toml::from_str(text).map_err(|e| {
+        let file: File = toml_edit::de::from_str(text).map_err(|e| {
             let msg = e.message().to_string();
             match e.span() {
                 Some(span) => {
