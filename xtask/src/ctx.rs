@@ -94,6 +94,10 @@ impl OutputArgs {
 
     /// Print `human()` or the JSON, and save the JSON when asked.
     pub fn emit<T: Serialize>(&self, value: &T, human: impl FnOnce() -> String) -> Result<()> {
+        if !self.json && self.output.is_none() {
+            print!("{}", human());
+            return Ok(());
+        }
         let json = serde_json::to_string_pretty(value).context("serialising the result")?;
         if let Some(path) = &self.output {
             fsx::write_atomic(path, format!("{json}\n").as_bytes())

@@ -6,6 +6,7 @@ mod cmd;
 mod ctx;
 mod error;
 mod fsx;
+mod lock;
 mod pep;
 mod platform;
 mod policy;
@@ -37,6 +38,8 @@ enum Command {
     Platform(cmd::platform::Platform),
     /// Rewrite pyproject.toml so the app locks and installs on every target (indexes, sources, markers)
     Port(cmd::port::Port),
+    /// Check offline, from uv.lock, that every package installs on every target (wheel, build or missing)
+    Audit(cmd::audit::Audit),
     /// Print the support matrix: targets, torch indexes, which packages run where and why
     Matrix(cmd::matrix::Matrix),
     /// Run this repository's checks: cargo fmt --check, clippy -D warnings, tests
@@ -60,6 +63,7 @@ fn real_main() -> i32 {
         Command::Platform(c) => c.run(&ctx),
         Command::Port(c) => c.run(&ctx),
         Command::Matrix(c) => c.run(&ctx),
+        Command::Audit(c) => c.run(&ctx),
         Command::Ci(c) => c.run(&ctx),
     });
     match result {

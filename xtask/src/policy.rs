@@ -76,6 +76,7 @@ struct RuleFile {
     marker: Option<String>,
     #[serde(default)]
     never_list: bool,
+    build_requires: Option<String>,
     reason: String,
 }
 
@@ -123,6 +124,8 @@ pub struct Rule {
     pub marker: Option<String>,
     pub marker_tree: MarkerTree,
     pub never_list: bool,
+    /// What building it from source needs (reported by `audit`).
+    pub build_requires: Option<String>,
     pub reason: String,
 }
 
@@ -299,6 +302,7 @@ impl Policy {
                 marker: r.marker,
                 marker_tree,
                 never_list: r.never_list,
+                build_requires: r.build_requires,
                 reason: r.reason,
             });
         }
@@ -326,7 +330,6 @@ impl Policy {
     }
 
     /// A target by canonical name or Docker alias; unknown names are a usage error.
-    #[allow(dead_code)] // for commands that take --target (audit, docker)
     pub fn target(&self, name: &str) -> Result<&Target> {
         self.targets
             .iter()

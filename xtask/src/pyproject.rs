@@ -20,6 +20,65 @@ pub struct Change {
     pub reason: String,
 }
 
+/// What pyproject.toml asks for, as the lock records it.
+#[derive(Debug, Default)]
+pub struct Requirements {
+    pub name: Option<String>,
+    pub requires_python: Option<String>,
+    pub dependencies: Vec<String>,
+    pub optional: indexmap::IndexMap<String, Vec<String>>,
+    pub groups: indexmap::IndexMap<String, Vec<String>>,
+    /// `[tool.uv] default-groups`, when set.
+    pub default_groups: Option<Vec<String>>,
+}
+
+pub fn requirements(doc: &DocumentMut) -> Requirements {
+    let strings = |item: Option<&Item>| -> Vec<String> {
+        item.and_then(Item::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let project = doc.get("project");
+    let table_of_lists = |item: Option<&Item>| {
+        let mut m = indexmap::IndexMap::new();
+        if let Some(t) = item.and_then(Item::as_table_like) {
+            for (k, v) in t.iter() {
+                m.insert(k.to_string(), strings(Some(v)));
+            }
+        }
+        m
+    };
+    Requirements {
+        name: project
+            .and_then(|p| p.get("name"))
+            .and_then(Item::as_str)
+            .map(str::to_string),
+        requires_python: project
+            .and_then(|p| p.get("requires-python"))
+            .and_then(Item::as_str)
+            .map(str::to_string),
+        dependencies: strings(project.and_then(|p| p.get("dependencies"))),
+        optional: table_of_lists(project.and_then(|p| p.get("optional-dependencies"))),
+        groups: table_of_lists(doc.get("dependency-groups")),
+        default_groups: doc
+            .get("tool")
+            .and_then(|t| t.get("uv"))
+            .and_then(|t| t.get("default-groups"))
+            .and_then(Item::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            }),
+    }
+}
+
 /// Parse pyproject text; syntax errors carry `file:line:col`.
 pub fn parse(file: &str, text: &str) -> Result<DocumentMut> {
     text.parse::<DocumentMut>().map_err(|e| {

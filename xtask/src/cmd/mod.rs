@@ -1,5 +1,6 @@
 //! One module per command, each a clap `Args` struct with `fn run(self, ctx)`.
 
+pub mod audit;
 pub mod ci;
 pub mod matrix;
 pub mod platform;

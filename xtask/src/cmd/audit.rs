@@ -1,0 +1,422 @@
+//! `cargo xtask audit`: will this lock install on every target, and what needs a
+//! compiler? Answered offline from uv.lock, for all targets at once.
+
+use std::fmt::Write as _;
+
+use anyhow::Result;
+use camino::Utf8PathBuf;
+use serde::Serialize;
+
+use crate::ctx::{Ctx, OutputArgs};
+use crate::error;
+use crate::lock::{self, Package, Selection, tags};
+use crate::pep;
+use crate::policy::{Policy, Target};
+use crate::pyproject;
+
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Exit 1 when a package has no installable file on a target (listed), 0 otherwise. Statuses: wheel (the best matching wheel), build (sdist only: needs a compiler), missing (neither), excluded (markers leave it out on that target)."
+)]
+pub struct Audit {
+    /// Audit only this target (canonical name or Docker alias); repeatable [default: all]
+    #[arg(long = "target", value_name = "NAME")]
+    targets: Vec<String>,
+    /// Python version X.Y [default: the lowest that requires-python allows]
+    #[arg(long, value_name = "X.Y")]
+    python: Option<String>,
+    /// Include a dependency group, as `uv sync --group`; repeatable
+    #[arg(long = "group", value_name = "GROUP")]
+    groups: Vec<String>,
+    /// Include every dependency group
+    #[arg(long)]
+    all_groups: bool,
+    /// Leave out the dev group
+    #[arg(long)]
+    no_dev: bool,
+    /// Include an optional extra, as `uv sync --extra`; repeatable
+    #[arg(long = "extra", value_name = "EXTRA")]
+    extras: Vec<String>,
+    /// Include every extra
+    #[arg(long)]
+    all_extras: bool,
+    /// Print Markdown (for docs)
+    #[arg(long, conflicts_with = "json")]
+    markdown: bool,
+    /// The support matrix [default: templates/platforms.toml]
+    #[arg(long, value_name = "FILE")]
+    policy: Option<Utf8PathBuf>,
+    #[command(flatten)]
+    out: OutputArgs,
+}
+
+#[derive(Serialize, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+enum Status {
+    Missing,
+    Build,
+    Wheel,
+    Excluded,
+}
+
+impl Status {
+    fn as_str(self) -> &'static str {
+        match self {
+            Status::Missing => "missing",
+            Status::Build => "build",
+            Status::Wheel => "wheel",
+            Status::Excluded => "excluded",
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct PackageResult {
+    name: String,
+    version: String,
+    status: Status,
+    wheel: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<String>,
+}
+
+#[derive(Serialize)]
+struct TargetResult {
+    name: String,
+    python: String,
+    packages: Vec<PackageResult>,
+}
+
+#[derive(Serialize)]
+struct LockInfo {
+    version: u32,
+    revision: Option<u32>,
+    requires_python: Option<String>,
+    resolution_markers: Vec<String>,
+    supported_markers: Vec<String>,
+    required_markers: Vec<String>,
+    workspace_members: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct Report {
+    lock: String,
+    lock_info: LockInfo,
+    warnings: Vec<String>,
+    targets: Vec<TargetResult>,
+}
+
+impl Audit {
+    pub fn run(self, ctx: &Ctx) -> Result<()> {
+        self.out.preflight()?;
+        let project = ctx.project()?;
+        let policy = Policy::load(&ctx.workspace, self.policy.as_deref())?;
+        let targets: Vec<&Target> = if self.targets.is_empty() {
+            policy.targets.iter().collect()
+        } else {
+            self.targets
+                .iter()
+                .map(|t| {
+                    policy
+                        .target(t)
+                        .map_err(|e| error::usage(format!("--target: {e}")))
+                })
+                .collect::<Result<_>>()?
+        };
+        let lock_path = project.join("uv.lock");
+        let text = std::fs::read_to_string(&lock_path).map_err(|e| {
+            error::usage(format!(
+                "{lock_path}: cannot read: {e} (run `uv lock` in {project}, after `cargo xtask port` for a multi-platform lock)"
+            ))
+        })?;
+        let lock = lock::parse(lock_path.as_str(), &text)?;
+        let py_path = project.join("pyproject.toml");
+        let py_text = std::fs::read_to_string(&py_path)
+            .map_err(|e| error::usage(format!("{py_path}: cannot read: {e}")))?;
+        let doc = pyproject::parse(py_path.as_str(), &py_text)?;
+        let reqs = pyproject::requirements(&doc);
+        let root = lock.root(reqs.name.as_deref()).ok_or_else(|| {
+            error::usage(format!(
+                "{lock_path}: no package for the project {:?} (the lock belongs to another project; run `uv lock`)",
+                reqs.name.as_deref().unwrap_or("?")
+            ))
+        })?;
+        let python = match &self.python {
+            Some(p) => {
+                let v = tags::parse_floor(p)
+                    .filter(|_| p.split('.').count() == 2)
+                    .ok_or_else(|| error::usage(format!("--python {p}: give a version as X.Y, e.g. 3.12")))?;
+                v
+            }
+            None => lock
+                .requires_python
+                .as_deref()
+                .and_then(lock::python_of)
+                .ok_or_else(|| error::usage(format!(
+                    "{lock_path}: requires-python gives no lowest Python version; pass --python X.Y"
+                )))?,
+        };
+        let python_str = format!("{}.{}", python.0, python.1);
+
+        let mut warnings = lock::stale_reasons(&lock, root, &reqs);
+        if !warnings.is_empty() {
+            warnings = warnings
+                .into_iter()
+                .map(|w| format!("uv.lock is stale: {w}; run `uv lock`"))
+                .collect();
+        }
+        for w in &warnings {
+            eprintln!("warning: {w}");
+        }
+        let sel = Selection {
+            extras: self.extras.clone(),
+            all_extras: self.all_extras,
+            groups: self.groups.clone(),
+            all_groups: self.all_groups,
+            no_dev: self.no_dev,
+            default_groups: reqs.default_groups.clone(),
+        };
+
+        // Wheel names are the same for every target: parse them once.
+        let wheels: Vec<Vec<(String, tags::WheelName)>> = lock
+            .package
+            .iter()
+            .map(|p| {
+                p.wheels
+                    .iter()
+                    .filter_map(|w| w.filename())
+                    .filter_map(|f| tags::parse_wheel(&f).map(|n| (f, n)))
+                    .collect()
+            })
+            .collect();
+        let mut results = Vec::new();
+        for t in &targets {
+            let env = pep::environment(&t.sys_platform, &t.platform_machine, &python_str)?;
+            let walk = lock.walk(root, &env, &sel)?;
+            let plat = tags::Platform {
+                os: if t.sys_platform == "darwin" {
+                    "macos".into()
+                } else {
+                    t.sys_platform.clone()
+                },
+                arch: t.platform_machine.clone(),
+                glibc: t.glibc.as_deref().and_then(tags::parse_floor),
+                macos: t.macos.as_deref().and_then(tags::parse_floor),
+            };
+            let mut packages: Vec<PackageResult> = walk
+                .reached
+                .iter()
+                .map(|&i| judge(&lock.package[i], &wheels[i], python, &plat, &policy))
+                .collect();
+            packages.extend(walk.excluded.iter().map(|&i| &lock.package[i]).map(|p| {
+                PackageResult {
+                    name: p.name.clone(),
+                    version: p.version.clone().unwrap_or_default(),
+                    status: Status::Excluded,
+                    wheel: None,
+                    note: None,
+                }
+            }));
+            packages.sort_by(|a, b| (a.status, &a.name).cmp(&(b.status, &b.name)));
+            results.push(TargetResult {
+                name: t.name.clone(),
+                python: python_str.clone(),
+                packages,
+            });
+        }
+        let report = Report {
+            lock: lock_path.to_string(),
+            lock_info: LockInfo {
+                version: lock.version,
+                revision: lock.revision,
+                requires_python: lock.requires_python.clone(),
+                resolution_markers: lock.resolution_markers.clone(),
+                supported_markers: lock.supported_markers.clone(),
+                required_markers: lock.required_markers.clone(),
+                workspace_members: lock
+                    .manifest
+                    .as_ref()
+                    .map(|m| m.members.clone())
+                    .unwrap_or_default(),
+            },
+            warnings,
+            targets: results,
+        };
+        let markdown = self.markdown;
+        self.out.emit(&report, || {
+            if markdown {
+                render_markdown(&report)
+            } else {
+                render(&report)
+            }
+        })?;
+        let missing: Vec<String> = report
+            .targets
+            .iter()
+            .flat_map(|t| {
+                t.packages
+                    .iter()
+                    .filter(|p| p.status == Status::Missing)
+                    .map(move |p| format!("{} {} on {}", p.name, p.version, t.name))
+            })
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(error::failed(format!(
+                "no installable file for: {}",
+                missing.join(", ")
+            )))
+        }
+    }
+}
+
+fn judge(
+    p: &Package,
+    wheels: &[(String, tags::WheelName)],
+    python: (u32, u32),
+    plat: &tags::Platform,
+    policy: &Policy,
+) -> PackageResult {
+    let version = p.version.clone().unwrap_or_default();
+    let mut best: Option<((u32, u32), &String)> = None;
+    let mut platforms: Vec<String> = Vec::new();
+    for (file, name) in wheels {
+        for t in &name.platform {
+            if !platforms.contains(t) {
+                platforms.push(t.clone());
+            }
+        }
+        if let Some(score) = tags::score(name, python, plat)
+            && best.as_ref().is_none_or(|(s, _)| score > *s)
+        {
+            best = Some((score, file));
+        }
+    }
+    let build_note = || {
+        let req = pep::requirement(&format!("{}=={}", p.name, version))
+            .or_else(|_| pep::requirement(&p.name))
+            .ok();
+        let needs = req
+            .as_ref()
+            .and_then(|r| policy.rule_for(r))
+            .and_then(|r| r.build_requires.clone());
+        match needs {
+            Some(n) => format!("sdist only: building needs {n}"),
+            None => "sdist only: built on install by its build backend".to_string(),
+        }
+    };
+    let (status, wheel, note) = if let Some((_, file)) = best {
+        (Status::Wheel, Some(file.clone()), None)
+    } else if p.source.is_local_project() {
+        (
+            Status::Build,
+            None,
+            Some(format!(
+                "local {} source, built on install",
+                p.source.kind()
+            )),
+        )
+    } else if p.sdist.is_some() || p.source.git.is_some() {
+        (Status::Build, None, Some(build_note()))
+    } else if p.source.url.is_some() && p.wheels.is_empty() {
+        (
+            Status::Build,
+            None,
+            Some("source archive from a URL: built on install".into()),
+        )
+    } else {
+        let why = if platforms.is_empty() {
+            "no wheel and no sdist in the lock".to_string()
+        } else {
+            format!("wheels only for {}; no sdist", platforms.join(", "))
+        };
+        (Status::Missing, None, Some(why))
+    };
+    PackageResult {
+        name: p.name.clone(),
+        version,
+        status,
+        wheel,
+        note,
+    }
+}
+
+fn counts(t: &TargetResult) -> String {
+    let n = |s: Status| t.packages.iter().filter(|p| p.status == s).count();
+    format!(
+        "{} wheel, {} build, {} missing, {} excluded",
+        n(Status::Wheel),
+        n(Status::Build),
+        n(Status::Missing),
+        n(Status::Excluded)
+    )
+}
+
+fn render(r: &Report) -> String {
+    let mut s = String::new();
+    for t in &r.targets {
+        let verdict = if t.packages.iter().any(|p| p.status == Status::Missing) {
+            "WILL NOT INSTALL"
+        } else {
+            "installs"
+        };
+        let _ = writeln!(
+            s,
+            "{} (Python {}): {verdict}: {}",
+            t.name,
+            t.python,
+            counts(t)
+        );
+        for p in t
+            .packages
+            .iter()
+            .filter(|p| matches!(p.status, Status::Missing | Status::Build))
+        {
+            let _ = writeln!(
+                s,
+                "  {:8} {} {}: {}",
+                p.status.as_str(),
+                p.name,
+                p.version,
+                p.note.as_deref().unwrap_or_default()
+            );
+        }
+    }
+    s
+}
+
+fn render_markdown(r: &Report) -> String {
+    let mut s = String::new();
+    for t in &r.targets {
+        let _ = writeln!(
+            s,
+            "### `{}` (Python {})\n\n{}\n",
+            t.name,
+            t.python,
+            counts(t)
+        );
+        let problems: Vec<&PackageResult> = t
+            .packages
+            .iter()
+            .filter(|p| matches!(p.status, Status::Missing | Status::Build))
+            .collect();
+        if problems.is_empty() {
+            s.push_str("Every package installs from a wheel.\n\n");
+            continue;
+        }
+        s.push_str("| package | version | status | note |\n|---|---|---|---|\n");
+        for p in problems {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} |",
+                p.name,
+                p.version,
+                p.status.as_str(),
+                p.note.as_deref().unwrap_or_default()
+            );
+        }
+        s.push('\n');
+    }
+    s
+}

@@ -1,0 +1,316 @@
+//! Wheel filenames and tag compatibility for a target: python tag (cpXY, pyX[Y], abi3
+//! with its minimum), ABI, and platform (manylinux_X_Y and its legacy aliases against a
+//! glibc floor, musllinux never on glibc, macosx_X_Y arm64/universal2 against a macOS
+//! floor, any).
+
+/// What a wheel must run on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Platform {
+    /// `linux` or `macos`.
+    pub os: String,
+    /// `x86_64`, `aarch64` (Linux) or `arm64` (macOS).
+    pub arch: String,
+    /// glibc floor (major, minor) for Linux.
+    pub glibc: Option<(u32, u32)>,
+    /// macOS floor (major, minor).
+    pub macos: Option<(u32, u32)>,
+}
+
+/// A wheel's name split into its parts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WheelName {
+    pub python: Vec<String>,
+    pub abi: Vec<String>,
+    pub platform: Vec<String>,
+}
+
+/// Parse `{name}-{version}(-{build})?-{python}-{abi}-{platform}.whl`.
+pub fn parse_wheel(filename: &str) -> Option<WheelName> {
+    let stem = filename.strip_suffix(".whl")?;
+    let parts: Vec<&str> = stem.split('-').collect();
+    if parts.len() < 5 {
+        return None;
+    }
+    let n = parts.len();
+    let split = |s: &str| s.split('.').map(str::to_string).collect::<Vec<_>>();
+    Some(WheelName {
+        python: split(parts[n - 3]),
+        abi: split(parts[n - 2]),
+        platform: split(parts[n - 1]),
+    })
+}
+
+/// The file name at the end of a URL or path, percent-decoded.
+pub fn filename_of(url: &str) -> String {
+    let last = url.rsplit('/').next().unwrap_or(url);
+    let last = last.split(['#', '?']).next().unwrap_or(last);
+    percent_decode(last)
+}
+
+fn percent_decode(s: &str) -> String {
+    if !s.contains('%') {
+        return s.to_string();
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// How well a wheel fits; higher is better. None when it does not install.
+pub fn score(wheel: &WheelName, py: (u32, u32), target: &Platform) -> Option<(u32, u32)> {
+    let plat = wheel
+        .platform
+        .iter()
+        .filter_map(|p| platform_score(p, target))
+        .max()?;
+    let mut best_py = None;
+    for interp in &wheel.python {
+        for abi in &wheel.abi {
+            if let Some(s) = python_score(interp, abi, py) {
+                best_py = best_py.max(Some(s));
+            }
+        }
+    }
+    Some((best_py?, plat))
+}
+
+/// cpXY with abi cpXY (best), abi3 from its minimum, none; then pyXY / pyX.
+fn python_score(interp: &str, abi: &str, (major, minor): (u32, u32)) -> Option<u32> {
+    if let Some(v) = interp.strip_prefix("cp") {
+        let (m, n) = split_version(v)?;
+        if m != major {
+            return None;
+        }
+        return match abi {
+            a if a == format!("cp{major}{minor}") && n == minor => Some(100),
+            "abi3" if n <= minor => Some(90 - (minor - n).min(50)),
+            "none" if n == minor => Some(80),
+            _ => None,
+        };
+    }
+    if let Some(v) = interp.strip_prefix("py") {
+        if abi != "none" {
+            return None;
+        }
+        let (m, n) = split_version(v)?;
+        if m != major {
+            return None;
+        }
+        return match v.len() {
+            1 => Some(20),                                     // py3
+            _ if n <= minor => Some(30 - (minor - n).min(10)), // py3Y, Y <= minor
+            _ => None,
+        };
+    }
+    None
+}
+
+/// "312" → (3, 12); "3" → (3, 0).
+fn split_version(v: &str) -> Option<(u32, u32)> {
+    let mut chars = v.chars();
+    let major = chars.next()?.to_digit(10)?;
+    let rest: String = chars.collect();
+    let minor = if rest.is_empty() {
+        0
+    } else {
+        rest.parse().ok()?
+    };
+    Some((major, minor))
+}
+
+fn platform_score(tag: &str, t: &Platform) -> Option<u32> {
+    if tag == "any" {
+        return Some(1);
+    }
+    match t.os.as_str() {
+        "linux" => {
+            let (gmaj, gmin) = t.glibc.unwrap_or((2, 17));
+            let arch = tag_arch(tag)?;
+            if arch != t.arch {
+                return None;
+            }
+            if tag.starts_with("musllinux") {
+                return None; // musl wheels never run on a glibc system
+            }
+            let (maj, min) = if let Some(rest) = tag.strip_prefix("manylinux_") {
+                let mut it = rest.splitn(3, '_');
+                (it.next()?.parse().ok()?, it.next()?.parse().ok()?)
+            } else if tag.starts_with("manylinux1_") {
+                (2, 5)
+            } else if tag.starts_with("manylinux2010_") {
+                (2, 12)
+            } else if tag.starts_with("manylinux2014_") {
+                (2, 17)
+            } else if tag.starts_with("linux_") {
+                return Some(2);
+            } else {
+                return None;
+            };
+            (maj == gmaj && min <= gmin || maj < gmaj).then_some(10 + min)
+        }
+        "macos" => {
+            let rest = tag.strip_prefix("macosx_")?;
+            let mut it = rest.splitn(3, '_');
+            let maj: u32 = it.next()?.parse().ok()?;
+            let min: u32 = it.next()?.parse().ok()?;
+            let arch = it.next()?;
+            let fits_arch = match arch {
+                "arm64" => t.arch == "arm64",
+                "universal2" => t.arch == "arm64" || t.arch == "x86_64",
+                "x86_64" | "intel" | "universal" => t.arch == "x86_64",
+                _ => false,
+            };
+            let (fmaj, fmin) = t.macos.unwrap_or((11, 0));
+            let fits_version = (maj, min) <= (fmaj, fmin) || (maj >= 11 && maj <= fmaj && min == 0);
+            (fits_arch && fits_version).then_some(10 + maj + if arch == "arm64" { 1 } else { 0 })
+        }
+        _ => None,
+    }
+}
+
+/// The architecture at the end of a Linux platform tag.
+fn tag_arch(tag: &str) -> Option<&str> {
+    for arch in [
+        "x86_64", "aarch64", "i686", "ppc64le", "s390x", "armv7l", "riscv64",
+    ] {
+        if tag.ends_with(arch) {
+            return Some(arch);
+        }
+    }
+    None
+}
+
+/// "2.28" → (2, 28).
+pub fn parse_floor(v: &str) -> Option<(u32, u32)> {
+    let mut it = v.split('.');
+    Some((
+        it.next()?.parse().ok()?,
+        it.next().unwrap_or("0").parse().ok()?,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn linux(arch: &str) -> Platform {
+        Platform {
+            os: "linux".into(),
+            arch: arch.into(),
+            glibc: Some((2, 28)),
+            macos: None,
+        }
+    }
+
+    fn mac() -> Platform {
+        Platform {
+            os: "macos".into(),
+            arch: "arm64".into(),
+            glibc: None,
+            macos: Some((13, 0)),
+        }
+    }
+
+    fn fits(file: &str, t: &Platform) -> bool {
+        score(&parse_wheel(file).unwrap(), (3, 12), t).is_some()
+    }
+
+    #[test]
+    fn python_tags() {
+        let l = linux("x86_64");
+        assert!(fits("a-1-cp312-cp312-manylinux_2_17_x86_64.whl", &l));
+        assert!(!fits("a-1-cp311-cp311-manylinux_2_17_x86_64.whl", &l));
+        assert!(fits("a-1-cp38-abi3-manylinux_2_17_x86_64.whl", &l));
+        assert!(!fits("a-1-cp313-abi3-manylinux_2_17_x86_64.whl", &l));
+        assert!(fits("a-1-py3-none-any.whl", &l));
+        assert!(fits("a-1-py2.py3-none-any.whl", &l));
+        assert!(!fits("a-1-py2-none-any.whl", &l));
+        assert!(fits("a-1-cp312-none-any.whl", &l));
+        assert!(!fits("a-1-cp312-cp312t-manylinux_2_17_x86_64.whl", &l));
+        assert!(!fits(
+            "a-1-pp310-pypy310_pp73-manylinux_2_17_x86_64.whl",
+            &l
+        ));
+    }
+
+    #[test]
+    fn linux_platforms() {
+        let x = linux("x86_64");
+        let a = linux("aarch64");
+        assert!(fits("a-1-py3-none-manylinux_2_28_x86_64.whl", &x));
+        assert!(!fits("a-1-py3-none-manylinux_2_28_x86_64.whl", &a));
+        assert!(fits("a-1-py3-none-manylinux_2_24_aarch64.whl", &a));
+        assert!(
+            !fits("a-1-py3-none-manylinux_2_34_x86_64.whl", &x),
+            "above the glibc floor"
+        );
+        assert!(fits("a-1-cp312-cp312-manylinux1_x86_64.whl", &x));
+        assert!(fits("a-1-cp312-cp312-manylinux2010_x86_64.whl", &x));
+        assert!(fits("a-1-cp312-cp312-manylinux2014_aarch64.whl", &a));
+        assert!(fits(
+            "a-1-cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+            &x
+        ));
+        assert!(!fits("a-1-cp312-cp312-musllinux_1_2_x86_64.whl", &x));
+        assert!(!fits("a-1-cp312-cp312-win_amd64.whl", &x));
+        assert!(!fits("a-1-cp312-cp312-macosx_11_0_arm64.whl", &x));
+    }
+
+    #[test]
+    fn macos_platforms() {
+        let m = mac();
+        assert!(fits("a-1-cp312-none-macosx_11_0_arm64.whl", &m));
+        assert!(fits("a-1-cp312-cp312-macosx_10_9_universal2.whl", &m));
+        assert!(fits("a-1-cp312-cp312-macosx_13_0_arm64.whl", &m));
+        assert!(
+            !fits("a-1-py3-none-macosx_14_0_arm64.whl", &m),
+            "above the macOS floor"
+        );
+        assert!(!fits("a-1-cp312-cp312-macosx_10_9_x86_64.whl", &m));
+        assert!(!fits("a-1-cp312-cp312-manylinux_2_17_aarch64.whl", &m));
+    }
+
+    #[test]
+    fn best_wheel_prefers_specific_tags() {
+        let x = linux("x86_64");
+        let s = |f: &str| score(&parse_wheel(f).unwrap(), (3, 12), &x).unwrap();
+        assert!(
+            s("a-1-cp312-cp312-manylinux_2_17_x86_64.whl")
+                > s("a-1-cp38-abi3-manylinux_2_17_x86_64.whl")
+        );
+        assert!(s("a-1-cp38-abi3-manylinux_2_17_x86_64.whl") > s("a-1-py3-none-any.whl"));
+        assert!(
+            s("a-1-cp312-cp312-manylinux_2_28_x86_64.whl").1
+                > s("a-1-cp312-cp312-manylinux_2_17_x86_64.whl").1
+        );
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(
+            filename_of(
+                "https://x.invalid/whl/cu126/torch-2.8.0%2Bcu126-cp310-cp310-manylinux_2_28_x86_64.whl#sha256=ab"
+            ),
+            "torch-2.8.0+cu126-cp310-cp310-manylinux_2_28_x86_64.whl"
+        );
+        assert!(parse_wheel("foo.tar.gz").is_none());
+        assert!(parse_wheel("a-1-py3.whl").is_none());
+        let w = parse_wheel("a-1-1build-py2.py3-none-any.whl").unwrap();
+        assert_eq!(w.python, ["py2", "py3"]);
+        assert_eq!(parse_floor("2.28"), Some((2, 28)));
+        assert_eq!(parse_floor("13"), Some((13, 0)));
+    }
+}
