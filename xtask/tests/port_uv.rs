@@ -1,7 +1,9 @@
 //! `port` proven with real uv: each fixture is ported, pointed at loopback PyTorch
 //! indexes serving tiny wheels with real platform tags, locked, and checked with
 //! `uv sync --frozen --dry-run --python-platform` for every target of the policy.
-//! The un-ported app-shaped fixtures must fail where the real app fails today.
+//! The un-ported app-shaped fixtures must fail where the real app fails today. On every
+//! lock made here, `cargo xtask audit` must agree with uv: a target fails exactly when
+//! audit reports a package `missing` there.
 
 mod support;
 
@@ -122,6 +124,44 @@ fn installable(e: &Env, dir: &Path, python: &Path) -> Vec<(&'static str, bool, S
         .collect()
 }
 
+/// audit's verdict per target must match uv's: missing packages ⇔ uv sync fails.
+fn audit_agrees(dir: &Path, uv_results: &[(&str, bool, String)]) -> serde_json::Value {
+    let o = run(xtask().arg("--project").arg(dir).args(["audit", "--json"]));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("audit --json: {e}\n{}", text(&o.stderr)));
+    let mut any_missing = false;
+    for (target, uv_ok, uv_err) in uv_results {
+        let t = v["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == *target)
+            .unwrap_or_else(|| panic!("audit has no {target}"));
+        let missing: Vec<&str> = t["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["status"] == "missing")
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        any_missing |= !missing.is_empty();
+        assert_eq!(
+            missing.is_empty(),
+            *uv_ok,
+            "{}: audit says missing {missing:?} on {target}, uv sync {}:\n{uv_err}",
+            dir.display(),
+            if *uv_ok { "succeeded" } else { "failed" }
+        );
+    }
+    assert_eq!(
+        o.status.code(),
+        Some(if any_missing { 1 } else { 0 }),
+        "{}",
+        text(&o.stderr)
+    );
+    v
+}
+
 fn port(dir: &Path) {
     let o = run(xtask().arg("--project").arg(dir).arg("port"));
     assert_eq!(o.status.code(), Some(0), "port: {}", text(&o.stderr));
@@ -169,12 +209,14 @@ fn check_ported(fixture: &str) {
     port(dir.path());
     point_at_loopback(dir.path(), &ix);
     lock(&e, dir.path(), &e.py312);
-    for (target, ok, err) in installable(&e, dir.path(), &e.py312) {
+    let results = installable(&e, dir.path(), &e.py312);
+    for (target, ok, err) in &results {
         assert!(
             ok,
             "{fixture}: ported project does not install on {target}:\n{err}"
         );
     }
+    audit_agrees(dir.path(), &results);
     let sources = torch_sources(dir.path());
     assert!(!sources.is_empty(), "no torch in the lock");
     for (os, registry) in &sources {
@@ -230,5 +272,61 @@ fn unported_fixtures_fail_where_the_app_fails() {
                 if want { "success" } else { "failure" }
             );
         }
+        let report = audit_agrees(dir.path(), &got);
+        assert!(
+            report["warnings"].as_array().unwrap().is_empty(),
+            "{report}"
+        );
+
+        // Porting without re-locking leaves a stale lock: audit says so.
+        point_back(dir.path(), &ix);
+        port(dir.path());
+        let o = run(xtask().arg("--project").arg(dir.path()).arg("audit"));
+        let err = text(&o.stderr);
+        assert!(
+            err.contains("warning: uv.lock is stale: requires-python"),
+            "{err}"
+        );
+        assert!(err.contains("run `uv lock`"), "{err}");
     }
+}
+
+/// Undo `point_at_loopback` so `port` sees the real URLs again.
+fn point_back(dir: &Path, ix: &Indexes) {
+    let path = dir.join("pyproject.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text = text
+        .replace(&ix.index_url("cu126"), CU126)
+        .replace(&ix.index_url("cu128"), CU128_SLASH)
+        .replace(&ix.index_url("cpu"), CPU);
+    std::fs::write(path, text).unwrap();
+}
+
+/// A real PyPI wheel above the macOS floor: uv (which assumes macOS 13.0) and audit
+/// (the policy's floor, 13.0) both refuse it; sdist-only gputil is `build`.
+#[test]
+fn audit_agrees_with_uv_on_platform_floors() {
+    let Some(e) = env() else { return };
+    let ix = pytorch_indexes();
+    let dir = copy_fixture("audit/floors");
+    point_at_loopback(dir.path(), &ix);
+    lock(&e, dir.path(), &e.py312);
+    let got = installable(&e, dir.path(), &e.py312);
+    assert_eq!(
+        got.iter().map(|r| r.1).collect::<Vec<_>>(),
+        [true, true, false]
+    );
+    let report = audit_agrees(dir.path(), &got);
+    let pkgs = |t: usize| report["targets"][t]["packages"].as_array().unwrap().clone();
+    let find = |t: usize, name: &str| pkgs(t).into_iter().find(|p| p["name"] == name).unwrap();
+    assert_eq!(find(2, "bitsandbytes")["status"], "missing");
+    assert_eq!(find(1, "bitsandbytes")["status"], "wheel");
+    assert!(
+        find(1, "bitsandbytes")["wheel"]
+            .as_str()
+            .unwrap()
+            .ends_with("manylinux_2_24_aarch64.whl")
+    );
+    assert_eq!(find(1, "gputil")["status"], "build");
+    assert_eq!(find(1, "torch")["status"], "wheel");
 }

@@ -143,10 +143,9 @@ impl Audit {
         })?;
         let python = match &self.python {
             Some(p) => {
-                let v = tags::parse_floor(p)
+                tags::parse_floor(p)
                     .filter(|_| p.split('.').count() == 2)
-                    .ok_or_else(|| error::usage(format!("--python {p}: give a version as X.Y, e.g. 3.12")))?;
-                v
+                    .ok_or_else(|| error::usage(format!("--python {p}: give a version as X.Y, e.g. 3.12")))?
             }
             None => lock
                 .requires_python

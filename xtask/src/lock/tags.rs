@@ -183,14 +183,11 @@ fn platform_score(tag: &str, t: &Platform) -> Option<u32> {
 
 /// The architecture at the end of a Linux platform tag.
 fn tag_arch(tag: &str) -> Option<&str> {
-    for arch in [
+    [
         "x86_64", "aarch64", "i686", "ppc64le", "s390x", "armv7l", "riscv64",
-    ] {
-        if tag.ends_with(arch) {
-            return Some(arch);
-        }
-    }
-    None
+    ]
+    .into_iter()
+    .find(|arch| tag.ends_with(arch))
 }
 
 /// "2.28" → (2, 28).

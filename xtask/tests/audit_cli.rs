@@ -1,0 +1,254 @@
+//! `audit` on hand-written locks: the statuses, the JSON shape, and one clear line with
+//! exit 2 for each kind of bad input.
+
+mod support;
+
+use std::path::Path;
+
+use support::*;
+
+const PYPROJECT: &str = r#"[project]
+name = "tiny"
+version = "0.1.0"
+requires-python = "==3.12.*"
+dependencies = ["alpha", "beta ; sys_platform == 'linux'"]
+
+[dependency-groups]
+dev = ["gamma"]
+"#;
+
+/// A lock in uv's format with a placeholder registry host.
+const LOCK: &str = r#"version = 1
+revision = 3
+requires-python = "==3.12.*"
+
+[[package]]
+name = "alpha"
+version = "1.0"
+source = { registry = "https://registry.invalid/simple" }
+dependencies = [{ name = "delta", marker = "platform_machine == 'x86_64'" }]
+wheels = [{ url = "https://files.registry.invalid/alpha-1.0-py3-none-any.whl" }]
+
+[[package]]
+name = "beta"
+version = "2.0"
+source = { registry = "https://registry.invalid/simple" }
+wheels = [{ url = "https://files.registry.invalid/beta-2.0-cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64.whl" }]
+
+[[package]]
+name = "delta"
+version = "3.0"
+source = { registry = "https://registry.invalid/simple" }
+sdist = { url = "https://files.registry.invalid/delta-3.0.tar.gz" }
+
+[[package]]
+name = "gamma"
+version = "4.0"
+source = { registry = "https://registry.invalid/simple" }
+wheels = [{ url = "https://files.registry.invalid/gamma-4.0-cp38-abi3-macosx_11_0_arm64.whl" }, { url = "https://files.registry.invalid/gamma-4.0-cp38-abi3-manylinux_2_28_x86_64.whl" }]
+
+[[package]]
+name = "tiny"
+version = "0.1.0"
+source = { virtual = "." }
+dependencies = [
+    { name = "alpha" },
+    { name = "beta", marker = "sys_platform == 'linux'" },
+]
+
+[package.dev-dependencies]
+dev = [{ name = "gamma" }]
+
+[package.metadata]
+requires-dist = [
+    { name = "alpha" },
+    { name = "beta", marker = "sys_platform == 'linux'" },
+]
+
+[package.metadata.requires-dev]
+dev = [{ name = "gamma" }]
+"#;
+
+fn project(lock: Option<&str>) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("pyproject.toml"), PYPROJECT).unwrap();
+    if let Some(l) = lock {
+        std::fs::write(dir.path().join("uv.lock"), l).unwrap();
+    }
+    dir
+}
+
+fn audit(dir: &Path, args: &[&str]) -> std::process::Output {
+    run(xtask().arg("--project").arg(dir).arg("audit").args(args))
+}
+
+fn statuses(v: &serde_json::Value, target: &str) -> Vec<(String, String)> {
+    let t = v["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == target)
+        .unwrap();
+    assert_eq!(t["python"], "3.12");
+    let mut out: Vec<(String, String)> = t["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_string(),
+                p["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+#[test]
+fn statuses_per_target() {
+    let dir = project(Some(LOCK));
+    let o = audit(dir.path(), &["--json"]);
+    // gamma has no aarch64 Linux wheel; beta none at all for aarch64.
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        statuses(&v, "linux-x86_64-cuda"),
+        pairs(&[
+            ("alpha", "wheel"),
+            ("beta", "wheel"),
+            ("delta", "build"),
+            ("gamma", "wheel")
+        ])
+    );
+    assert_eq!(
+        statuses(&v, "linux-aarch64-cuda"),
+        pairs(&[
+            ("alpha", "wheel"),
+            ("beta", "missing"),
+            ("delta", "excluded"),
+            ("gamma", "missing")
+        ])
+    );
+    assert_eq!(
+        statuses(&v, "macos-arm64-mps"),
+        pairs(&[
+            ("alpha", "wheel"),
+            ("beta", "excluded"),
+            ("delta", "excluded"),
+            ("gamma", "wheel")
+        ])
+    );
+    let x86 = &v["targets"][0]["packages"];
+    let beta = x86
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "beta")
+        .unwrap();
+    assert_eq!(
+        beta["wheel"],
+        "beta-2.0-cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
+    );
+    assert_eq!(beta["version"], "2.0");
+
+    // Without the dev group, gamma is not installed; only x86_64 and macOS pass.
+    let o = audit(
+        dir.path(),
+        &[
+            "--no-dev",
+            "--target",
+            "macos-arm64-mps",
+            "--target",
+            "amd64-cuda",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stdout));
+    let out = text(&o.stdout);
+    assert!(
+        out.contains("linux-x86_64-cuda (Python 3.12): installs"),
+        "{out}"
+    );
+    assert!(!out.contains("aarch64"), "{out}");
+    assert!(out.contains("build    delta 3.0: sdist only"), "{out}");
+
+    let o = audit(
+        dir.path(),
+        &["--markdown", "--target", "linux-aarch64-cuda"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let out = text(&o.stdout);
+    assert!(
+        out.contains("### `linux-aarch64-cuda` (Python 3.12)"),
+        "{out}"
+    );
+    assert!(out.contains("| beta | 2.0 | missing | wheels only for manylinux_2_17_x86_64, manylinux2014_x86_64; no sdist |"), "{out}");
+    assert!(text(&o.stderr).contains("no installable file for: beta 2.0 on linux-aarch64-cuda"));
+}
+
+#[test]
+fn stale_lock_is_a_warning() {
+    let dir = project(Some(LOCK));
+    std::fs::write(
+        dir.path().join("pyproject.toml"),
+        PYPROJECT.replace("\"alpha\", ", "\"alpha>=1\", \"epsilon\", "),
+    )
+    .unwrap();
+    let o = audit(dir.path(), &["--no-dev", "--target", "amd64-cuda"]);
+    assert_eq!(o.status.code(), Some(0));
+    let err = text(&o.stderr);
+    assert!(err.contains("warning: uv.lock is stale: dependencies changed since the lock was made: alpha, epsilon (not in the lock); run `uv lock`"), "{err}");
+}
+
+fn expect_bad(dir: &Path, args: &[&str], needle: &str) {
+    let o = audit(dir, args);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "not one line: {err}");
+    assert!(err.contains(needle), "{needle:?} not in {err}");
+    assert!(o.stdout.is_empty());
+}
+
+#[test]
+fn bad_input_is_one_line() {
+    let dir = project(None);
+    expect_bad(dir.path(), &[], "uv.lock: cannot read");
+    expect_bad(dir.path(), &[], "run `uv lock`");
+
+    let dir = project(Some("version = 1\n[[package]\nname = \"x\"\n"));
+    expect_bad(dir.path(), &[], "uv.lock:2:");
+
+    let dir = project(Some("version = 7\n"));
+    expect_bad(dir.path(), &[], "lock version 7 is not supported");
+
+    let dir = project(Some(
+        &LOCK
+            .replace("name = \"tiny\"", "name = \"other\"")
+            .replace("virtual = \".\"", "virtual = \"../other\""),
+    ));
+    expect_bad(dir.path(), &[], "no package for the project \"tiny\"");
+
+    let dir = project(Some(LOCK));
+    expect_bad(
+        dir.path(),
+        &["--target", "windows"],
+        "unknown target \"windows\"",
+    );
+    expect_bad(dir.path(), &["--python", "three"], "--python three");
+    expect_bad(
+        dir.path(),
+        &["--group", "docs"],
+        "--group docs: the project has no such dependency group (it has: dev)",
+    );
+    expect_bad(
+        dir.path(),
+        &["--extra", "gpu"],
+        "--extra gpu: the project has no such extra",
+    );
+}
