@@ -45,6 +45,18 @@ pub fn check_writable(path: &Utf8Path) -> Result<()> {
         .with_context(|| format!("folder {dir} is not writable"))
 }
 
+/// A stable 64-bit fingerprint (FNV-1a) of some bytes, as hex: for change detection.
+pub fn fingerprint(parts: &[&[u8]]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for b in part.iter().chain(&[0xff]) {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{h:016x}")
+}
+
 fn parent_dir(path: &Utf8Path) -> &Utf8Path {
     match path.parent() {
         Some(p) if !p.as_str().is_empty() => p,

@@ -12,6 +12,7 @@ mod platform;
 mod policy;
 mod process;
 mod pyproject;
+mod uv;
 
 use camino::Utf8PathBuf;
 use clap::{CommandFactory, Parser, Subcommand};
@@ -42,6 +43,20 @@ enum Command {
     Audit(cmd::audit::Audit),
     /// Print the support matrix: targets, torch indexes, which packages run where and why
     Matrix(cmd::matrix::Matrix),
+    /// Install the app's environment with its dev tools (uv sync --frozen --group dev; Makefile: setup-dev)
+    SetupDev(cmd::setup::Setup),
+    /// Install the app's environment without dev tools (uv sync --frozen --no-dev; Makefile: setup)
+    Setup(cmd::setup::Setup),
+    /// Run the app's tests with pytest, deselecting what this backend cannot run (Makefile: test)
+    Test(cmd::test::Test),
+    /// Run the app's unit tests (pytest -k src; Makefile: test-unit)
+    TestUnit(cmd::test::Test),
+    /// Run the app with reload on code changes (Makefile: wave)
+    Wave(cmd::wave::Wave),
+    /// Run the app without reload, showing the GPUs (Makefile: llmstudio)
+    Llmstudio(cmd::wave::Wave),
+    /// Write per-target requirements files (or a pylock.toml) from uv.lock, with hashes (Makefile: requirements)
+    Requirements(cmd::requirements::Requirements),
     /// Run this repository's checks: cargo fmt --check, clippy -D warnings, tests
     Ci(cmd::ci::Ci),
 }
@@ -64,6 +79,13 @@ fn real_main() -> i32 {
         Command::Port(c) => c.run(&ctx),
         Command::Matrix(c) => c.run(&ctx),
         Command::Audit(c) => c.run(&ctx),
+        Command::SetupDev(c) => c.run(&ctx, true),
+        Command::Setup(c) => c.run(&ctx, false),
+        Command::Test(c) => c.run(&ctx, false),
+        Command::TestUnit(c) => c.run(&ctx, true),
+        Command::Wave(c) => c.run(&ctx, true),
+        Command::Llmstudio(c) => c.run(&ctx, false),
+        Command::Requirements(c) => c.run(&ctx),
         Command::Ci(c) => c.run(&ctx),
     });
     match result {

@@ -25,6 +25,24 @@ struct File {
     #[serde(default)]
     groups: IndexMap<String, Vec<String>>,
     pytest: PytestPolicy,
+    uv: UvPolicy,
+    app: AppPolicy,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct UvPolicy {
+    pub version: String,
+    pub minimum: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct AppPolicy {
+    #[serde(default)]
+    pub cuda_extras: Vec<String>,
+    pub module: String,
+    pub port: u16,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -147,6 +165,8 @@ pub struct Policy {
     pub rules: Vec<Rule>,
     pub groups: IndexMap<String, Vec<String>>,
     pub pytest: PytestPolicy,
+    pub uv: UvPolicy,
+    pub app: AppPolicy,
     /// Everything a lock made under this policy covers: the `environments` (every
     /// machine of the targets' operating systems, not only the targets) and the Python
     /// range. Marker implication is decided over this, as uv resolves over it.
@@ -316,6 +336,12 @@ impl Policy {
                 bail!("[pytest.deselect] {key:?} is not a backend (cuda, mps, cpu)");
             }
         }
+        for (what, v) in [
+            ("[uv] version", &file.uv.version),
+            ("[uv] minimum", &file.uv.minimum),
+        ] {
+            pep::version(v).with_context(|| format!("{what} {v:?}"))?;
+        }
         let universe = universe(&targets, &python.requires_python)?;
         Ok(Policy {
             universe,
@@ -326,6 +352,8 @@ impl Policy {
             rules,
             groups: file.groups,
             pytest: file.pytest,
+            uv: file.uv,
+            app: file.app,
         })
     }
 

@@ -44,6 +44,11 @@ impl Cmd {
         self
     }
 
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
     pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.dir = Some(dir.into());
         self
@@ -117,6 +122,122 @@ impl Cmd {
         };
         status_result(&self.display(), out.status)
     }
+}
+
+impl Cmd {
+    /// Print the command, run it with inherited stdio and return its exit status
+    /// without judging it. Ctrl-C reaches the child (same process group) while this
+    /// process keeps running, so the caller can map the child's answer.
+    pub fn run_status(&self) -> Result<Status> {
+        eprintln!("$ {}", self.display());
+        let sigint = Sigint::catch()?;
+        let out = match self.expression().unchecked().run() {
+            Ok(out) => out,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(error::absent(format!(
+                    "`{}` not found on PATH",
+                    self.program.to_string_lossy()
+                )));
+            }
+            Err(e) => return Err(anyhow::anyhow!("cannot start `{}`: {e}", self.display())),
+        };
+        Ok(Status {
+            code: out.status.code(),
+            interrupted: sigint.seen() || was_interrupted(out.status),
+        })
+    }
+
+    /// Start the command in its own process group (so it and everything it starts can
+    /// be stopped together), with inherited stdio.
+    #[cfg(unix)]
+    pub fn spawn_group(&self) -> Result<Group> {
+        use std::os::unix::process::CommandExt;
+        eprintln!("$ {}", self.display());
+        let handle = self
+            .expression()
+            .unchecked()
+            .before_spawn(|c| {
+                c.process_group(0);
+                Ok(())
+            })
+            .start()
+            .map_err(|e| anyhow::anyhow!("cannot start `{}`: {e}", self.display()))?;
+        let pid = *handle.pids().first().expect("one process");
+        Ok(Group { handle, pid })
+    }
+}
+
+/// The exit of a child run with [`Cmd::run_status`].
+#[derive(Debug, Clone, Copy)]
+pub struct Status {
+    pub code: Option<i32>,
+    pub interrupted: bool,
+}
+
+/// While alive, SIGINT sets a flag instead of ending this process.
+pub struct Sigint {
+    flag: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    id: signal_hook::SigId,
+}
+
+impl Sigint {
+    pub fn catch() -> Result<Sigint> {
+        let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let id = signal_hook::flag::register(signal_hook::consts::SIGINT, flag.clone())?;
+        Ok(Sigint { flag, id })
+    }
+
+    pub fn seen(&self) -> bool {
+        self.flag.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for Sigint {
+    fn drop(&mut self) {
+        signal_hook::low_level::unregister(self.id);
+    }
+}
+
+/// A child running in its own process group.
+#[cfg(unix)]
+pub struct Group {
+    handle: duct::Handle,
+    pid: u32,
+}
+
+#[cfg(unix)]
+impl Group {
+    /// The child's exit code once it has exited.
+    pub fn try_wait(&self) -> Option<Option<i32>> {
+        match self.handle.try_wait() {
+            Ok(Some(out)) => Some(out.status.code()),
+            Ok(None) => None,
+            Err(_) => Some(None),
+        }
+    }
+
+    /// SIGINT to the whole group, then SIGTERM and SIGKILL if it lingers.
+    pub fn stop(&self, grace: Duration) {
+        for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGKILL] {
+            // SAFETY: killpg on the group we created; a stale id only yields ESRCH.
+            unsafe {
+                libc::killpg(self.pid as libc::pid_t, signal);
+            }
+            let deadline = std::time::Instant::now() + grace;
+            while std::time::Instant::now() < deadline {
+                if self.try_wait().is_some() && !group_alive(self.pid) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+#[cfg(unix)]
+fn group_alive(pgid: u32) -> bool {
+    // SAFETY: signal 0 only checks whether any process of the group exists.
+    unsafe { libc::killpg(pgid as libc::pid_t, 0) == 0 }
 }
 
 fn status_result(shown: &str, status: std::process::ExitStatus) -> Result<()> {

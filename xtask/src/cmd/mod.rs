@@ -5,6 +5,10 @@ pub mod ci;
 pub mod matrix;
 pub mod platform;
 pub mod port;
+pub mod requirements;
+pub mod setup;
+pub mod test;
+pub mod wave;
 
 use clap::error::ErrorKind;
 

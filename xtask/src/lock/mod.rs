@@ -131,6 +131,8 @@ pub struct Dist {
     pub path: Option<String>,
     #[serde(default)]
     pub filename: Option<String>,
+    #[serde(default)]
+    pub hash: Option<String>,
 }
 
 impl Dist {

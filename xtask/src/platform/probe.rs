@@ -8,7 +8,7 @@ use camino::Utf8PathBuf;
 
 use super::parse;
 use super::{
-    Apple, Cuda, Docker, DockerClient, Gpu, Platform, Python, Tool, Tools, UNSUPPORTED,
+    Apple, Backend, Cuda, Docker, DockerClient, Gpu, Platform, Python, Tool, Tools, UNSUPPORTED,
     decide_backend,
 };
 use crate::policy::Policy;
@@ -80,6 +80,38 @@ pub fn detect(policy: &Policy) -> Platform {
         tools,
         warnings,
     }
+}
+
+/// The backend only, probing as little as possible (for commands on the hot path):
+/// on Linux, CUDA when nvidia-smi is on PATH, libcuda loads and `nvidia-smi -L` lists a
+/// GPU; on macOS, MPS on Apple Silicon; CPU otherwise.
+pub fn quick_backend() -> Backend {
+    match std::env::consts::OS {
+        "linux" => {
+            if find("nvidia-smi").is_none() || !libcuda().libcuda_loadable {
+                return Backend::Cpu;
+            }
+            let listed = Cmd::new("nvidia-smi").arg("-L").probe(SLOW);
+            let gpus = listed
+                .ok_stdout()
+                .map_or(0, |o| o.lines().filter(|l| l.starts_with("GPU ")).count());
+            if gpus > 0 {
+                Backend::Cuda
+            } else {
+                Backend::Cpu
+            }
+        }
+        "macos" if parse::normalize_arch(&arch_raw()) == "aarch64" => Backend::Mps,
+        _ => Backend::Cpu,
+    }
+}
+
+/// This machine's OS and normalised architecture, without other probes.
+pub fn os_arch() -> (String, String) {
+    (
+        std::env::consts::OS.to_string(),
+        parse::normalize_arch(&arch_raw()),
+    )
 }
 
 fn arch_raw() -> String {

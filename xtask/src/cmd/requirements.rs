@@ -1,0 +1,420 @@
+//! `cargo xtask requirements`: per-target requirements files (or one pylock.toml)
+//! generated from uv.lock, with hashes, keeping every package's platform and index.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use anyhow::Result;
+use camino::Utf8PathBuf;
+use toml_edit::{Array, ArrayOfTables, DocumentMut, InlineTable, Table, value};
+
+use crate::ctx::Ctx;
+use crate::error;
+use crate::fsx;
+use crate::lock::{self, Dist, Lock, Package, Selection, tags};
+use crate::pep;
+use crate::policy::{Policy, Target};
+use crate::pyproject;
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Format {
+    /// One requirements file per target, with hashes
+    Txt,
+    /// One PEP 751 pylock.toml for every target, with markers and indexes
+    Pylock,
+}
+
+#[derive(clap::Args, Debug)]
+#[command(after_help = "\
+Unlike `uv export` with markers stripped (what the Makefile did), nothing is dropped silently: each \
+requirements file is for one target (named in the file and its header) and pins every package with \
+its hashes; packages from an explicit index (torch from the PyTorch indexes) are written as \
+`name @ <wheel URL>` so a plain `pip install -r` cannot take them from the wrong index. \
+--format pylock writes one pylock.toml whose packages carry their markers and index.")]
+pub struct Requirements {
+    #[arg(long, value_enum, default_value_t = Format::Txt)]
+    format: Format,
+    /// Only this target (canonical name or Docker alias); repeatable [default: all]
+    #[arg(long = "target", value_name = "NAME")]
+    targets: Vec<String>,
+    /// Folder to write into [default: <project>/requirements]
+    #[arg(long, value_name = "DIR")]
+    output_dir: Option<Utf8PathBuf>,
+    /// Include a dependency group (none by default, as the Makefile's --no-dev); repeatable
+    #[arg(long = "group", value_name = "GROUP")]
+    groups: Vec<String>,
+    /// Include an optional extra; repeatable
+    #[arg(long = "extra", value_name = "EXTRA")]
+    extras: Vec<String>,
+    /// The support matrix [default: templates/platforms.toml]
+    #[arg(long, value_name = "FILE")]
+    policy: Option<Utf8PathBuf>,
+}
+
+impl Requirements {
+    pub fn run(self, ctx: &Ctx) -> Result<()> {
+        let project = ctx.project()?;
+        let policy = Policy::load(&ctx.workspace, self.policy.as_deref())?;
+        let targets: Vec<&Target> = if self.targets.is_empty() {
+            policy.targets.iter().collect()
+        } else {
+            self.targets
+                .iter()
+                .map(|t| policy.target(t))
+                .collect::<Result<_>>()?
+        };
+        let lock_path = project.join("uv.lock");
+        let text = std::fs::read_to_string(&lock_path).map_err(|e| {
+            error::usage(format!(
+                "{lock_path}: cannot read: {e} (run `uv lock` in {project})"
+            ))
+        })?;
+        let lock = lock::parse(lock_path.as_str(), &text)?;
+        let py_path = project.join("pyproject.toml");
+        let py_text = std::fs::read_to_string(&py_path)
+            .map_err(|e| error::usage(format!("{py_path}: cannot read: {e}")))?;
+        let reqs = pyproject::requirements(&pyproject::parse(py_path.as_str(), &py_text)?);
+        let root = lock.root(reqs.name.as_deref()).ok_or_else(|| {
+            error::usage(format!(
+                "{lock_path}: no package for the project; run `uv lock`"
+            ))
+        })?;
+        let stale = lock::stale_reasons(&lock, root, &reqs);
+        if !stale.is_empty() {
+            return Err(error::usage(format!(
+                "{lock_path} is out of date with pyproject.toml ({}): run `uv lock`",
+                stale.join("; ")
+            )));
+        }
+        let python = lock
+            .requires_python
+            .as_deref()
+            .and_then(lock::python_of)
+            .ok_or_else(|| {
+                error::usage(format!(
+                    "{lock_path}: no requires-python to choose wheels by"
+                ))
+            })?;
+        let py = format!("{}.{}", python.0, python.1);
+        let sel = Selection {
+            extras: self.extras.clone(),
+            groups: self.groups.clone(),
+            no_dev: self.groups.is_empty(),
+            default_groups: Some(Vec::new()),
+            ..Selection::default()
+        };
+        let default_index = default_registry(&lock);
+        let out_dir = self
+            .output_dir
+            .clone()
+            .unwrap_or_else(|| project.join("requirements"));
+        std::fs::create_dir_all(&out_dir)
+            .map_err(|e| error::usage(format!("--output-dir {out_dir}: cannot create: {e}")))?;
+
+        // Per target: each reached package with the file it would install.
+        let mut per_target: Vec<(&Target, Vec<(usize, Choice)>)> = Vec::new();
+        let mut missing = Vec::new();
+        for t in &targets {
+            let env = pep::environment(&t.sys_platform, &t.platform_machine, &py)?;
+            let walk = lock.walk(root, &env, &sel)?;
+            let plat = platform_of(t);
+            let mut rows = Vec::new();
+            for i in walk.reached {
+                let p = &lock.package[i];
+                match choose(p, python, &plat) {
+                    Some(c) => rows.push((i, c)),
+                    None => missing.push(format!(
+                        "{} {} on {}",
+                        p.name,
+                        p.version.as_deref().unwrap_or(""),
+                        t.name
+                    )),
+                }
+            }
+            rows.sort_by(|a, b| lock.package[a.0].name.cmp(&lock.package[b.0].name));
+            per_target.push((t, rows));
+        }
+        if !missing.is_empty() {
+            return Err(error::failed(format!(
+                "no installable file for: {} (see `cargo xtask audit`); nothing written",
+                missing.join(", ")
+            )));
+        }
+        match self.format {
+            Format::Txt => {
+                for (t, rows) in &per_target {
+                    let path = out_dir.join(format!("{}.txt", t.name));
+                    let body =
+                        requirements_txt(&lock, t, &py, rows, default_index.as_deref(), &path);
+                    fsx::write_atomic(&path, body.as_bytes())?;
+                    println!("{path}: {} packages for {}", rows.len(), t.name);
+                }
+            }
+            Format::Pylock => {
+                let path = out_dir.join("pylock.toml");
+                let body = pylock(&lock, &per_target, &policy);
+                fsx::write_atomic(&path, body.as_bytes())?;
+                println!("{path}: {} targets", per_target.len());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a target installs of a package.
+#[derive(Clone)]
+enum Choice {
+    /// The best wheel, and every file of the package (for hashes).
+    Wheel(Dist),
+    Sdist(Dist),
+    /// A source pip can take by URL (git, url archive, path).
+    Direct(String),
+    /// The project itself or a local workspace member.
+    Local(String),
+}
+
+fn platform_of(t: &Target) -> tags::Platform {
+    tags::Platform {
+        os: if t.sys_platform == "darwin" {
+            "macos".into()
+        } else {
+            t.sys_platform.clone()
+        },
+        arch: t.platform_machine.clone(),
+        glibc: t.glibc.as_deref().and_then(tags::parse_floor),
+        macos: t.macos.as_deref().and_then(tags::parse_floor),
+    }
+}
+
+fn choose(p: &Package, python: (u32, u32), plat: &tags::Platform) -> Option<Choice> {
+    let mut best: Option<((u32, u32), &Dist)> = None;
+    for w in &p.wheels {
+        let Some(name) = w.filename().and_then(|f| tags::parse_wheel(&f)) else {
+            continue;
+        };
+        if let Some(s) = tags::score(&name, python, plat)
+            && best.is_none_or(|(b, _)| s > b)
+        {
+            best = Some((s, w));
+        }
+    }
+    if let Some((_, w)) = best {
+        return Some(Choice::Wheel(w.clone()));
+    }
+    let s = &p.source;
+    if s.is_local_project() || s.path.is_some() {
+        let at = s
+            .editable
+            .clone()
+            .or(s.directory.clone())
+            .or(s.path.clone())
+            .or(s.virtual_.clone());
+        return Some(Choice::Local(at.unwrap_or_default()));
+    }
+    if let Some(g) = &s.git {
+        return Some(Choice::Direct(format!("git+{g}")));
+    }
+    if let Some(sd) = &p.sdist {
+        return Some(Choice::Sdist(sd.clone()));
+    }
+    s.url.clone().map(Choice::Direct)
+}
+
+fn root_is_package(lock: &Lock) -> bool {
+    lock.package.iter().any(|p| {
+        p.source.editable.as_deref() == Some(".") || p.source.directory.as_deref() == Some(".")
+    })
+}
+
+/// The registry most packages come from: the default index; others are explicit.
+fn default_registry(lock: &Lock) -> Option<String> {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for p in &lock.package {
+        if let Some(r) = &p.source.registry {
+            *counts.entry(r.as_str()).or_default() += 1;
+        }
+    }
+    counts
+        .into_iter()
+        .max_by_key(|(_, n)| *n)
+        .map(|(r, _)| r.to_string())
+}
+
+fn hashes_of(p: &Package) -> Vec<String> {
+    let mut h: Vec<String> = p
+        .wheels
+        .iter()
+        .chain(p.sdist.iter())
+        .filter_map(|d| d.hash.clone())
+        .collect();
+    h.sort();
+    h.dedup();
+    h
+}
+
+fn requirements_txt(
+    lock: &Lock,
+    t: &Target,
+    py: &str,
+    rows: &[(usize, Choice)],
+    default_index: Option<&str>,
+    path: &camino::Utf8Path,
+) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "# Generated by `cargo xtask requirements` from uv.lock: do not edit."
+    );
+    let _ = writeln!(
+        s,
+        "# Target {}: {} ({}), Python {py}.",
+        t.name, t.about, t.marker
+    );
+    let _ = writeln!(
+        s,
+        "# For that platform only: pip install --require-hashes -r {path}"
+    );
+    if root_is_package(lock) {
+        let _ = writeln!(
+            s,
+            "# The project itself is not listed: install it with `pip install --no-deps -e .`"
+        );
+    }
+    if let Some(ix) = default_index {
+        let _ = writeln!(s, "--index-url {ix}");
+    }
+    for (i, choice) in rows {
+        let p = &lock.package[*i];
+        let version = p.version.clone().unwrap_or_default();
+        let explicit = p
+            .source
+            .registry
+            .as_deref()
+            .is_some_and(|r| Some(r) != default_index);
+        let line = match choice {
+            Choice::Wheel(w) | Choice::Sdist(w) if explicit => {
+                let url = w.url.clone().unwrap_or_default();
+                let hash = w
+                    .hash
+                    .as_ref()
+                    .map(|h| format!(" \\\n    --hash={h}"))
+                    .unwrap_or_default();
+                format!("{} @ {url}{hash}", p.name)
+            }
+            Choice::Wheel(_) | Choice::Sdist(_) => {
+                let mut l = format!("{}=={version}", p.name);
+                for h in hashes_of(p) {
+                    let _ = write!(l, " \\\n    --hash={h}");
+                }
+                l
+            }
+            Choice::Direct(url) => format!("{} @ {url}", p.name),
+            Choice::Local(at) => format!(
+                "# {} is installed from {at} (the project or a local member)",
+                p.name
+            ),
+        };
+        let _ = writeln!(s, "{line}");
+    }
+    s
+}
+
+fn pylock(lock: &Lock, per_target: &[(&Target, Vec<(usize, Choice)>)], policy: &Policy) -> String {
+    let mut doc = DocumentMut::new();
+    doc["lock-version"] = value("1.0");
+    let envs: Array = per_target.iter().map(|(t, _)| t.marker.as_str()).collect();
+    doc["environments"] = value(envs);
+    if let Some(rp) = &lock.requires_python {
+        doc["requires-python"] = value(rp.as_str());
+    }
+    doc["created-by"] = value("cargo-xtask");
+    // Each package once, with the targets that install it.
+    let mut order: Vec<usize> = Vec::new();
+    let mut on: BTreeMap<usize, Vec<&Target>> = BTreeMap::new();
+    for (t, rows) in per_target {
+        for (i, _) in rows {
+            if !on.contains_key(i) {
+                order.push(*i);
+            }
+            on.entry(*i).or_default().push(t);
+        }
+    }
+    order.sort_by(|a, b| {
+        (&lock.package[*a].name, &lock.package[*a].version)
+            .cmp(&(&lock.package[*b].name, &lock.package[*b].version))
+    });
+    let mut packages = ArrayOfTables::new();
+    for i in order {
+        let p = &lock.package[i];
+        let ts = &on[&i];
+        let mut t = Table::new();
+        t.insert("name", value(p.name.as_str()));
+        if let Some(v) = &p.version {
+            t.insert("version", value(v.as_str()));
+        }
+        if ts.len() < policy.targets.len() {
+            let marker = ts
+                .iter()
+                .map(|t| format!("({})", t.marker))
+                .collect::<Vec<_>>()
+                .join(" or ");
+            t.insert("marker", value(marker));
+        }
+        if let Some(r) = &p.source.registry {
+            t.insert("index", value(r.as_str()));
+        } else if let Some(g) = &p.source.git {
+            let mut vcs = InlineTable::new();
+            vcs.insert("type", "git".into());
+            vcs.insert("url", g.as_str().into());
+            t.insert("vcs", value(vcs));
+        } else if let Some(at) = p
+            .source
+            .editable
+            .as_ref()
+            .or(p.source.directory.as_ref())
+            .or(p.source.virtual_.as_ref())
+        {
+            let mut dir = InlineTable::new();
+            dir.insert("path", at.as_str().into());
+            dir.insert("editable", p.source.editable.is_some().into());
+            t.insert("directory", value(dir));
+        }
+        let file = |d: &Dist| {
+            let mut f = InlineTable::new();
+            if let Some(n) = d.filename() {
+                f.insert("name", n.as_str().into());
+            }
+            if let Some(u) = &d.url {
+                f.insert("url", u.as_str().into());
+            }
+            if let Some(pth) = &d.path {
+                f.insert("path", pth.as_str().into());
+            }
+            let mut h = InlineTable::new();
+            if let Some((algo, hex)) = d.hash.as_deref().and_then(|h| h.split_once(':')) {
+                h.insert(algo, hex.into());
+            }
+            f.insert("hashes", h.into());
+            f
+        };
+        if let Some(sd) = &p.sdist {
+            t.insert("sdist", value(file(sd)));
+        }
+        if !p.wheels.is_empty() {
+            let mut arr = Array::new();
+            for w in &p.wheels {
+                let mut v = toml_edit::Value::InlineTable(file(w));
+                v.decor_mut().set_prefix("\n    ");
+                arr.push_formatted(v);
+            }
+            arr.set_trailing_comma(true);
+            arr.set_trailing("\n");
+            t.insert("wheels", value(arr));
+        }
+        packages.push(t);
+    }
+    doc["packages"] = toml_edit::Item::ArrayOfTables(packages);
+    format!(
+        "# Generated by `cargo xtask requirements --format pylock` from uv.lock: do not edit.\n{doc}"
+    )
+}

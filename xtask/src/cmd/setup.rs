@@ -1,0 +1,238 @@
+//! `cargo xtask setup` / `setup-dev`: the app's environment from its lock, as the
+//! Makefile's targets did, made fast when nothing changed.
+
+use anyhow::Result;
+use camino::{Utf8Path, Utf8PathBuf};
+use serde::{Deserialize, Serialize};
+
+use crate::ctx::Ctx;
+use crate::error;
+use crate::fsx;
+use crate::lock;
+use crate::platform::{Backend, probe};
+use crate::policy::Policy;
+use crate::pyproject;
+use crate::uv::{self, Uv};
+
+const STAMP: &str = ".xtask-setup.json";
+
+#[derive(clap::Args, Debug)]
+#[command(after_help = "\
+Runs `uv sync --frozen`: the environment is made exactly from uv.lock, which is never re-resolved or \
+rewritten (no network needed to decide versions). `--locked` would instead check the lock against \
+pyproject.toml by resolving again; this command does that check offline and stops with a clear error \
+when the lock is out of date (run `uv lock`).
+
+The target's dependency group from the policy (e.g. arm64-cuda) is added when the project defines \
+it. CUDA-only extras (flash) are tried on NVIDIA hosts only, best-effort: a failure is a warning. \
+A second run with nothing changed returns at once: a stamp inside .venv records the hashes of \
+pyproject.toml and uv.lock, the uv command line, the interpreter and uv; --force runs again.")]
+pub struct Setup {
+    /// Run uv even when nothing changed since the last successful run
+    #[arg(long)]
+    force: bool,
+    /// Also run `playwright install` (browsers for the UI tests)
+    #[arg(long)]
+    with_playwright: bool,
+    /// The support matrix [default: templates/platforms.toml]
+    #[arg(long, value_name = "FILE")]
+    policy: Option<Utf8PathBuf>,
+}
+
+#[derive(Serialize, Deserialize, PartialEq, Eq, Debug)]
+struct Stamp {
+    key: String,
+    command: Vec<String>,
+    extras: Vec<String>,
+}
+
+impl Setup {
+    pub fn run(self, ctx: &Ctx, dev: bool) -> Result<()> {
+        let name = if dev { "setup-dev" } else { "setup" };
+        let project = ctx.project()?;
+        let policy = Policy::load(&ctx.workspace, self.policy.as_deref())?;
+        let py_path = project.join("pyproject.toml");
+        let lock_path = project.join("uv.lock");
+        let py_bytes = std::fs::read(&py_path)
+            .map_err(|e| error::usage(format!("{py_path}: cannot read: {e}")))?;
+        let lock_bytes = std::fs::read(&lock_path).map_err(|_| {
+            error::usage(format!(
+                "{lock_path} does not exist: run `uv lock` in {project} (after `cargo xtask port` for every platform)"
+            ))
+        })?;
+        let py_text = String::from_utf8_lossy(&py_bytes);
+        let doc = pyproject::parse(py_path.as_str(), &py_text)?;
+        let reqs = pyproject::requirements(&doc);
+
+        // What to install: groups and extras, decided from the policy and the backend.
+        let (os, arch) = probe::os_arch();
+        let target = policy.target_for_host(&os, &arch);
+        let mut args: Vec<String> = vec!["sync".into(), "--frozen".into()];
+        if dev {
+            if reqs.groups.contains_key("dev") {
+                args.extend(["--group".into(), "dev".into()]);
+            }
+        } else {
+            args.push("--no-dev".into());
+        }
+        if let Some(group) = target.and_then(|t| t.group.as_ref())
+            && reqs.groups.contains_key(group)
+        {
+            args.extend(["--group".into(), group.clone()]);
+        }
+        let backend = probe::quick_backend();
+        let mut extras = Vec::new();
+        for extra in &policy.app.cuda_extras {
+            if !reqs.optional.contains_key(extra) {
+                continue;
+            }
+            if backend == Backend::Cuda {
+                extras.push(extra.clone());
+            } else {
+                eprintln!(
+                    "note: skipping the {extra} extra (CUDA-only; this host's backend is {})",
+                    backend.as_str()
+                );
+            }
+        }
+
+        let uv = uv::ensure(&ctx.workspace, &policy)?;
+        let venv = project.join(".venv");
+        let key = stamp_key(
+            &py_bytes,
+            &lock_bytes,
+            &args,
+            &extras,
+            &uv,
+            &venv,
+            self.with_playwright,
+        );
+        let stamp_path = venv.join(STAMP);
+        if !self.force
+            && let Some(old) = read_stamp(&stamp_path)
+            && old.key == key
+        {
+            eprintln!(
+                "{name}: up to date (pyproject.toml, uv.lock, uv and the interpreter are unchanged since the last run; --force runs uv again)"
+            );
+            return Ok(());
+        }
+
+        // Only now pay for the full checks.
+        let parsed = lock::parse(lock_path.as_str(), &String::from_utf8_lossy(&lock_bytes))?;
+        if let Some(root) = parsed.root(reqs.name.as_deref()) {
+            let stale = lock::stale_reasons(&parsed, root, &reqs);
+            if !stale.is_empty() {
+                return Err(error::usage(format!(
+                    "{lock_path} is out of date with pyproject.toml ({}): run `uv lock`",
+                    stale.join("; ")
+                )));
+            }
+        }
+        let python = match &reqs.requires_python {
+            Some(r) => uv::python_for(&uv, project, r)?,
+            None => None,
+        };
+        let sync = |extra: Option<&str>| {
+            let mut c = uv.cmd().args(&args).dir(project.as_std_path());
+            if let Some(p) = &python {
+                c = c.arg("--python").arg(p);
+            }
+            if let Some(e) = extra {
+                c = c.args(["--extra", e]);
+            }
+            c
+        };
+        let status = sync(None).run_status()?;
+        check(status, "uv sync")?;
+        let mut failed_extras = Vec::new();
+        for extra in &extras {
+            let st = sync(Some(extra)).run_status()?;
+            if st.interrupted {
+                return Err(error::interrupted("interrupted"));
+            }
+            if st.code != Some(0) {
+                eprintln!(
+                    "warning: the {extra} extra did not install (uv exited {}); the app runs without it. Building it needs nvcc and a CUDA toolkit matching torch.",
+                    st.code.map_or("on a signal".into(), |c| c.to_string())
+                );
+                failed_extras.push(extra.clone());
+            }
+        }
+        if self.with_playwright {
+            let st = uv
+                .cmd()
+                .args(["run", "--frozen", "playwright", "install"])
+                .dir(project.as_std_path())
+                .run_status()?;
+            check(st, "playwright install")?;
+        }
+        // Record success against what the environment looks like now.
+        let key = stamp_key(
+            &py_bytes,
+            &lock_bytes,
+            &args,
+            &extras,
+            &uv,
+            &venv,
+            self.with_playwright,
+        );
+        let mut command = vec![uv.path.display().to_string()];
+        command.extend(args.iter().cloned());
+        let stamp = Stamp {
+            key,
+            command,
+            extras: extras
+                .into_iter()
+                .filter(|e| !failed_extras.contains(e))
+                .collect(),
+        };
+        if venv.is_dir() {
+            let json = serde_json::to_string_pretty(&stamp)?;
+            fsx::write_atomic(&stamp_path, json.as_bytes())?;
+        }
+        eprintln!("{name}: done");
+        Ok(())
+    }
+}
+
+fn check(st: crate::process::Status, what: &str) -> Result<()> {
+    if st.interrupted {
+        return Err(error::interrupted(format!("{what}: interrupted")));
+    }
+    match st.code {
+        Some(0) => Ok(()),
+        Some(c) => Err(error::failed(format!(
+            "{what} failed (exit {c}); its message is above"
+        ))),
+        None => Err(error::failed(format!("{what} was killed by a signal"))),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn stamp_key(
+    pyproject: &[u8],
+    lock: &[u8],
+    args: &[String],
+    extras: &[String],
+    uv: &Uv,
+    venv: &Utf8Path,
+    playwright: bool,
+) -> String {
+    // The interpreter: pyvenv.cfg names it and its version; a new venv changes it.
+    let cfg = std::fs::read(venv.join("pyvenv.cfg")).unwrap_or_default();
+    let uv_id = format!("{} {}", uv.path.display(), uv.version);
+    fsx::fingerprint(&[
+        pyproject,
+        lock,
+        args.join("\u{1f}").as_bytes(),
+        extras.join(",").as_bytes(),
+        uv_id.as_bytes(),
+        &cfg,
+        &[u8::from(playwright)],
+    ])
+}
+
+fn read_stamp(path: &Utf8Path) -> Option<Stamp> {
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}

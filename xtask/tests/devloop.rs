@@ -1,0 +1,388 @@
+//! The Makefile's dev loop in Rust, end to end with real uv, real PyPI and real pytest:
+//! setup-dev (and its no-op stamp), test / test-unit with GPU tests deselected,
+//! requirements checked by uv, wave --wait and Ctrl-C, and the bad inputs.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::*;
+
+struct Env {
+    uv: PathBuf,
+    py312: PathBuf,
+}
+
+fn env() -> Option<Env> {
+    Some(Env {
+        uv: find_uv()?,
+        py312: python("3.12")?,
+    })
+}
+
+/// xtask with the environment these tests need: no Python downloads, the test's uv cache.
+fn xt(dir: &Path) -> Command {
+    let mut c = xtask();
+    c.arg("--project")
+        .arg(dir)
+        .env("UV_PYTHON_DOWNLOADS", "never")
+        .env("UV_NO_CONFIG", "1");
+    c
+}
+
+fn locked_fixture(e: &Env) -> tempfile::TempDir {
+    let dir = copy_fixture("devloop/app");
+    let o = run(Command::new(&e.uv)
+        .arg("lock")
+        .current_dir(dir.path())
+        .env("UV_PYTHON", &e.py312)
+        .env("UV_PYTHON_DOWNLOADS", "never")
+        .env("UV_NO_CONFIG", "1"));
+    assert!(o.status.success(), "uv lock: {}", text(&o.stderr));
+    dir
+}
+
+fn last_line(s: &str) -> &str {
+    s.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("")
+}
+
+#[test]
+fn setup_dev_test_and_requirements() {
+    let Some(e) = env() else { return };
+    let dir = locked_fixture(&e);
+    let d = dir.path();
+
+    // First run: uv sync, with the interpreter found in pyenv's versions folder (uv's
+    // own discovery cannot see an inactive pyenv version).
+    let o = run(xt(d).arg("setup-dev"));
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("sync --frozen --group dev"), "{err}");
+    assert!(err.contains("uv 0."), "which uv is shown: {err}");
+    assert!(d.join(".venv/.xtask-setup.json").is_file());
+
+    // Nothing changed: no uv sync at all.
+    let o = run(xt(d).arg("setup-dev"));
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("up to date"), "{err}");
+    assert!(!err.contains("$ "), "ran a command: {err}");
+
+    // --force, and any change to pyproject.toml, run uv again.
+    let o = run(xt(d).args(["setup-dev", "--force"]));
+    assert!(text(&o.stderr).contains("$ "), "{}", text(&o.stderr));
+    let py = d.join("pyproject.toml");
+    let mut f = std::fs::OpenOptions::new().append(true).open(&py).unwrap();
+    writeln!(f, "# touched").unwrap();
+    let o = run(xt(d).arg("setup-dev"));
+    assert!(text(&o.stderr).contains("$ "), "{}", text(&o.stderr));
+    // Deleting the venv invalidates the stamp.
+    std::fs::remove_dir_all(d.join(".venv")).unwrap();
+    let o = run(xt(d).arg("setup"));
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("sync --frozen --no-dev"), "{err}");
+    let o = run(xt(d).arg("setup-dev"));
+    assert_eq!(o.status.code(), Some(0));
+
+    // Tests: GPU tests deselected on this CPU host, summary line, reports.
+    let o = run(xt(d).arg("test"));
+    let out = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{}", text(&o.stderr));
+    assert_eq!(
+        last_line(&out),
+        "3 passed, 0 failed, 1 skipped, 3 deselected"
+    );
+    assert!(d.join("reports/junit.xml").is_file());
+    assert!(
+        text(&o.stderr).contains("not requires_gpu and not requires_cuda and not requires_mps")
+    );
+
+    let o = run(xt(d).arg("test-unit"));
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(
+        last_line(&text(&o.stdout)),
+        "2 passed, 0 failed, 0 skipped, 5 deselected"
+    );
+
+    // Arguments after -- reach pytest.
+    let o = run(xt(d).args(["test", "--", "-k", "commutes"]));
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(
+        last_line(&text(&o.stdout)),
+        "1 passed, 0 failed, 0 skipped, 6 deselected"
+    );
+
+    // Exit codes: an unknown marker, no test selected, pytest usage error.
+    let o = run(xt(d).args(["test", "-m", "requires_tpu"]));
+    assert_eq!(o.status.code(), Some(2));
+    let err = text(&o.stderr);
+    assert!(
+        err.lines().count() == 1 && err.contains("unknown marker \"requires_tpu\""),
+        "{err}"
+    );
+    let o = run(xt(d).args(["test", "-m", "slow"]));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr)
+            .contains("no tests ran: all 7 collected tests were deselected (pytest exit 5)")
+    );
+    let o = run(xt(d).args(["test", "--", "--no-such-pytest-flag"]));
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("(pytest exit 4)"));
+
+    // A failing test: exit 1, counted.
+    std::fs::write(
+        d.join("tests/test_fails.py"),
+        "def test_fails():\n    assert 1 == 2\n",
+    )
+    .unwrap();
+    let o = run(xt(d).arg("test"));
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        last_line(&text(&o.stdout)),
+        "3 passed, 1 failed, 1 skipped, 3 deselected"
+    );
+    assert!(text(&o.stderr).contains("tests failed (pytest exit 1)"));
+    std::fs::remove_file(d.join("tests/test_fails.py")).unwrap();
+
+    // requirements: one hashed file per target, each accepted by uv for its platform.
+    let o = run(xt(d).args(["requirements", "--group", "dev"]));
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    for (target, triple) in [
+        ("linux-x86_64-cuda", "x86_64-manylinux_2_28"),
+        ("linux-aarch64-cuda", "aarch64-manylinux_2_28"),
+        ("macos-arm64-mps", "aarch64-apple-darwin"),
+    ] {
+        let file = d.join("requirements").join(format!("{target}.txt"));
+        let body = std::fs::read_to_string(&file).unwrap();
+        assert!(body.contains(&format!("# Target {target}:")), "{body}");
+        assert!(body.contains("pytest=="), "{body}");
+        assert!(body.contains("--hash=sha256:"), "{body}");
+        let target_dir = tempfile::tempdir().unwrap();
+        let o = run(Command::new(&e.uv)
+            .args([
+                "pip",
+                "install",
+                "--dry-run",
+                "--require-hashes",
+                "--no-deps",
+                "--python-platform",
+                triple,
+            ])
+            .arg("--python")
+            .arg(&e.py312)
+            .arg("--target")
+            .arg(target_dir.path())
+            .arg("-r")
+            .arg(&file)
+            .env("UV_NO_CONFIG", "1"));
+        assert!(o.status.success(), "{target}: {}", text(&o.stderr));
+        assert!(text(&o.stderr).contains("pytest"), "{}", text(&o.stderr));
+    }
+    let o = run(xt(d).args(["requirements", "--format", "pylock"]));
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let pylock: toml::Value =
+        toml::from_str(&std::fs::read_to_string(d.join("requirements/pylock.toml")).unwrap())
+            .unwrap();
+    assert_eq!(pylock["lock-version"].as_str(), Some("1.0"));
+    assert_eq!(pylock["environments"].as_array().unwrap().len(), 3);
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn get(port: u16) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    Some(body)
+}
+
+#[cfg(unix)]
+#[test]
+fn wave_waits_answers_and_stops_on_ctrl_c() {
+    let Some(e) = env() else { return };
+    let dir = locked_fixture(&e);
+    let d = dir.path();
+    assert_eq!(run(xt(d).arg("setup-dev")).status.code(), Some(0));
+    let port = free_port();
+    let mut child = xt(d)
+        .args([
+            "wave",
+            "--wait",
+            "--app",
+            "fixture_app.app",
+            "--port",
+            &port.to_string(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut seen = Vec::new();
+    loop {
+        let line = rx.recv_timeout(deadline.saturating_duration_since(Instant::now()));
+        let Ok(line) = line else {
+            let _ = child.kill();
+            panic!("wave --wait never said the app answers: {seen:?}");
+        };
+        let done = line.contains(&format!("the app answers on http://localhost:{port}"));
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    // The app got the Makefile's environment.
+    let body = get(port).expect("the app answers");
+    assert!(
+        body.contains("\"H2O_WAVE_APP_ACCESS_KEY_ID\": \"dev\""),
+        "{body}"
+    );
+    assert!(
+        body.contains("\"H2O_WAVE_MAX_REQUEST_SIZE\": \"25MB\""),
+        "{body}"
+    );
+    assert!(
+        body.contains(&format!(
+            "\"H2O_WAVE_PRIVATE_DIR\": \"/download/@{}/output/download\"",
+            d.display()
+        )),
+        "{body}"
+    );
+
+    // A second app on the same port is refused in one line.
+    let o = run(xt(d).args([
+        "wave",
+        "--app",
+        "fixture_app.app",
+        "--port",
+        &port.to_string(),
+    ]));
+    assert_eq!(o.status.code(), Some(2));
+    let err = text(&o.stderr);
+    assert!(
+        err.lines().count() == 1 && err.contains(&format!("port {port} is already in use")),
+        "{err}"
+    );
+
+    // Ctrl-C (SIGINT to xtask only): the whole app stops, exit 130.
+    // SAFETY: sending a signal to the child we spawned.
+    unsafe {
+        libc::kill(pid as libc::pid_t, libc::SIGINT);
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(get(port).is_none(), "the app still answers after Ctrl-C");
+}
+
+#[test]
+fn dev_loop_bad_inputs() {
+    // No project.
+    let o = run(xtask().arg("setup-dev"));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("--project"));
+
+    // No lock.
+    let dir = copy_fixture("devloop/app");
+    let o = run(xt(dir.path()).arg("setup-dev"));
+    assert_eq!(o.status.code(), Some(2));
+    let err = text(&o.stderr);
+    assert!(
+        err.lines().count() == 1 && err.contains("uv.lock does not exist: run `uv lock`"),
+        "{err}"
+    );
+    let o = run(xt(dir.path()).arg("test"));
+    assert_ne!(o.status.code(), Some(0));
+
+    // uv absent and no pip to install it with.
+    std::fs::write(
+        dir.path().join("uv.lock"),
+        "version = 1\nrevision = 3\nrequires-python = \"==3.12.*\"\n",
+    )
+    .unwrap();
+    let tools = tempfile::tempdir().unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    let o = run(xt(dir.path())
+        .arg("setup-dev")
+        .env("PATH", empty.path())
+        .env("XTASK_TOOLS_DIR", tools.path()));
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("uv is not on PATH") && err.contains("no python3 to install it with pip"),
+        "{err}"
+    );
+}
+
+/// uv missing from PATH: the pinned version is installed with pip into the tools folder.
+#[test]
+fn installs_uv_with_pip_when_absent() {
+    let Some(_e) = env() else { return };
+    let Some(shim) = which("python3") else { return };
+    // The real interpreter behind any shim (a shim needs the rest of PATH).
+    let real = run(Command::new(shim).args(["-c", "import sys; print(sys.executable)"]));
+    let python = PathBuf::from(text(&real.stdout).trim());
+    let dir = copy_fixture("devloop/app");
+    std::fs::write(
+        dir.path().join("uv.lock"),
+        "version = 1\nrevision = 3\nrequires-python = \"==3.12.*\"\n",
+    )
+    .unwrap();
+    let bin = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(&python, bin.path().join("python3")).unwrap();
+    let tools = tempfile::tempdir().unwrap();
+    let o = run(xt(dir.path())
+        .arg("setup-dev")
+        .env("PATH", bin.path())
+        .env("XTASK_TOOLS_DIR", tools.path()));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("uv is not on PATH: installing uv 0.13.9 with pip"),
+        "{err}"
+    );
+    assert!(tools.path().join("uv-0.13.9/bin/uv").is_file(), "{err}");
+    assert!(err.contains("uv 0.13.9 ("), "{err}");
+}
+
+/// The network down during sync: uv's own message is shown, exit 1, no stamp written.
+#[test]
+fn sync_failure_passes_uv_message_through() {
+    let Some(e) = env() else { return };
+    let dir = locked_fixture(&e);
+    let cache = tempfile::tempdir().unwrap();
+    let o = run(xt(dir.path())
+        .arg("setup-dev")
+        .env("UV_OFFLINE", "1")
+        .env("UV_CACHE_DIR", cache.path()));
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("Network connectivity is disabled"),
+        "uv's message missing: {err}"
+    );
+    assert!(err.contains("error: uv sync failed (exit"), "{err}");
+    assert!(!dir.path().join(".venv/.xtask-setup.json").exists());
+}
