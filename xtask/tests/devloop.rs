@@ -34,8 +34,8 @@ fn xt(dir: &Path) -> Command {
     c
 }
 
-fn locked_fixture(e: &Env) -> tempfile::TempDir {
-    let dir = copy_fixture("devloop/app");
+fn locked_fixture(e: &Env, fixture: &str) -> tempfile::TempDir {
+    let dir = copy_fixture(fixture);
     let o = run(Command::new(&e.uv)
         .arg("lock")
         .current_dir(dir.path())
@@ -53,7 +53,7 @@ fn last_line(s: &str) -> &str {
 #[test]
 fn setup_dev_test_and_requirements() {
     let Some(e) = env() else { return };
-    let dir = locked_fixture(&e);
+    let dir = locked_fixture(&e, "devloop/app");
     let d = dir.path();
 
     // First run: uv sync, with the interpreter found in pyenv's versions folder (uv's
@@ -211,28 +211,17 @@ fn get(port: u16) -> Option<String> {
     Some(body)
 }
 
+/// Start `xtask wave --wait` and return it once it says the app answers.
 #[cfg(unix)]
-#[test]
-fn wave_waits_answers_and_stops_on_ctrl_c() {
-    let Some(e) = env() else { return };
-    let dir = locked_fixture(&e);
-    let d = dir.path();
-    assert_eq!(run(xt(d).arg("setup-dev")).status.code(), Some(0));
-    let port = free_port();
-    let mut child = xt(d)
-        .args([
-            "wave",
-            "--wait",
-            "--app",
-            "fixture_app.app",
-            "--port",
-            &port.to_string(),
-        ])
+fn start_wave(d: &Path, app: &str, port: u16, extra_env: &[(&str, String)]) -> std::process::Child {
+    let mut cmd = xt(d);
+    cmd.args(["wave", "--wait", "--app", app, "--port", &port.to_string()])
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
+        .stderr(Stdio::piped());
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -251,9 +240,33 @@ fn wave_waits_answers_and_stops_on_ctrl_c() {
         let done = line.contains(&format!("the app answers on http://localhost:{port}"));
         seen.push(line);
         if done {
-            break;
+            return child;
         }
     }
+}
+
+/// Ctrl-C (SIGINT to xtask only): the whole app stops, exit 130, the port closes.
+#[cfg(unix)]
+fn ctrl_c(mut child: std::process::Child, port: u16) {
+    // SAFETY: sending a signal to the child we spawned.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGINT);
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(get(port).is_none(), "the app still answers after Ctrl-C");
+}
+
+#[cfg(unix)]
+#[test]
+fn wave_waits_answers_and_stops_on_ctrl_c() {
+    let Some(e) = env() else { return };
+    let dir = locked_fixture(&e, "devloop/app");
+    let d = dir.path();
+    assert_eq!(run(xt(d).arg("setup-dev")).status.code(), Some(0));
+    let port = free_port();
+    let child = start_wave(d, "fixture_app.app", port, &[]);
     // The app got the Makefile's environment.
     let body = get(port).expect("the app answers");
     assert!(
@@ -286,16 +299,41 @@ fn wave_waits_answers_and_stops_on_ctrl_c() {
         err.lines().count() == 1 && err.contains(&format!("port {port} is already in use")),
         "{err}"
     );
+    ctrl_c(child, port);
+}
 
-    // Ctrl-C (SIGINT to xtask only): the whole app stops, exit 130.
-    // SAFETY: sending a signal to the child we spawned.
-    unsafe {
-        libc::kill(pid as libc::pid_t, libc::SIGINT);
-    }
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(130));
-    std::thread::sleep(Duration::from_millis(200));
-    assert!(get(port).is_none(), "the app still answers after Ctrl-C");
+/// The real thing: h2o-wave from PyPI, whose `wave run` starts its bundled waved server
+/// and the app; both stop on Ctrl-C.
+#[cfg(unix)]
+#[test]
+fn real_h2o_wave_runs_and_stops() {
+    let Some(e) = env() else { return };
+    let dir = locked_fixture(&e, "devloop/wave-real");
+    let d = dir.path();
+    let o = run(xt(d).arg("setup"));
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let port = free_port();
+    let app_port = free_port();
+    let child = start_wave(
+        d,
+        "hwapp",
+        port,
+        &[(
+            "H2O_WAVE_APP_ADDRESS",
+            format!("http://127.0.0.1:{app_port}"),
+        )],
+    );
+    let body = get(port).expect("waved answers");
+    assert!(
+        body.starts_with("HTTP/1.1 200") || body.starts_with("HTTP/1.0 200"),
+        "{}",
+        &body[..body.len().min(200)]
+    );
+    ctrl_c(child, port);
+    assert!(
+        get(app_port).is_none(),
+        "the app server still answers after Ctrl-C"
+    );
 }
 
 #[test]
@@ -371,7 +409,7 @@ fn installs_uv_with_pip_when_absent() {
 #[test]
 fn sync_failure_passes_uv_message_through() {
     let Some(e) = env() else { return };
-    let dir = locked_fixture(&e);
+    let dir = locked_fixture(&e, "devloop/app");
     let cache = tempfile::tempdir().unwrap();
     let o = run(xt(dir.path())
         .arg("setup-dev")
