@@ -211,8 +211,10 @@ fn get(port: u16) -> Option<String> {
     Some(body)
 }
 
-/// Start `xtask wave --wait` and return it once it says the app answers.
+/// Start `xtask wave --wait` and return it once it says the app answers (the caller
+/// waits for it).
 #[cfg(unix)]
+#[allow(clippy::zombie_processes)]
 fn start_wave(d: &Path, app: &str, port: u16, extra_env: &[(&str, String)]) -> std::process::Child {
     let mut cmd = xt(d);
     cmd.args(["wave", "--wait", "--app", app, "--port", &port.to_string()])
@@ -235,6 +237,7 @@ fn start_wave(d: &Path, app: &str, port: u16, extra_env: &[(&str, String)]) -> s
         let line = rx.recv_timeout(deadline.saturating_duration_since(Instant::now()));
         let Ok(line) = line else {
             let _ = child.kill();
+            let _ = child.wait();
             panic!("wave --wait never said the app answers: {seen:?}");
         };
         let done = line.contains(&format!("the app answers on http://localhost:{port}"));
