@@ -44,7 +44,6 @@ impl Ctx {
     }
 
     /// The Python project, or a usage error naming `--project`.
-    #[allow(dead_code)] // used by the commands that act on a project
     pub fn project(&self) -> Result<&Utf8Path> {
         self.project.as_deref().ok_or_else(|| {
             error::usage(format!(
@@ -53,11 +52,18 @@ impl Ctx {
             ))
         })
     }
+
+    pub fn project_opt(&self) -> Option<&Utf8Path> {
+        self.project.as_deref()
+    }
 }
 
-/// The workspace root: where this crate was built from when that still exists (the
-/// usual `cargo xtask` case), else the current directory (a copied binary).
+/// The workspace root: the `dist` bundle the binary sits in, else where this crate was
+/// built from (the usual `cargo xtask` case), else the current directory.
 fn workspace_root() -> Utf8PathBuf {
+    if let Some(root) = bundle_root() {
+        return root;
+    }
     let built = Utf8Path::new(env!("CARGO_MANIFEST_DIR"));
     if let Some(root) = built.parent()
         && root.join("Cargo.toml").is_file()
@@ -68,6 +74,21 @@ fn workspace_root() -> Utf8PathBuf {
         .ok()
         .and_then(|d| Utf8PathBuf::from_path_buf(d).ok())
         .unwrap_or_else(|| Utf8PathBuf::from("."))
+}
+
+/// The root of a `cargo xtask dist` bundle this binary runs from (`<root>/bin/xtask`
+/// beside `<root>/templates/`), if it does.
+pub fn bundle_root() -> Option<Utf8PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let bin = exe.parent()?;
+    if bin.file_name()? != "bin" {
+        return None;
+    }
+    let root = bin.parent()?;
+    if !root.join("templates").join("platforms.toml").is_file() {
+        return None;
+    }
+    Utf8PathBuf::from_path_buf(root.to_path_buf()).ok()
 }
 
 /// `--json` and `--output FILE`, shared by every command a machine might read.

@@ -35,6 +35,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Validate this machine: platform, GPU tensor smoke test, torch, GPU tests (levels 1-4)
+    Validate(cmd::validate::Validate),
     /// Show what this machine is: OS, architecture, target, GPU backend and tools
     Platform(cmd::platform::Platform),
     /// Rewrite pyproject.toml so the app locks and installs on every target (indexes, sources, markers)
@@ -57,6 +59,8 @@ enum Command {
     Llmstudio(cmd::wave::Wave),
     /// Write per-target requirements files (or a pylock.toml) from uv.lock, with hashes (Makefile: requirements)
     Requirements(cmd::requirements::Requirements),
+    /// Bundle xtask, tensor-smoke and templates for nodes without Rust (runs `validate` there)
+    Dist(cmd::dist::Dist),
     /// Run this repository's checks: cargo fmt --check, clippy -D warnings, tests
     Ci(cmd::ci::Ci),
 }
@@ -75,6 +79,7 @@ fn real_main() -> i32 {
         return 0;
     };
     let result = ctx::Ctx::new(cli.project).and_then(|ctx| match command {
+        Command::Validate(c) => c.run(&ctx),
         Command::Platform(c) => c.run(&ctx),
         Command::Port(c) => c.run(&ctx),
         Command::Matrix(c) => c.run(&ctx),
@@ -86,6 +91,7 @@ fn real_main() -> i32 {
         Command::Wave(c) => c.run(&ctx, true),
         Command::Llmstudio(c) => c.run(&ctx, false),
         Command::Requirements(c) => c.run(&ctx),
+        Command::Dist(c) => c.run(&ctx),
         Command::Ci(c) => c.run(&ctx),
     });
     match result {

@@ -2,12 +2,14 @@
 
 pub mod audit;
 pub mod ci;
+pub mod dist;
 pub mod matrix;
 pub mod platform;
 pub mod port;
 pub mod requirements;
 pub mod setup;
 pub mod test;
+pub mod validate;
 pub mod wave;
 
 use clap::error::ErrorKind;

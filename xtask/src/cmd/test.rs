@@ -37,14 +37,14 @@ pub struct Test {
     pytest_args: Vec<String>,
 }
 
-#[derive(Deserialize, Default)]
-struct Summary {
-    passed: u64,
-    failed: u64,
-    skipped: u64,
-    deselected: u64,
-    errors: u64,
-    collected: u64,
+#[derive(Deserialize, Default, Debug, Clone)]
+pub struct Summary {
+    pub passed: u64,
+    pub failed: u64,
+    pub skipped: u64,
+    pub deselected: u64,
+    pub errors: u64,
+    pub collected: u64,
 }
 
 /// pytest's built-in markers (always registered).
@@ -85,90 +85,113 @@ impl Test {
                 e
             }
         };
-        let uv = uv::ensure(&ctx.workspace, &policy)?;
-        let reports = project.join("reports");
-        std::fs::create_dir_all(&reports)
-            .map_err(|e| error::usage(format!("{reports}: cannot create: {e}")))?;
-        let summary_path = reports.join("xtask-summary.json");
-        let _ = std::fs::remove_file(&summary_path);
-
-        let mut args: Vec<String> = vec![
-            "run".into(),
-            "--frozen".into(),
-            "pytest".into(),
-            "-v".into(),
-            format!("--junitxml={}", reports.join("junit.xml")),
-            "--import-mode".into(),
-            "importlib".into(),
-            "-p".into(),
-            "xtask_summary".into(),
-        ];
-        if installed(project, "pytest_html") {
-            args.push(format!("--html={}", reports.join("pytest.html")));
-            args.push("--self-contained-html".into());
-        }
-        if installed(project, "pytest_cov")
-            && let Some(pkg) = self.cov.clone().or_else(|| top_package(project))
-        {
-            let target = if unit && project.join(&pkg).join("src").is_dir() {
-                format!("{pkg}/src")
-            } else {
-                pkg
-            };
-            args.push(format!("--cov={target}"));
-            args.push(format!("--cov-report=xml:{}", reports.join("coverage.xml")));
-            args.push(format!("--cov-report=html:{}", reports.join("coverage")));
-        }
-        if !expr.is_empty() {
-            args.extend(["-m".into(), expr]);
-        }
-        if unit {
-            args.extend(["-k".into(), "src".into()]);
-        }
-        if project.join("tests").is_dir() {
-            args.push("tests".into());
-        }
-        args.extend(self.pytest_args.iter().cloned());
-
-        let plugin_dir = ctx.workspace.join("templates").join("pytest");
-        let pythonpath = std::env::join_paths(
-            [project.as_std_path(), plugin_dir.as_std_path()]
-                .into_iter()
-                .map(|p| p.to_path_buf())
-                .chain(
-                    std::env::var_os("PYTHONPATH")
-                        .into_iter()
-                        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>()),
-                ),
+        let (status, summary) = pytest(
+            ctx,
+            project,
+            &policy,
+            &expr,
+            unit,
+            self.cov.clone(),
+            &self.pytest_args,
         )?;
-        let status = uv
-            .cmd()
-            .args(&args)
-            .env("PYTHONPATH", pythonpath)
-            .env("XTASK_PYTEST_SUMMARY", summary_path.as_str())
-            .dir(project.as_std_path())
-            .run_status()?;
-
-        let summary: Option<Summary> = std::fs::read(&summary_path)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok());
-        if let Some(s) = &summary {
-            let errors = if s.errors > 0 {
-                format!(", {} errors", s.errors)
-            } else {
-                String::new()
-            };
-            println!(
-                "{} passed, {} failed, {} skipped, {} deselected{errors}",
-                s.passed, s.failed, s.skipped, s.deselected
-            );
-        }
         map_pytest(status, summary.as_ref())
     }
 }
 
+/// Run pytest in the project's environment as the Makefile did, print the summary line,
+/// and return pytest's status and counts (for `test` and `validate --level 4`).
+pub fn pytest(
+    ctx: &Ctx,
+    project: &Utf8Path,
+    policy: &Policy,
+    expr: &str,
+    unit: bool,
+    cov: Option<String>,
+    extra: &[String],
+) -> Result<(crate::process::Status, Option<Summary>)> {
+    let uv = uv::ensure(&ctx.workspace, policy)?;
+    let reports = project.join("reports");
+    std::fs::create_dir_all(&reports)
+        .map_err(|e| error::usage(format!("{reports}: cannot create: {e}")))?;
+    let summary_path = reports.join("xtask-summary.json");
+    let _ = std::fs::remove_file(&summary_path);
+
+    let mut args: Vec<String> = vec![
+        "run".into(),
+        "--frozen".into(),
+        "pytest".into(),
+        "-v".into(),
+        format!("--junitxml={}", reports.join("junit.xml")),
+        "--import-mode".into(),
+        "importlib".into(),
+        "-p".into(),
+        "xtask_summary".into(),
+    ];
+    if installed(project, "pytest_html") {
+        args.push(format!("--html={}", reports.join("pytest.html")));
+        args.push("--self-contained-html".into());
+    }
+    if installed(project, "pytest_cov")
+        && let Some(pkg) = cov.clone().or_else(|| top_package(project))
+    {
+        let target = if unit && project.join(&pkg).join("src").is_dir() {
+            format!("{pkg}/src")
+        } else {
+            pkg
+        };
+        args.push(format!("--cov={target}"));
+        args.push(format!("--cov-report=xml:{}", reports.join("coverage.xml")));
+        args.push(format!("--cov-report=html:{}", reports.join("coverage")));
+    }
+    if !expr.is_empty() {
+        args.extend(["-m".into(), expr.to_string()]);
+    }
+    if unit {
+        args.extend(["-k".into(), "src".into()]);
+    }
+    if project.join("tests").is_dir() {
+        args.push("tests".into());
+    }
+    args.extend(extra.iter().cloned());
+
+    let plugin_dir = ctx.workspace.join("templates").join("pytest");
+    let pythonpath = std::env::join_paths(
+        [project.as_std_path(), plugin_dir.as_std_path()]
+            .into_iter()
+            .map(|p| p.to_path_buf())
+            .chain(
+                std::env::var_os("PYTHONPATH")
+                    .into_iter()
+                    .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>()),
+            ),
+    )?;
+    let status = uv
+        .cmd()
+        .args(&args)
+        .env("PYTHONPATH", pythonpath)
+        .env("XTASK_PYTEST_SUMMARY", summary_path.as_str())
+        .dir(project.as_std_path())
+        .run_status()?;
+
+    let summary: Option<Summary> = std::fs::read(&summary_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    if let Some(s) = &summary {
+        let errors = if s.errors > 0 {
+            format!(", {} errors", s.errors)
+        } else {
+            String::new()
+        };
+        println!(
+            "{} passed, {} failed, {} skipped, {} deselected{errors}",
+            s.passed, s.failed, s.skipped, s.deselected
+        );
+    }
+    Ok((status, summary))
+}
+
 /// pytest's exit codes on the contract.
-fn map_pytest(status: crate::process::Status, summary: Option<&Summary>) -> Result<()> {
+pub fn map_pytest(status: crate::process::Status, summary: Option<&Summary>) -> Result<()> {
     let code = status.code;
     let shown = code.map_or("a signal".to_string(), |c| c.to_string());
     if status.interrupted || code == Some(2) {

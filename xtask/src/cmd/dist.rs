@@ -1,0 +1,110 @@
+//! `cargo xtask dist`: a per-architecture bundle (xtask and tensor-smoke binaries plus
+//! templates/) that runs `validate` on compute nodes without a Rust toolchain.
+
+use anyhow::Result;
+use camino::{Utf8Path, Utf8PathBuf};
+
+use crate::cmd::validate::smoke_features;
+use crate::ctx::Ctx;
+use crate::error;
+use crate::process::Cmd;
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Profile {
+    Release,
+    Dev,
+}
+
+#[derive(clap::Args, Debug)]
+#[command(after_help = "\
+Builds for this machine's architecture (run it once on an x86_64 and once on an aarch64 host, or in \
+their containers). Copy the .tar.gz to the nodes, unpack, and run `bin/xtask validate --output \
+$(hostname).json`; then `cargo xtask validate --merge *.json` anywhere.")]
+pub struct Dist {
+    /// Cargo profile to build with
+    #[arg(long, value_enum, default_value_t = Profile::Release)]
+    profile: Profile,
+    /// Where to write the bundle [default: <workspace>/dist]
+    #[arg(long, value_name = "DIR")]
+    out: Option<Utf8PathBuf>,
+}
+
+impl Dist {
+    pub fn run(self, ctx: &Ctx) -> Result<()> {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let ws = &ctx.workspace;
+        if !ws.join("tensor-smoke").join("Cargo.toml").is_file() {
+            return Err(error::usage(format!(
+                "{ws}: not the xtask workspace (no tensor-smoke/): run dist from a checkout"
+            )));
+        }
+        let os = std::env::consts::OS;
+        let arch = std::env::consts::ARCH;
+        let (flag, dir) = match self.profile {
+            Profile::Release => (Some("--release"), "release"),
+            Profile::Dev => (None, "debug"),
+        };
+        let build = |pkg: &str, features: Option<&str>| {
+            let mut c = Cmd::new(&cargo)
+                .args(["build", "-p", pkg])
+                .dir(ws.as_std_path());
+            if let Some(f) = flag {
+                c = c.arg(f);
+            }
+            if let Some(f) = features {
+                c = c.args(["--features", f]);
+            }
+            c.run_shown()
+        };
+        build("xtask", None)?;
+        build("tensor-smoke", Some(&smoke_features(os)))?;
+        let target = std::env::var("CARGO_TARGET_DIR")
+            .map(Utf8PathBuf::from)
+            .unwrap_or_else(|_| ws.join("target"));
+        let out = self.out.clone().unwrap_or_else(|| ws.join("dist"));
+        let name = format!("llmstudio-xtask-{os}-{arch}");
+        let root = out.join(&name);
+        if root.exists() {
+            std::fs::remove_dir_all(&root)?;
+        }
+        std::fs::create_dir_all(root.join("bin"))
+            .map_err(|e| error::usage(format!("--out {out}: cannot create: {e}")))?;
+        for bin in ["xtask", "tensor-smoke"] {
+            let file = format!("{bin}{}", std::env::consts::EXE_SUFFIX);
+            std::fs::copy(target.join(dir).join(&file), root.join("bin").join(&file))?;
+        }
+        copy_tree(&ws.join("templates"), &root.join("templates"))?;
+        std::fs::write(
+            root.join("README.txt"),
+            format!(
+                "llmstudio-xtask for {os}-{arch}: run `bin/xtask validate` (levels 1-2 need nothing else;\n\
+                 levels 3-4 take --project DIR and uv). `bin/xtask validate --output $(hostname).json` on each\n\
+                 node, then `bin/xtask validate --merge *.json`.\n"
+            ),
+        )?;
+        let tarball = out.join(format!("{name}.tar.gz"));
+        Cmd::new("tar")
+            .args(["-czf", tarball.as_str(), "-C", out.as_str(), &name])
+            .run_shown()?;
+        let size = std::fs::metadata(&tarball).map(|m| m.len()).unwrap_or(0);
+        println!("{tarball} ({:.1} MiB)", size as f64 / (1 << 20) as f64);
+        println!("{root}/bin/xtask validate");
+        Ok(())
+    }
+}
+
+fn copy_tree(from: &Utf8Path, to: &Utf8Path) -> Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in from.read_dir_utf8()? {
+        let e = e?;
+        let dest = to.join(e.file_name());
+        if e.file_type()?.is_dir() {
+            if e.file_name() != "__pycache__" {
+                copy_tree(e.path(), &dest)?;
+            }
+        } else {
+            std::fs::copy(e.path(), dest)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,785 @@
+//! `cargo xtask validate`: does this machine run the app, and its GPU correctly?
+//! Level 1 judges the platform; level 2 runs the bundled tensor-smoke on every backend
+//! the host has; level 3 runs torch in the project's environment; level 4 the project's
+//! GPU-marked tests. Skips carry their reason; `--require` makes a backend mandatory.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Result;
+use camino::{Utf8Path, Utf8PathBuf};
+use serde::{Deserialize, Serialize};
+
+use crate::ctx::{Ctx, OutputArgs};
+use crate::error;
+use crate::lock;
+use crate::platform::{self, Backend};
+use crate::policy::Policy;
+use crate::process::{Cmd, find};
+use crate::pyproject;
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Require {
+    Cuda,
+    Mps,
+    Gpu,
+}
+
+#[derive(clap::Args, Debug)]
+#[command(after_help = "\
+Levels: 1 platform, drivers and tools (judged); 2 tensor-smoke on cuda (NVIDIA), wgpu (Metal, or \
+Vulkan: lavapipe counts) and the cpu reference; 3 torch in the project's environment (device, \
+tensor ops against the CPU, a tiny GPT-2 that trains and generates); 4 the project's GPU-marked \
+tests. Levels 1-2 need no Python project. Exit 0 when every check that ran passed, 1 on a failed \
+check, 3 when --require names a backend that could not run.
+
+Many nodes: run `cargo xtask validate --output node.json` on each (a `cargo xtask dist` bundle \
+runs it without cargo), then `cargo xtask validate --merge *.json`.")]
+pub struct Validate {
+    /// Highest level to run (1-4)
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=4))]
+    level: u8,
+    /// Fail with exit 3 unless this backend ran its checks
+    #[arg(long, value_enum)]
+    require: Option<Require>,
+    /// A prebuilt tensor-smoke binary (compute nodes without a Rust toolchain)
+    #[arg(long, value_name = "PATH")]
+    smoke_bin: Option<Utf8PathBuf>,
+    /// Smaller problem sizes (faster, less precise rates)
+    #[arg(long)]
+    quick: bool,
+    /// Print one table from reports written with --output on many hosts; runs nothing
+    #[arg(long, num_args = 1.., value_name = "REPORT")]
+    merge: Vec<Utf8PathBuf>,
+    /// The support matrix [default: templates/platforms.toml]
+    #[arg(long, value_name = "FILE")]
+    policy: Option<Utf8PathBuf>,
+    #[command(flatten)]
+    out: OutputArgs,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Check {
+    pub level: u8,
+    /// platform, cpu, cuda, wgpu, torch, pytest
+    pub group: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    pub name: String,
+    /// pass, fail, skip
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_abs_err: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerance: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_fraction: Option<f64>,
+}
+
+impl Check {
+    fn new(level: u8, group: &str, name: &str, status: &str, reason: Option<String>) -> Check {
+        Check {
+            level,
+            group: group.into(),
+            device: None,
+            name: name.into(),
+            status: status.into(),
+            reason,
+            max_abs_err: None,
+            tolerance: None,
+            seconds: None,
+            rate: None,
+            unit: None,
+            peak_fraction: None,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Host {
+    pub hostname: String,
+    pub os: String,
+    pub arch: String,
+    pub target: String,
+    pub backend: String,
+    pub gpus: Vec<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Report {
+    pub host: Host,
+    pub versions: BTreeMap<String, String>,
+    pub levels_run: Vec<u8>,
+    pub checks: Vec<Check>,
+}
+
+impl Validate {
+    pub fn run(self, ctx: &Ctx) -> Result<()> {
+        if !self.merge.is_empty() {
+            return merge(&self.merge);
+        }
+        self.out.preflight()?;
+        let policy = Policy::load(&ctx.workspace, self.policy.as_deref())?;
+        let plat = platform::probe::detect(&policy);
+        let mut versions = BTreeMap::new();
+        versions.insert("xtask".to_string(), env!("CARGO_PKG_VERSION").to_string());
+        if let Some(uv) = &plat.tools.uv
+            && let Some(v) = &uv.version
+        {
+            versions.insert("uv".into(), v.clone());
+        }
+        if let Some(v) = plat.cuda.as_ref().and_then(|c| c.driver_version.clone()) {
+            versions.insert("nvidia_driver".into(), v);
+        }
+        if let Some(v) = plat
+            .cuda
+            .as_ref()
+            .and_then(|c| c.driver_cuda_version.clone())
+        {
+            versions.insert("driver_cuda".into(), v);
+        }
+        let mut checks = level1(&plat, &policy, ctx);
+        let mut levels = vec![1];
+        if self.level >= 2 {
+            levels.push(2);
+            checks.extend(self.level2(ctx, &plat));
+        }
+        let project = ctx.project_opt();
+        if self.level >= 3 {
+            match project {
+                None => {
+                    eprintln!(
+                        "note: levels 3-4 need the app's Python project (pass --project DIR); ran levels {}",
+                        levels
+                            .iter()
+                            .map(u8::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                    checks.push(Check::new(
+                        3,
+                        "torch",
+                        "torch",
+                        "skip",
+                        Some("no Python project (pass --project DIR)".into()),
+                    ));
+                }
+                Some(p) => {
+                    levels.push(3);
+                    let (c, torch) = level3(ctx, p, plat.backend, self.quick)?;
+                    if let Some(v) = torch {
+                        versions.insert("torch".into(), v);
+                    }
+                    checks.extend(c);
+                    if self.level >= 4 {
+                        levels.push(4);
+                        checks.extend(level4(ctx, p, &policy, plat.backend)?);
+                    }
+                }
+            }
+        }
+        let report = Report {
+            host: Host {
+                hostname: hostname(),
+                os: plat.os.clone(),
+                arch: plat.arch.clone(),
+                target: plat.target.clone(),
+                backend: plat.backend.as_str().into(),
+                gpus: plat.gpus.iter().map(|g| g.name.clone()).collect(),
+            },
+            versions,
+            levels_run: levels,
+            checks,
+        };
+        self.out.emit(&report, || table(&report))?;
+        let failed: Vec<String> = report
+            .checks
+            .iter()
+            .filter(|c| c.status == "fail")
+            .map(|c| format!("{} {}", c.group, c.name))
+            .collect();
+        if !failed.is_empty() {
+            return Err(error::failed(format!("failed: {}", failed.join(", "))));
+        }
+        if let Some(req) = self.require {
+            let ran = |group: &str| {
+                report
+                    .checks
+                    .iter()
+                    .any(|c| c.group == group && c.status == "pass")
+            };
+            let metal = report.checks.iter().any(|c| {
+                c.group == "wgpu"
+                    && c.status == "pass"
+                    && c.device.as_deref().is_some_and(|d| d.contains("Metal"))
+            });
+            let torch_on = |dev: &str| {
+                report.checks.iter().any(|c| {
+                    c.group == "torch"
+                        && c.status == "pass"
+                        && c.name == format!("torch sees {dev}")
+                })
+            };
+            let (ok, what) = match req {
+                Require::Cuda => (ran("cuda") || torch_on("CUDA"), "cuda"),
+                Require::Mps => (metal || torch_on("MPS"), "mps"),
+                Require::Gpu => (
+                    ran("cuda")
+                        || metal
+                        || torch_on("CUDA")
+                        || torch_on("MPS")
+                        || gpu_wgpu(&report),
+                    "gpu",
+                ),
+            };
+            if !ok {
+                return Err(error::absent(format!(
+                    "--require {what}: no {what} check ran on this host (backend {}: {})",
+                    plat.backend.as_str(),
+                    plat.backend_evidence.join("; ")
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn level2(&self, ctx: &Ctx, plat: &platform::Platform) -> Vec<Check> {
+        let bin = match self.smoke_binary(ctx, plat) {
+            Ok(b) => b,
+            Err(why) => return vec![Check::new(2, "cpu", "tensor-smoke", "skip", Some(why))],
+        };
+        let mut cmd = Cmd::new(&bin).arg("--json");
+        if self.quick {
+            cmd = cmd.arg("--quick");
+        }
+        if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+            cmd = cmd.env("XDG_RUNTIME_DIR", std::env::temp_dir());
+        }
+        eprintln!("$ {}", cmd.display());
+        let probe = cmd.probe(Duration::from_secs(600));
+        let Some(stdout) = stdout_any(&probe) else {
+            return vec![Check::new(
+                2,
+                "cpu",
+                "tensor-smoke",
+                "fail",
+                Some(format!("tensor-smoke {}", probe.failure_line())),
+            )];
+        };
+        #[derive(Deserialize)]
+        struct SmokeReport {
+            checks: Vec<SmokeCheck>,
+        }
+        #[derive(Deserialize)]
+        struct SmokeCheck {
+            backend: String,
+            device: Option<String>,
+            name: String,
+            status: String,
+            reason: Option<String>,
+            max_abs_err: Option<f64>,
+            tolerance: Option<f64>,
+            seconds: Option<f64>,
+            rate: Option<f64>,
+            unit: Option<String>,
+            peak_fraction: Option<f64>,
+        }
+        match serde_json::from_str::<SmokeReport>(&stdout) {
+            Ok(r) => r
+                .checks
+                .into_iter()
+                .map(|c| Check {
+                    level: 2,
+                    group: c.backend,
+                    device: c.device,
+                    name: c.name,
+                    status: c.status,
+                    reason: c.reason,
+                    max_abs_err: c.max_abs_err,
+                    tolerance: c.tolerance,
+                    seconds: c.seconds,
+                    rate: c.rate,
+                    unit: c.unit,
+                    peak_fraction: c.peak_fraction,
+                })
+                .collect(),
+            Err(e) => vec![Check::new(
+                2,
+                "cpu",
+                "tensor-smoke",
+                "fail",
+                Some(format!("unreadable report: {e}")),
+            )],
+        }
+    }
+
+    /// --smoke-bin, a tensor-smoke beside this binary (a dist bundle), or one built now.
+    fn smoke_binary(
+        &self,
+        ctx: &Ctx,
+        plat: &platform::Platform,
+    ) -> std::result::Result<PathBuf, String> {
+        if let Some(p) = &self.smoke_bin {
+            return if p.is_file() {
+                Ok(p.clone().into_std_path_buf())
+            } else {
+                Err(format!("--smoke-bin {p} does not exist"))
+            };
+        }
+        if let Some(root) = crate::ctx::bundle_root() {
+            let bundled = root
+                .join("bin")
+                .join(format!("tensor-smoke{}", std::env::consts::EXE_SUFFIX));
+            if bundled.is_file() {
+                return Ok(bundled.into_std_path_buf());
+            }
+        }
+        if !ctx
+            .workspace
+            .join("tensor-smoke")
+            .join("Cargo.toml")
+            .is_file()
+        {
+            return Err("no tensor-smoke: pass --smoke-bin PATH (see `cargo xtask dist`)".into());
+        }
+        let cargo = std::env::var_os("CARGO")
+            .map(PathBuf::from)
+            .or_else(|| find("cargo"));
+        let Some(cargo) = cargo else {
+            return Err(
+                "no cargo to build tensor-smoke: pass --smoke-bin PATH (see `cargo xtask dist`)"
+                    .into(),
+            );
+        };
+        let features = smoke_features(&plat.os);
+        eprintln!("building tensor-smoke ({features}); the first build takes a minute or two");
+        let cmd = Cmd::new(&cargo)
+            .args(["build", "--quiet", "-p", "tensor-smoke", "--features"])
+            .arg(&features)
+            .dir(ctx.workspace.as_std_path());
+        cmd.run_shown()
+            .map_err(|e| format!("building tensor-smoke failed: {}", error::line_of(&e)))?;
+        let target = std::env::var("CARGO_TARGET_DIR")
+            .map(Utf8PathBuf::from)
+            .unwrap_or_else(|_| ctx.workspace.join("target"));
+        Ok(target
+            .join("debug")
+            .join(format!("tensor-smoke{}", std::env::consts::EXE_SUFFIX))
+            .into_std_path_buf())
+    }
+}
+
+/// The tensor-smoke features a host can use: CUDA on Linux, wgpu (Metal/Vulkan) everywhere.
+pub fn smoke_features(os: &str) -> String {
+    match os {
+        "linux" | "windows" => "cuda,wgpu".into(),
+        "macos" => "wgpu".into(),
+        _ => "cpu".into(),
+    }
+}
+
+fn gpu_wgpu(report: &Report) -> bool {
+    report.checks.iter().any(|c| {
+        c.group == "wgpu"
+            && c.status == "pass"
+            && c.device.as_deref().is_some_and(|d| !d.contains(", Cpu)"))
+    })
+}
+
+fn stdout_any(p: &crate::process::Probe) -> Option<String> {
+    match p {
+        crate::process::Probe::Exited { stdout, .. } if !stdout.trim().is_empty() => {
+            Some(stdout.clone())
+        }
+        _ => None,
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .or_else(|| {
+            Cmd::new("hostname")
+                .probe(Duration::from_secs(5))
+                .ok_stdout()
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Level 1: the platform data, judged.
+fn level1(p: &platform::Platform, policy: &Policy, ctx: &Ctx) -> Vec<Check> {
+    let mut out = Vec::new();
+    let mut add = |name: &str, status: &str, reason: String| {
+        out.push(Check::new(1, "platform", name, status, Some(reason)));
+    };
+    if p.target == platform::UNSUPPORTED {
+        add(
+            "target",
+            "fail",
+            format!("{} on {} maps to no target of the policy", p.os, p.arch),
+        );
+    } else {
+        add("target", "pass", p.target.clone());
+    }
+    let broken_driver = p.backend == Backend::Cpu && p.gpus.iter().any(|g| g.vendor == "nvidia");
+    add(
+        "gpu backend",
+        if broken_driver { "fail" } else { "pass" },
+        format!("{}: {}", p.backend.as_str(), p.backend_evidence.join("; ")),
+    );
+    for w in &p.warnings {
+        add("probe", "skip", w.clone());
+    }
+    // The driver must support the CUDA version torch was built for.
+    let torch_cuda = ctx
+        .project_opt()
+        .and_then(|proj| torch_cuda_in_lock(proj, policy, &p.target));
+    match (
+        p.backend,
+        torch_cuda,
+        p.cuda.as_ref().and_then(|c| c.driver_cuda_version.clone()),
+    ) {
+        (Backend::Cuda, Some((torch, need)), Some(have)) => {
+            let ok = version_tuple(&have) >= version_tuple(&need);
+            add(
+                "driver vs torch CUDA",
+                if ok { "pass" } else { "fail" },
+                if ok {
+                    format!("driver supports CUDA {have}; torch {torch} needs {need}")
+                } else {
+                    format!(
+                        "driver supports CUDA {have} but torch {torch} needs {need}: update the NVIDIA driver"
+                    )
+                },
+            );
+        }
+        (Backend::Cuda, None, _) => add(
+            "driver vs torch CUDA",
+            "skip",
+            "no project lock with a CUDA build of torch (pass --project)".into(),
+        ),
+        (Backend::Cuda, _, None) => add(
+            "driver vs torch CUDA",
+            "skip",
+            "the driver's CUDA version is unknown".into(),
+        ),
+        _ => add(
+            "driver vs torch CUDA",
+            "skip",
+            format!("no CUDA on this host (backend {})", p.backend.as_str()),
+        ),
+    }
+    match &p.tools.uv {
+        Some(uv) => add(
+            "uv",
+            "pass",
+            format!("{} {}", uv.version.as_deref().unwrap_or("?"), uv.path),
+        ),
+        None => add(
+            "uv",
+            "skip",
+            "not on PATH (setup-dev installs it with pip)".into(),
+        ),
+    }
+    let py = &policy.python.version;
+    match p
+        .tools
+        .pythons
+        .iter()
+        .find(|x| x.version.starts_with(&format!("{py}.")))
+    {
+        Some(x) => add("python", "pass", format!("{} {}", x.version, x.path)),
+        None => add(
+            "python",
+            "skip",
+            format!("no Python {py} found (needed for levels 3-4)"),
+        ),
+    }
+    match (&p.tools.docker.daemon, p.tools.docker.clients.is_empty()) {
+        (Some(v), _) => add("docker", "pass", format!("daemon {v}")),
+        (None, true) => add("docker", "skip", "no docker client".into()),
+        (None, false) => add(
+            "docker",
+            "skip",
+            p.tools
+                .docker
+                .daemon_error
+                .clone()
+                .unwrap_or_else(|| "no daemon".into()),
+        ),
+    }
+    match &p.tools.nvcc {
+        Some(t) => add(
+            "nvcc",
+            "pass",
+            format!("{} {}", t.version.as_deref().unwrap_or("?"), t.path),
+        ),
+        None => add(
+            "nvcc",
+            "skip",
+            "not found (only needed to build flash-attn / DeepSpeed ops)".into(),
+        ),
+    }
+    out
+}
+
+fn version_tuple(v: &str) -> Vec<u32> {
+    v.split('.').filter_map(|p| p.parse().ok()).collect()
+}
+
+/// torch's version and CUDA version ("12.8" from "+cu128") as locked for a target.
+fn torch_cuda_in_lock(
+    project: &Utf8Path,
+    policy: &Policy,
+    target: &str,
+) -> Option<(String, String)> {
+    let text = std::fs::read_to_string(project.join("uv.lock")).ok()?;
+    let lock = lock::parse("uv.lock", &text).ok()?;
+    let t = policy.targets.iter().find(|t| t.name == target)?;
+    let python = lock.requires_python.as_deref().and_then(lock::python_of)?;
+    let env = crate::pep::environment(
+        &t.sys_platform,
+        &t.platform_machine,
+        &format!("{}.{}", python.0, python.1),
+    )
+    .ok()?;
+    let py_text = std::fs::read_to_string(project.join("pyproject.toml")).ok()?;
+    let reqs = pyproject::requirements(&pyproject::parse("pyproject.toml", &py_text).ok()?);
+    let root = lock.root(reqs.name.as_deref())?;
+    let walk = lock.walk(root, &env, &lock::Selection::default()).ok()?;
+    walk.reached
+        .iter()
+        .map(|&i| &lock.package[i])
+        .find(|p| p.name == "torch")
+        .and_then(|p| {
+            let v = p.version.clone()?;
+            let cu = v.split_once("+cu")?.1;
+            let (major, minor) = cu.split_at(cu.len().saturating_sub(1));
+            Some((v.clone(), format!("{major}.{minor}")))
+        })
+}
+
+/// Level 3: torch in the project's environment.
+fn level3(
+    ctx: &Ctx,
+    project: &Utf8Path,
+    backend: Backend,
+    quick: bool,
+) -> Result<(Vec<Check>, Option<String>)> {
+    let policy = Policy::load(&ctx.workspace, None)?;
+    let uv = crate::uv::ensure(&ctx.workspace, &policy)?;
+    let script = ctx
+        .workspace
+        .join("templates")
+        .join("validate")
+        .join("torch_smoke.py");
+    let mut cmd = uv
+        .cmd()
+        .args(["run", "--frozen", "--no-sync", "python"])
+        .arg(script.as_str())
+        .args(["--expect", backend.as_str()])
+        .dir(project.as_std_path());
+    if quick {
+        cmd = cmd.arg("--quick");
+    }
+    eprintln!("$ {}", cmd.display());
+    let probe = cmd.probe(Duration::from_secs(1200));
+    let out = stdout_any(&probe).unwrap_or_default();
+    let json: serde_json::Value =
+        serde_json::from_str(out.lines().last().unwrap_or("")).map_err(|_| {
+            anyhow::anyhow!(
+                "level 3: the torch check printed no report ({})",
+                probe.failure_line()
+            )
+        })?;
+    if let Some(e) = json.get("error").and_then(|e| e.as_str()) {
+        return Err(error::absent(format!(
+            "level 3: {e} in {project}/.venv: run `cargo xtask setup` (or setup-dev) first"
+        )));
+    }
+    let torch = json["info"]["torch"].as_str().map(str::to_string);
+    let device = json["info"]["device"].as_str().map(str::to_string);
+    let checks = json["checks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            let f = |k: &str| c.get(k).and_then(|v| v.as_f64());
+            Check {
+                level: 3,
+                group: "torch".into(),
+                device: device.clone(),
+                name: c["name"].as_str().unwrap_or("?").into(),
+                status: c["status"].as_str().unwrap_or("fail").into(),
+                reason: c.get("reason").and_then(|r| r.as_str()).map(str::to_string),
+                max_abs_err: f("max_abs_err"),
+                tolerance: f("tolerance"),
+                seconds: f("seconds"),
+                rate: f("rate"),
+                unit: c.get("unit").and_then(|u| u.as_str()).map(str::to_string),
+                peak_fraction: None,
+            }
+        })
+        .collect();
+    Ok((checks, torch))
+}
+
+/// Level 4: the project's GPU-marked tests, where a GPU is present.
+fn level4(ctx: &Ctx, project: &Utf8Path, policy: &Policy, backend: Backend) -> Result<Vec<Check>> {
+    let expr = match backend {
+        Backend::Cuda => "requires_gpu or requires_cuda",
+        Backend::Mps => "requires_gpu or requires_mps",
+        Backend::Cpu => {
+            return Ok(vec![Check::new(
+                4,
+                "pytest",
+                "GPU-marked tests",
+                "skip",
+                Some("no GPU on this host".into()),
+            )]);
+        }
+    };
+    let (status, summary) = super::test::pytest(ctx, project, policy, expr, false, None, &[])?;
+    let outcome = super::test::map_pytest(status, summary.as_ref());
+    let reason = summary.map(|s| {
+        format!(
+            "{} passed, {} failed, {} skipped, {} deselected",
+            s.passed, s.failed, s.skipped, s.deselected
+        )
+    });
+    Ok(vec![match outcome {
+        Ok(()) => Check::new(4, "pytest", "GPU-marked tests", "pass", reason),
+        Err(e) if error::code_of(&e) == error::Code::Interrupted => return Err(e),
+        Err(e) => Check::new(
+            4,
+            "pytest",
+            "GPU-marked tests",
+            "fail",
+            Some(error::line_of(&e)),
+        ),
+    }])
+}
+
+fn table(r: &Report) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{} ({} {}, target {}, backend {}){}",
+        r.host.hostname,
+        r.host.os,
+        r.host.arch,
+        r.host.target,
+        r.host.backend,
+        if r.host.gpus.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", r.host.gpus.join(", "))
+        }
+    );
+    for c in &r.checks {
+        s.push_str(&row(c, ""));
+    }
+    let n = |st: &str| r.checks.iter().filter(|c| c.status == st).count();
+    let _ = writeln!(
+        s,
+        "{} passed, {} failed, {} skipped (levels {:?})",
+        n("pass"),
+        n("fail"),
+        n("skip"),
+        r.levels_run
+    );
+    s
+}
+
+fn row(c: &Check, prefix: &str) -> String {
+    let status = if c.status == "fail" {
+        "FAIL"
+    } else {
+        c.status.as_str()
+    };
+    let mut line = format!(
+        "{prefix}{status:4} L{} {:8} {:26} {}",
+        c.level,
+        c.group,
+        c.name,
+        c.device
+            .as_deref()
+            .map(|d| format!("[{d}]"))
+            .unwrap_or_default()
+    );
+    if let (Some(rate), Some(unit)) = (c.rate, &c.unit) {
+        let _ = write!(line, " {rate:.1} {unit}");
+        if let Some(p) = c.peak_fraction {
+            let _ = write!(line, " ({:.0}% of peak)", p * 100.0);
+        }
+    }
+    if let Some(r) = &c.reason {
+        let _ = write!(line, " - {r}");
+    }
+    format!("{}\n", line.trim_end())
+}
+
+/// `--merge`: one table from many hosts' reports.
+fn merge(files: &[Utf8PathBuf]) -> Result<()> {
+    let mut reports = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| error::usage(format!("--merge {f}: cannot read: {e}")))?;
+        let r: Report = serde_json::from_str(&text)
+            .map_err(|e| error::usage(format!("--merge {f}: not a validate report: {e}")))?;
+        reports.push(r);
+    }
+    let mut out = String::new();
+    let width = reports
+        .iter()
+        .map(|r| r.host.hostname.len())
+        .max()
+        .unwrap_or(4);
+    let mut failed = 0;
+    for r in &reports {
+        let n = |st: &str| r.checks.iter().filter(|c| c.status == st).count();
+        failed += n("fail");
+        let _ = writeln!(
+            out,
+            "{:width$}  {:18} {:4} {:3} pass {:3} fail {:3} skip  {}",
+            r.host.hostname,
+            r.host.target,
+            r.host.backend,
+            n("pass"),
+            n("fail"),
+            n("skip"),
+            r.host.gpus.join(", ")
+        );
+    }
+    out.push('\n');
+    for r in &reports {
+        for c in r
+            .checks
+            .iter()
+            .filter(|c| c.status == "fail" || c.rate.is_some())
+        {
+            out.push_str(&row(c, &format!("{:width$}  ", r.host.hostname)));
+        }
+    }
+    print!("{out}");
+    if failed > 0 {
+        return Err(error::failed(format!(
+            "{failed} failed check(s) across {} host(s)",
+            reports.len()
+        )));
+    }
+    Ok(())
+}

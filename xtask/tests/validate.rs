@@ -1,0 +1,266 @@
+//! `cargo xtask validate`: levels 1-2 with no project (the README's main job), the
+//! `--require` contract, `--merge`, a `dist` bundle run without cargo, and level 3 with
+//! real torch from PyPI on CPU.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use support::*;
+
+fn validate(args: &[&str]) -> std::process::Output {
+    run(xtask()
+        .arg("validate")
+        .args(args)
+        .env("UV_PYTHON_DOWNLOADS", "never"))
+}
+
+fn json(o: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", text(&o.stdout), text(&o.stderr)))
+}
+
+fn checks<'a>(v: &'a serde_json::Value, group: &str) -> Vec<&'a serde_json::Value> {
+    v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["group"] == group)
+        .collect()
+}
+
+#[test]
+fn levels_1_and_2_need_no_project() {
+    let o = validate(&["--quick", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let v = json(&o);
+    assert_eq!(v["levels_run"], serde_json::json!([1, 2]));
+    for key in ["hostname", "os", "arch", "target", "backend", "gpus"] {
+        assert!(v["host"].get(key).is_some(), "{key}");
+    }
+    assert!(v["versions"]["xtask"].is_string());
+    let platform = checks(&v, "platform");
+    assert!(
+        platform
+            .iter()
+            .any(|c| c["name"] == "target" && c["status"] == "pass")
+    );
+    let cpu = checks(&v, "cpu");
+    assert_eq!(cpu.len(), 3, "{cpu:?}");
+    assert!(cpu.iter().all(|c| c["status"] == "pass" && c["level"] == 2));
+    // Every skip says why.
+    for c in v["checks"].as_array().unwrap() {
+        if c["status"] == "skip" {
+            assert!(!c["reason"].as_str().unwrap_or("").is_empty(), "{c}");
+        }
+    }
+    let wgpu = checks(&v, "wgpu");
+    if wgpu[0]["status"] == "skip" {
+        assert!(
+            !required("vulkan"),
+            "Vulkan required here: {}",
+            wgpu[0]["reason"]
+        );
+    } else {
+        assert!(
+            wgpu.len() >= 5 && wgpu.iter().all(|c| c["status"] == "pass"),
+            "{wgpu:?}"
+        );
+    }
+    if v["host"]["backend"] != "cuda" {
+        let cuda = checks(&v, "cuda");
+        assert_eq!(cuda[0]["status"], "skip");
+    }
+}
+
+#[test]
+fn require_and_bad_input() {
+    // A CPU host cannot satisfy --require cuda: exit 3 with one line.
+    let o = validate(&["--level", "1", "--require", "cuda"]);
+    if o.status.code() == Some(3) {
+        let err = text(&o.stderr);
+        assert!(
+            err.lines()
+                .last()
+                .unwrap()
+                .contains("--require cuda: no cuda check ran"),
+            "{err}"
+        );
+    }
+    let o = validate(&["--require", "tpu"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(text(&o.stderr).lines().count(), 1);
+    let o = validate(&["--level", "5"]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = validate(&["--output", "/nonexistent-dir/r.json"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("--output /nonexistent-dir/r.json"));
+    let o = validate(&["--smoke-bin", "/nonexistent/tensor-smoke", "--json"]);
+    let v = json(&o);
+    assert!(
+        checks(&v, "cpu")[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("--smoke-bin")
+    );
+}
+
+#[test]
+fn level_3_without_a_project_says_which_levels_ran() {
+    let o = validate(&["--level", "3", "--quick", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("ran levels 1, 2"),
+        "{}",
+        text(&o.stderr)
+    );
+    let v = json(&o);
+    assert_eq!(v["levels_run"], serde_json::json!([1, 2]));
+    assert_eq!(checks(&v, "torch")[0]["status"], "skip");
+}
+
+#[test]
+fn reports_merge_into_one_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.json");
+    let o = validate(&["--level", "1", "--output", a.to_str().unwrap()]);
+    assert!(o.status.code() == Some(0), "{}", text(&o.stderr));
+    let mut other: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&a).unwrap()).unwrap();
+    other["host"]["hostname"] = "gh200-node-07".into();
+    other["checks"].as_array_mut().unwrap().push(serde_json::json!({
+        "level": 2, "group": "cuda", "name": "device copy", "status": "pass",
+        "device": "#0 NVIDIA GH200 480GB", "rate": 3500.0, "unit": "GB/s", "peak_fraction": 0.875
+    }));
+    let b = dir.path().join("b.json");
+    std::fs::write(&b, other.to_string()).unwrap();
+    let o = run(xtask().args(["validate", "--merge"]).arg(&a).arg(&b));
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    assert!(out.contains("gh200-node-07"), "{out}");
+    assert!(out.contains("3500.0 GB/s (88% of peak)"), "{out}");
+    std::fs::write(dir.path().join("bad.json"), "{").unwrap();
+    let o = run(xtask()
+        .args(["validate", "--merge"])
+        .arg(dir.path().join("bad.json")));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("not a validate report"));
+}
+
+/// A dev-profile bundle (the release one is the same layout) runs validate with no
+/// cargo on PATH, using its own tensor-smoke.
+#[test]
+fn dist_bundle_validates_without_cargo() {
+    let out = tempfile::tempdir().unwrap();
+    let o = run(xtask()
+        .args(["dist", "--profile", "dev", "--out"])
+        .arg(out.path()));
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let name = format!(
+        "llmstudio-xtask-{}-{}",
+        std::env::consts::OS,
+        std::env::consts::ARCH
+    );
+    let root = out.path().join(&name);
+    assert!(out.path().join(format!("{name}.tar.gz")).is_file());
+    assert!(root.join("templates/platforms.toml").is_file());
+    let o = run(Command::new(root.join("bin/xtask"))
+        .args(["validate", "--quick", "--json"])
+        .env_remove("CARGO")
+        .env("PATH", "/usr/bin:/bin")
+        .current_dir(out.path()));
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let v = json(&o);
+    let cpu = checks(&v, "cpu");
+    assert_eq!(cpu.len(), 3, "the bundled tensor-smoke ran: {cpu:?}");
+    assert!(
+        text(&o.stderr).contains(&format!("{}/bin/tensor-smoke", root.display())),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
+fn uv_project(fixture: &str) -> Option<(tempfile::TempDir, PathBuf)> {
+    let uv = find_uv()?;
+    let py = python("3.12")?;
+    let dir = copy_fixture(fixture);
+    let o = run(Command::new(&uv)
+        .arg("lock")
+        .current_dir(dir.path())
+        .env("UV_PYTHON", &py)
+        .env("UV_PYTHON_DOWNLOADS", "never"));
+    assert!(o.status.success(), "uv lock: {}", text(&o.stderr));
+    let o = run(xtask()
+        .arg("--project")
+        .arg(dir.path())
+        .arg("setup-dev")
+        .env("UV_PYTHON_DOWNLOADS", "never"));
+    assert_eq!(o.status.code(), Some(0), "setup-dev: {}", text(&o.stderr));
+    Some((dir, uv))
+}
+
+/// Level 3 with real torch and transformers from PyPI, on CPU (about 5 GB of venv).
+#[test]
+fn level_3_runs_torch_for_real() {
+    if !required("torch") && std::env::var_os("XTASK_TORCH_TESTS").is_none() {
+        eprintln!(
+            "SKIPPED: installs torch from PyPI (5 GB): set XTASK_TORCH_TESTS=1 or XTASK_REQUIRE=torch"
+        );
+        return;
+    }
+    let Some((dir, _)) = uv_project("validate/torch") else {
+        return;
+    };
+    let o = run(xtask()
+        .arg("--project")
+        .arg(dir.path())
+        .args(["validate", "--level", "4", "--quick", "--json"])
+        .env("UV_PYTHON_DOWNLOADS", "never"));
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let v = json(&o);
+    assert_eq!(v["levels_run"], serde_json::json!([1, 2, 3, 4]));
+    assert!(v["versions"]["torch"].as_str().unwrap().starts_with('2'));
+    let torch = checks(&v, "torch");
+    let get = |name: &str| {
+        torch
+            .iter()
+            .find(|c| c["name"].as_str().unwrap().starts_with(name))
+            .copied()
+            .unwrap_or_else(|| panic!("{name}: {torch:?}"))
+    };
+    assert_eq!(get("matmul")["status"], "pass");
+    assert_eq!(get("softmax")["status"], "pass");
+    let train = get("GPT-2 train");
+    assert_eq!(train["status"], "pass", "{train}");
+    assert!(
+        train["reason"].as_str().unwrap().starts_with("loss "),
+        "{train}"
+    );
+    assert_eq!(get("GPT-2 generate")["status"], "pass");
+    assert!(get("torch GEMM")["rate"].as_f64().unwrap() > 0.0);
+    if v["host"]["backend"] == "cpu" {
+        assert_eq!(checks(&v, "pytest")[0]["status"], "skip");
+    }
+}
+
+/// Level 3 in an environment without torch: one line, exit 3.
+#[test]
+fn level_3_without_torch_is_exit_3() {
+    let Some((dir, _)) = uv_project("devloop/app") else {
+        return;
+    };
+    let o = run(xtask()
+        .arg("--project")
+        .arg(dir.path())
+        .args(["validate", "--level", "3", "--quick"])
+        .env("UV_PYTHON_DOWNLOADS", "never"));
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    let last = err.lines().last().unwrap();
+    assert!(
+        last.starts_with("error: level 3: torch is not installed")
+            && last.contains("cargo xtask setup"),
+        "{err}"
+    );
+}
