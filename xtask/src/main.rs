@@ -59,6 +59,8 @@ enum Command {
     Llmstudio(cmd::wave::Wave),
     /// Write per-target requirements files (or a pylock.toml) from uv.lock, with hashes (Makefile: requirements)
     Requirements(cmd::requirements::Requirements),
+    /// Build, run, clean or render the app's Docker image for a target (amd64-cuda, arm64-cuda, cpu)
+    Docker(cmd::docker::Docker),
     /// Bundle xtask, tensor-smoke and templates for nodes without Rust (runs `validate` there)
     Dist(cmd::dist::Dist),
     /// Run this repository's checks: cargo fmt --check, clippy -D warnings, tests
@@ -91,6 +93,7 @@ fn real_main() -> i32 {
         Command::Wave(c) => c.run(&ctx, true),
         Command::Llmstudio(c) => c.run(&ctx, false),
         Command::Requirements(c) => c.run(&ctx),
+        Command::Docker(c) => c.run(&ctx),
         Command::Dist(c) => c.run(&ctx),
         Command::Ci(c) => c.run(&ctx),
     });

@@ -338,7 +338,7 @@ pub fn pythons() -> Vec<Python> {
     out
 }
 
-fn docker() -> Docker {
+pub fn docker() -> Docker {
     let clients: Vec<DockerClient> = find_all("docker")
         .into_iter()
         .map(|path| {

@@ -1,0 +1,502 @@
+//! `cargo xtask docker [build|run|clean|render] <target>`: the app's image per target,
+//! built with BuildKit from docker/Dockerfile (multi-stage, non-root, uv cache mounts).
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use anyhow::Result;
+use camino::{Utf8Path, Utf8PathBuf};
+
+use crate::ctx::Ctx;
+use crate::error;
+use crate::platform::{self, DockerClient};
+use crate::policy::{self, Policy, Target};
+use crate::process::Cmd;
+use crate::pyproject;
+
+const ACTIONS: [&str; 4] = ["build", "run", "clean", "render"];
+const LABEL: &str = "xtask.llmstudio.image";
+
+#[derive(clap::Args, Debug)]
+#[command(after_help = "\
+Targets: a canonical name or Docker alias from templates/platforms.toml (amd64-cuda = \
+linux-x86_64-cuda on linux/amd64, arm64-cuda = linux-aarch64-cuda on linux/arm64), or `cpu` for this \
+machine's architecture; the images run on CPU-only hosts too. The builder is `docker buildx build` \
+when buildx works, else `DOCKER_BUILDKIT=1 docker build` with a client that still has BuildKit \
+built in (clients from 23 on need the buildx plugin); --docker or $DOCKER picks the client.")]
+pub struct Docker {
+    /// build (the default), run, clean or render; or directly the target to build
+    #[arg(value_name = "ACTION|TARGET")]
+    first: String,
+    /// The target, after an action
+    #[arg(value_name = "TARGET")]
+    second: Option<String>,
+    /// Image tag [default: <project>:<alias>]
+    #[arg(long)]
+    tag: Option<String>,
+    /// Platform to build or run for [default: the target's]
+    #[arg(long)]
+    platform: Option<String>,
+    /// Extra build arguments (BASE_IMAGE, BUILDER_IMAGE, UV_IMAGE, PYTHON_SOURCE, ...)
+    #[arg(long = "build-arg", value_name = "KEY=VALUE")]
+    build_args: Vec<String>,
+    /// CA bundle for TLS-intercepting proxies, passed as a BuildKit secret (never stored in a layer)
+    #[arg(long, value_name = "FILE")]
+    ca_bundle: Option<Utf8PathBuf>,
+    /// The docker client to use [default: $DOCKER, else the first on PATH that can use BuildKit]
+    #[arg(long, env = "DOCKER", value_name = "PATH")]
+    docker: Option<Utf8PathBuf>,
+    /// A buildx builder (e.g. one with native arm64 nodes instead of QEMU)
+    #[arg(long, value_name = "NAME")]
+    builder: Option<String>,
+    /// Push the image after building
+    #[arg(long, conflicts_with = "load")]
+    push: bool,
+    /// Load the image into the local docker (buildx; the default unless --push)
+    #[arg(long)]
+    load: bool,
+    /// Print the exact command and write nothing
+    #[arg(long)]
+    dry_run: bool,
+    /// run: host port for the app's 10101
+    #[arg(long, default_value_t = 10101)]
+    port: u16,
+    /// run: shared memory for the container (PyTorch data loaders need a lot)
+    #[arg(long, default_value = "64g")]
+    shm_size: String,
+    /// run: host folder mounted at /mount [default: <project>/llmstudio_mnt]
+    #[arg(long, value_name = "DIR")]
+    mount_dir: Option<Utf8PathBuf>,
+    /// run: start in the background and print the container id
+    #[arg(long)]
+    detach: bool,
+    /// The support matrix [default: templates/platforms.toml]
+    #[arg(long, value_name = "FILE")]
+    policy: Option<Utf8PathBuf>,
+}
+
+/// How to invoke a BuildKit build with a client.
+struct Builder {
+    client: Utf8PathBuf,
+    buildx: bool,
+}
+
+impl Docker {
+    pub fn run(self, ctx: &Ctx) -> Result<()> {
+        let (action, target_name) = match (ACTIONS.contains(&self.first.as_str()), &self.second) {
+            (true, Some(t)) => (self.first.clone(), t.clone()),
+            (true, None) => {
+                return Err(error::usage(format!(
+                    "docker {}: name a target (e.g. amd64-cuda, arm64-cuda, cpu)",
+                    self.first
+                )));
+            }
+            (false, None) => ("build".to_string(), self.first.clone()),
+            (false, Some(_)) => {
+                return Err(error::usage(format!(
+                    "docker {}: unknown action (choose build, run, clean or render)",
+                    self.first
+                )));
+            }
+        };
+        let policy = Policy::load(&ctx.workspace, self.policy.as_deref())?;
+        let target = resolve_target(&policy, &target_name)?;
+        let platform = match (&self.platform, &target.docker_platform) {
+            (Some(p), _) => p.clone(),
+            (None, Some(p)) => p.clone(),
+            (None, None) => {
+                return Err(error::usage(format!(
+                    "target {} has no Docker platform in the policy",
+                    target.name
+                )));
+            }
+        };
+        let project = ctx.project()?;
+        let py_path = project.join("pyproject.toml");
+        let text = std::fs::read_to_string(&py_path)
+            .map_err(|e| error::usage(format!("{py_path}: cannot read: {e}")))?;
+        let reqs = pyproject::requirements(&pyproject::parse(py_path.as_str(), &text)?);
+        let doc = pyproject::parse(py_path.as_str(), &text)?;
+        let version = doc
+            .get("project")
+            .and_then(|p| p.get("version"))
+            .and_then(|v| v.as_str())
+            .unwrap_or("0")
+            .to_string();
+        let name = policy::normalize(reqs.name.as_deref().unwrap_or("app"));
+        let alias = target
+            .docker_alias
+            .clone()
+            .unwrap_or_else(|| target.name.clone());
+        let tag = self
+            .tag
+            .clone()
+            .unwrap_or_else(|| format!("{name}:{alias}"));
+        match action.as_str() {
+            "build" | "render" => self.build(
+                ctx,
+                project,
+                &policy,
+                &platform,
+                &tag,
+                &version,
+                action == "render",
+            ),
+            "run" => self.run_image(project, &platform, &tag, &alias),
+            "clean" => self.clean(&tag),
+            _ => unreachable!("checked above"),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn build(
+        &self,
+        ctx: &Ctx,
+        project: &Utf8Path,
+        policy: &Policy,
+        platform: &str,
+        tag: &str,
+        version: &str,
+        render: bool,
+    ) -> Result<()> {
+        let lock = project.join("uv.lock");
+        if !lock.is_file() {
+            return Err(error::usage(format!(
+                "{lock} does not exist: run `uv lock` (the image installs exactly the lock)"
+            )));
+        }
+        let dockerfile = ctx.workspace.join("docker").join("Dockerfile");
+        if !dockerfile.is_file() {
+            return Err(error::usage(format!(
+                "{dockerfile} is missing: copy docker/ from the xtask repository"
+            )));
+        }
+        if let Some(ca) = &self.ca_bundle
+            && let Err(e) = std::fs::File::open(ca)
+        {
+            return Err(error::usage(format!("--ca-bundle {ca}: cannot read: {e}")));
+        }
+        for a in &self.build_args {
+            if !a.contains('=') {
+                return Err(error::usage(format!("--build-arg {a}: give KEY=VALUE")));
+            }
+        }
+        let revision = Cmd::new("git")
+            .args(["-C", project.as_str(), "rev-parse", "--short", "HEAD"])
+            .probe(Duration::from_secs(10))
+            .ok_stdout()
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|| "unknown".into());
+        let mut args: Vec<(String, String)> = vec![
+            ("APP_MODULE".into(), policy.app.module.clone()),
+            ("VERSION".into(), version.to_string()),
+            ("REVISION".into(), revision),
+        ];
+        for a in &self.build_args {
+            let (k, v) = a.split_once('=').expect("checked");
+            args.retain(|(key, _)| key != k);
+            args.push((k.to_string(), v.to_string()));
+        }
+        let builder = self.choose_builder()?;
+        let mut cmd = Cmd::new(builder.client.as_str());
+        if builder.buildx {
+            cmd = cmd.args(["buildx", "build"]);
+            if let Some(b) = &self.builder {
+                cmd = cmd.args(["--builder", b]);
+            }
+        } else {
+            if self.builder.is_some() {
+                return Err(error::usage(
+                    "--builder needs docker buildx, which this client lacks",
+                ));
+            }
+            cmd = cmd.env("DOCKER_BUILDKIT", "1").arg("build");
+        }
+        cmd = cmd
+            .args(["--platform", platform, "-f", dockerfile.as_str(), "-t", tag])
+            .args(
+                args.iter()
+                    .flat_map(|(k, v)| ["--build-arg".to_string(), format!("{k}={v}")]),
+            );
+        if let Some(ca) = &self.ca_bundle {
+            cmd = cmd.arg("--secret").arg(format!("id=cabundle,src={ca}"));
+        }
+        if builder.buildx {
+            if self.push {
+                cmd = cmd.arg("--push");
+            } else {
+                cmd = cmd.arg("--load");
+            }
+        }
+        let cmd = cmd.arg(project.as_str());
+        if render {
+            println!("# {dockerfile}");
+            print!("{}", std::fs::read_to_string(&dockerfile)?);
+            println!("\n# build arguments");
+            for (k, v) in &args {
+                println!("{k}={v}");
+            }
+            println!("\n# command\n{}", cmd.display());
+            return Ok(());
+        }
+        eprintln!(
+            "builder: {} ({})",
+            builder.client,
+            if builder.buildx {
+                "docker buildx build"
+            } else {
+                "DOCKER_BUILDKIT=1 docker build"
+            }
+        );
+        if self.dry_run {
+            println!("{}", cmd.display());
+            if self.push && !builder.buildx {
+                println!(
+                    "{}",
+                    Cmd::new(builder.client.as_str())
+                        .args(["push", tag])
+                        .display()
+                );
+            }
+            return Ok(());
+        }
+        self.require_daemon(&builder.client)?;
+        cmd.run_shown()?;
+        if self.push && !builder.buildx {
+            Cmd::new(builder.client.as_str())
+                .args(["push", tag])
+                .run_shown()?;
+        }
+        println!("built {tag} for {platform}");
+        Ok(())
+    }
+
+    fn clients(&self) -> Vec<DockerClient> {
+        let all = platform::probe::docker().clients;
+        match &self.docker {
+            Some(p) => {
+                let found: Vec<DockerClient> =
+                    all.iter().filter(|c| &c.path == p).cloned().collect();
+                if found.is_empty() {
+                    // A client not on PATH: probe it the same way.
+                    let version = Cmd::new(p.as_str())
+                        .arg("--version")
+                        .probe(Duration::from_secs(10))
+                        .ok_stdout()
+                        .and_then(platform::parse::version_in);
+                    let buildx = Cmd::new(p.as_str())
+                        .args(["buildx", "version"])
+                        .probe(Duration::from_secs(10))
+                        .ok_stdout()
+                        .and_then(platform::parse::version_in);
+                    let buildkit =
+                        platform::probe::buildkit_mode(version.as_deref(), buildx.is_some());
+                    vec![DockerClient {
+                        path: p.clone(),
+                        version,
+                        buildx,
+                        buildkit,
+                    }]
+                } else {
+                    found
+                }
+            }
+            None => all,
+        }
+    }
+
+    /// The first client that can use BuildKit: buildx, else a legacy client with
+    /// DOCKER_BUILDKIT=1.
+    fn choose_builder(&self) -> Result<Builder> {
+        let clients = self.clients();
+        if clients.is_empty() {
+            return Err(error::absent(match &self.docker {
+                Some(p) => format!("--docker {p}: not a docker client"),
+                None => {
+                    "no docker client on PATH: install Docker (e.g. `apt-get install docker.io`)"
+                        .into()
+                }
+            }));
+        }
+        if let Some(c) = clients.iter().find(|c| c.buildkit == "buildx") {
+            return Ok(Builder {
+                client: c.path.clone(),
+                buildx: true,
+            });
+        }
+        if let Some(c) = clients.iter().find(|c| c.buildkit == "legacy") {
+            return Ok(Builder {
+                client: c.path.clone(),
+                buildx: false,
+            });
+        }
+        let seen: Vec<String> = clients
+            .iter()
+            .map(|c| format!("{} {}", c.path, c.version.as_deref().unwrap_or("?")))
+            .collect();
+        Err(error::absent(format!(
+            "no docker client can build with BuildKit ({}: clients from 23 on need the buildx plugin): install docker-buildx, or pass --docker an older client",
+            seen.join(", ")
+        )))
+    }
+
+    fn require_daemon(&self, client: &Utf8Path) -> Result<()> {
+        let p = Cmd::new(client.as_str())
+            .args(["version", "--format", "{{.Server.Version}}"])
+            .probe(Duration::from_secs(15));
+        match p.ok_stdout().map(str::trim) {
+            Some(v) if !v.is_empty() => Ok(()),
+            _ => Err(error::absent(format!(
+                "the Docker daemon is not running ({}): start it with `sudo systemctl start docker` (or run `dockerd &` as root)",
+                p.failure_line()
+            ))),
+        }
+    }
+
+    fn client(&self) -> Result<Utf8PathBuf> {
+        let clients = self.clients();
+        clients
+            .first()
+            .map(|c| c.path.clone())
+            .ok_or_else(|| error::absent("no docker client on PATH: install Docker"))
+    }
+
+    fn run_image(&self, project: &Utf8Path, platform: &str, tag: &str, alias: &str) -> Result<()> {
+        let client = self.client()?;
+        self.require_daemon(&client)?;
+        let inspect = Cmd::new(client.as_str())
+            .args(["image", "inspect", tag])
+            .probe(Duration::from_secs(15));
+        if inspect.ok_stdout().is_none() {
+            return Err(error::absent(format!(
+                "image {tag} does not exist: run `cargo xtask docker build {alias}` first"
+            )));
+        }
+        let mount = self
+            .mount_dir
+            .clone()
+            .unwrap_or_else(|| project.join("llmstudio_mnt"));
+        std::fs::create_dir_all(&mount)
+            .map_err(|e| error::usage(format!("--mount-dir {mount}: cannot create: {e}")))?;
+        let mount = mount.canonicalize_utf8().unwrap_or(mount);
+        let runtimes = Cmd::new(client.as_str())
+            .args(["info", "--format", "{{json .Runtimes}}"])
+            .probe(Duration::from_secs(15));
+        let nvidia = runtimes.ok_stdout().is_some_and(|r| r.contains("nvidia"));
+        let mut cmd = Cmd::new(client.as_str()).arg("run");
+        if self.detach {
+            cmd = cmd.arg("-d");
+        } else if std::io::stdin().is_terminal() {
+            cmd = cmd.arg("-it");
+        }
+        if nvidia {
+            cmd = cmd.arg("--runtime=nvidia");
+        } else {
+            eprintln!("note: no NVIDIA container runtime on this host: the app runs on CPU");
+        }
+        cmd = cmd.args([
+            "--rm",
+            "--init",
+            "--platform",
+            platform,
+            "--shm-size",
+            &self.shm_size,
+        ]);
+        // As the Makefile did, files in the mount belong to the caller; root keeps the
+        // image's own non-root user instead.
+        let (uid, gid) = ids();
+        if uid != 0 {
+            cmd = cmd.args(["-u", &format!("{uid}:{gid}")]);
+        }
+        cmd = cmd
+            .args(["-p", &format!("{}:10101", self.port)])
+            .args(["-v", &format!("{mount}:/mount")])
+            .args(["--label", &format!("{LABEL}={tag}")])
+            .arg(tag);
+        let st = cmd.run_status()?;
+        if st.interrupted {
+            return Err(error::interrupted("interrupted"));
+        }
+        match st.code {
+            Some(0) => Ok(()),
+            Some(c) => Err(error::failed(format!("docker run exited with {c}"))),
+            None => Err(error::failed("docker run was killed")),
+        }
+    }
+
+    fn clean(&self, tag: &str) -> Result<()> {
+        let client = self.client()?;
+        self.require_daemon(&client)?;
+        let ps = Cmd::new(client.as_str())
+            .args(["ps", "-aq", "--filter", &format!("label={LABEL}={tag}")])
+            .probe(Duration::from_secs(30));
+        let ids: Vec<String> = ps
+            .ok_stdout()
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        if !ids.is_empty() {
+            Cmd::new(client.as_str())
+                .args(["rm", "-f"])
+                .args(&ids)
+                .run_shown()?;
+        }
+        let exists = Cmd::new(client.as_str())
+            .args(["image", "inspect", tag])
+            .probe(Duration::from_secs(15));
+        if exists.ok_stdout().is_some() {
+            Cmd::new(client.as_str()).args(["rmi", tag]).run_shown()?;
+        }
+        println!(
+            "removed {} container(s) and {}",
+            ids.len(),
+            if exists.ok_stdout().is_some() {
+                tag
+            } else {
+                "no image"
+            }
+        );
+        Ok(())
+    }
+}
+
+/// A target by name or alias; `cpu` means this machine's architecture.
+fn resolve_target<'p>(policy: &'p Policy, name: &str) -> Result<&'p Target> {
+    if name == "cpu" {
+        let (os, arch) = platform::probe::os_arch();
+        let linux = policy.target_for_host("linux", &arch);
+        return linux
+            .filter(|t| t.docker_platform.is_some())
+            .ok_or_else(|| {
+                error::usage(format!(
+                    "docker cpu: no Linux target for this machine's architecture ({os} {arch})"
+                ))
+            });
+    }
+    let t = policy.target(name)?;
+    if t.docker_platform.is_none() {
+        let with: Vec<String> = policy
+            .targets
+            .iter()
+            .filter_map(|t| t.docker_alias.clone())
+            .collect();
+        return Err(error::usage(format!(
+            "target {} has no Docker image (choose {}, or cpu)",
+            t.name,
+            with.join(", ")
+        )));
+    }
+    Ok(t)
+}
+
+#[cfg(unix)]
+fn ids() -> (u32, u32) {
+    // SAFETY: getuid/getgid cannot fail.
+    unsafe { (libc::getuid(), libc::getgid()) }
+}
+
+#[cfg(not(unix))]
+fn ids() -> (u32, u32) {
+    (1000, 1000)
+}
