@@ -7,10 +7,14 @@ use serde::Serialize;
 
 use crate::error;
 use crate::fsx;
+use crate::policy::Policy;
 
 pub struct Ctx {
     /// The root of this Cargo workspace (where `templates/` lives).
     pub workspace: Utf8PathBuf,
+    /// `--policy` / `XTASK_POLICY`; the policy itself is loaded on first use.
+    policy_flag: Option<Utf8PathBuf>,
+    policy: std::cell::OnceCell<Policy>,
     /// `--project` / `XTASK_PROJECT`, validated, or the workspace root when it holds a
     /// pyproject.toml.
     project: Option<Utf8PathBuf>,
@@ -19,7 +23,7 @@ pub struct Ctx {
 impl Ctx {
     /// Resolve the project. An explicit `--project` must be a folder holding a
     /// pyproject.toml; without one, the workspace root is used when it has one.
-    pub fn new(project_flag: Option<Utf8PathBuf>) -> Result<Ctx> {
+    pub fn new(project_flag: Option<Utf8PathBuf>, policy_flag: Option<Utf8PathBuf>) -> Result<Ctx> {
         let workspace = workspace_root();
         let project = match project_flag {
             Some(dir) => {
@@ -40,7 +44,12 @@ impl Ctx {
                 .is_file()
                 .then(|| workspace.clone()),
         };
-        Ok(Ctx { workspace, project })
+        Ok(Ctx {
+            workspace,
+            project,
+            policy_flag,
+            policy: std::cell::OnceCell::new(),
+        })
     }
 
     /// The Python project, or a usage error naming `--project`.
@@ -51,6 +60,15 @@ impl Ctx {
                 self.workspace
             ))
         })
+    }
+
+    /// The support matrix: `--policy FILE`, else templates/platforms.toml.
+    pub fn policy(&self) -> Result<&Policy> {
+        if let Some(p) = self.policy.get() {
+            return Ok(p);
+        }
+        let loaded = Policy::load(&self.workspace, self.policy_flag.as_deref())?;
+        Ok(self.policy.get_or_init(|| loaded))
     }
 
     pub fn project_opt(&self) -> Option<&Utf8Path> {

@@ -29,6 +29,10 @@ struct Cli {
     #[arg(long, global = true, env = "XTASK_PROJECT", value_name = "DIR")]
     project: Option<Utf8PathBuf>,
 
+    /// The support matrix the commands apply [default: templates/platforms.toml]
+    #[arg(long, global = true, env = "XTASK_POLICY", value_name = "FILE")]
+    policy: Option<Utf8PathBuf>,
+
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -80,7 +84,7 @@ fn real_main() -> i32 {
         print!("{}", cmd::list(&Cli::command()));
         return 0;
     };
-    let result = ctx::Ctx::new(cli.project).and_then(|ctx| match command {
+    let result = ctx::Ctx::new(cli.project, cli.policy).and_then(|ctx| match command {
         Command::Validate(c) => c.run(&ctx),
         Command::Platform(c) => c.run(&ctx),
         Command::Port(c) => c.run(&ctx),

@@ -4,7 +4,6 @@
 use std::fmt::Write as _;
 
 use anyhow::Result;
-use camino::Utf8PathBuf;
 use serde::Serialize;
 
 use crate::ctx::{Ctx, OutputArgs};
@@ -43,9 +42,6 @@ pub struct Audit {
     /// Print Markdown (for docs)
     #[arg(long, conflicts_with = "json")]
     markdown: bool,
-    /// The support matrix [default: templates/platforms.toml]
-    #[arg(long, value_name = "FILE")]
-    policy: Option<Utf8PathBuf>,
     #[command(flatten)]
     out: OutputArgs,
 }
@@ -110,7 +106,7 @@ impl Audit {
     pub fn run(self, ctx: &Ctx) -> Result<()> {
         self.out.preflight()?;
         let project = ctx.project()?;
-        let policy = Policy::load(&ctx.workspace, self.policy.as_deref())?;
+        let policy = ctx.policy()?;
         let targets: Vec<&Target> = if self.targets.is_empty() {
             policy.targets.iter().collect()
         } else {
@@ -205,7 +201,7 @@ impl Audit {
             let mut packages: Vec<PackageResult> = walk
                 .reached
                 .iter()
-                .map(|&i| judge(&lock.package[i], &wheels[i], python, &plat, &policy))
+                .map(|&i| judge(&lock.package[i], &wheels[i], python, &plat, policy))
                 .collect();
             packages.extend(walk.excluded.iter().map(|&i| &lock.package[i]).map(|p| {
                 PackageResult {

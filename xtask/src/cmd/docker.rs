@@ -70,9 +70,6 @@ pub struct Docker {
     /// run: start in the background and print the container id
     #[arg(long)]
     detach: bool,
-    /// The support matrix [default: templates/platforms.toml]
-    #[arg(long, value_name = "FILE")]
-    policy: Option<Utf8PathBuf>,
 }
 
 /// How to invoke a BuildKit build with a client.
@@ -99,8 +96,8 @@ impl Docker {
                 )));
             }
         };
-        let policy = Policy::load(&ctx.workspace, self.policy.as_deref())?;
-        let target = resolve_target(&policy, &target_name)?;
+        let policy = ctx.policy()?;
+        let target = resolve_target(policy, &target_name)?;
         let platform = match (&self.platform, &target.docker_platform) {
             (Some(p), _) => p.clone(),
             (None, Some(p)) => p.clone(),
@@ -136,7 +133,7 @@ impl Docker {
             "build" | "render" => self.build(
                 ctx,
                 project,
-                &policy,
+                policy,
                 &platform,
                 &tag,
                 &version,

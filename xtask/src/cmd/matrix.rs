@@ -3,7 +3,6 @@
 use std::fmt::Write as _;
 
 use anyhow::Result;
-use camino::Utf8PathBuf;
 use serde::Serialize;
 
 use crate::ctx::{Ctx, OutputArgs};
@@ -14,9 +13,6 @@ pub struct Matrix {
     /// Print Markdown tables (README's platform section is generated from this)
     #[arg(long, conflicts_with = "json")]
     markdown: bool,
-    /// The support matrix [default: templates/platforms.toml]
-    #[arg(long, value_name = "FILE")]
-    policy: Option<Utf8PathBuf>,
     #[command(flatten)]
     out: OutputArgs,
 }
@@ -55,14 +51,14 @@ struct MatrixJson {
 impl Matrix {
     pub fn run(self, ctx: &Ctx) -> Result<()> {
         self.out.preflight()?;
-        let policy = Policy::load(&ctx.workspace, self.policy.as_deref())?;
-        let json = to_json(&policy);
+        let policy = ctx.policy()?;
+        let json = to_json(policy);
         let markdown = self.markdown;
         self.out.emit(&json, || {
             if markdown {
-                markdown_tables(&policy)
+                markdown_tables(policy)
             } else {
-                text(&policy)
+                text(policy)
             }
         })
     }

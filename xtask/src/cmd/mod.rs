@@ -21,7 +21,8 @@ use crate::error::Code;
 pub fn list(cli: &clap::Command) -> String {
     let subs: Vec<_> = cli.get_subcommands().filter(|s| !s.is_hide_set()).collect();
     let width = subs.iter().map(|s| s.get_name().len()).max().unwrap_or(0);
-    let mut out = String::from("cargo xtask <COMMAND> [--project DIR]\n\nCommands:\n");
+    let mut out =
+        String::from("cargo xtask <COMMAND> [--project DIR] [--policy FILE]\n\nCommands:\n");
     for s in subs {
         let about = s.get_about().map(|a| a.to_string()).unwrap_or_default();
         out.push_str(&format!("  {:width$}  {about}\n", s.get_name()));

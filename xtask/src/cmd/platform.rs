@@ -3,17 +3,12 @@
 use std::fmt::Write as _;
 
 use anyhow::Result;
-use camino::Utf8PathBuf;
 
 use crate::ctx::{Ctx, OutputArgs};
 use crate::platform::{self, Platform as Report};
-use crate::policy::Policy;
 
 #[derive(clap::Args, Debug)]
 pub struct Platform {
-    /// The support matrix that maps this machine to a target [default: templates/platforms.toml]
-    #[arg(long, value_name = "FILE")]
-    policy: Option<Utf8PathBuf>,
     #[command(flatten)]
     out: OutputArgs,
 }
@@ -21,8 +16,8 @@ pub struct Platform {
 impl Platform {
     pub fn run(self, ctx: &Ctx) -> Result<()> {
         self.out.preflight()?;
-        let policy = Policy::load(&ctx.workspace, self.policy.as_deref())?;
-        let report = platform::probe::detect(&policy);
+        let policy = ctx.policy()?;
+        let report = platform::probe::detect(policy);
         for w in &report.warnings {
             eprintln!("warning: {w}");
         }

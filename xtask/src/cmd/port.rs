@@ -2,13 +2,11 @@
 //! target of the policy.
 
 use anyhow::Result;
-use camino::Utf8PathBuf;
 use serde::Serialize;
 
 use crate::ctx::{Ctx, OutputArgs};
 use crate::error;
 use crate::fsx;
-use crate::policy::Policy;
 use crate::pyproject::{self, Change};
 
 #[derive(clap::Args, Debug)]
@@ -22,9 +20,6 @@ pub struct Port {
     /// Print a unified diff of what would change; write nothing
     #[arg(long)]
     diff: bool,
-    /// The support matrix to apply [default: templates/platforms.toml]
-    #[arg(long, value_name = "FILE")]
-    policy: Option<Utf8PathBuf>,
     #[command(flatten)]
     out: OutputArgs,
 }
@@ -43,10 +38,10 @@ impl Port {
         self.out.preflight()?;
         let project = ctx.project()?;
         let path = project.join("pyproject.toml");
-        let policy = Policy::load(&ctx.workspace, self.policy.as_deref())?;
+        let policy = ctx.policy()?;
         let old = std::fs::read_to_string(&path)
             .map_err(|e| error::usage(format!("{path}: cannot read: {e} (pass --project DIR)")))?;
-        let (new, changes) = pyproject::port(path.as_str(), &old, &policy)?;
+        let (new, changes) = pyproject::port(path.as_str(), &old, policy)?;
         let mode = if self.check {
             "check"
         } else if self.diff {

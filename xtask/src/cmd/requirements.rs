@@ -46,15 +46,12 @@ pub struct Requirements {
     /// Include an optional extra; repeatable
     #[arg(long = "extra", value_name = "EXTRA")]
     extras: Vec<String>,
-    /// The support matrix [default: templates/platforms.toml]
-    #[arg(long, value_name = "FILE")]
-    policy: Option<Utf8PathBuf>,
 }
 
 impl Requirements {
     pub fn run(self, ctx: &Ctx) -> Result<()> {
         let project = ctx.project()?;
-        let policy = Policy::load(&ctx.workspace, self.policy.as_deref())?;
+        let policy = ctx.policy()?;
         let targets: Vec<&Target> = if self.targets.is_empty() {
             policy.targets.iter().collect()
         } else {
@@ -152,7 +149,7 @@ impl Requirements {
             }
             Format::Pylock => {
                 let path = out_dir.join("pylock.toml");
-                let body = pylock(&lock, &per_target, &policy);
+                let body = pylock(&lock, &per_target, policy);
                 fsx::write_atomic(&path, body.as_bytes())?;
                 println!("{path}: {} targets", per_target.len());
             }

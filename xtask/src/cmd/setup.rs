@@ -2,7 +2,7 @@
 //! Makefile's targets did, made fast when nothing changed.
 
 use anyhow::Result;
-use camino::{Utf8Path, Utf8PathBuf};
+use camino::Utf8Path;
 use serde::{Deserialize, Serialize};
 
 use crate::ctx::Ctx;
@@ -10,7 +10,6 @@ use crate::error;
 use crate::fsx;
 use crate::lock;
 use crate::platform::{Backend, probe};
-use crate::policy::Policy;
 use crate::pyproject;
 use crate::uv::{self, Uv};
 
@@ -34,9 +33,6 @@ pub struct Setup {
     /// Also run `playwright install` (browsers for the UI tests)
     #[arg(long)]
     with_playwright: bool,
-    /// The support matrix [default: templates/platforms.toml]
-    #[arg(long, value_name = "FILE")]
-    policy: Option<Utf8PathBuf>,
 }
 
 #[derive(Serialize, Deserialize, PartialEq, Eq, Debug)]
@@ -50,7 +46,7 @@ impl Setup {
     pub fn run(self, ctx: &Ctx, dev: bool) -> Result<()> {
         let name = if dev { "setup-dev" } else { "setup" };
         let project = ctx.project()?;
-        let policy = Policy::load(&ctx.workspace, self.policy.as_deref())?;
+        let policy = ctx.policy()?;
         let py_path = project.join("pyproject.toml");
         let lock_path = project.join("uv.lock");
         let py_bytes = std::fs::read(&py_path)
@@ -96,7 +92,7 @@ impl Setup {
             }
         }
 
-        let uv = uv::ensure(&ctx.workspace, &policy)?;
+        let uv = uv::ensure(&ctx.workspace, policy)?;
         let venv = project.join(".venv");
         let key = stamp_key(
             &py_bytes,

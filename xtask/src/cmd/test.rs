@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use anyhow::Result;
-use camino::{Utf8Path, Utf8PathBuf};
+use camino::Utf8Path;
 use serde::Deserialize;
 
 use crate::ctx::Ctx;
@@ -29,9 +29,6 @@ pub struct Test {
     /// Package to measure coverage of (when pytest-cov is installed) [default: the project's top-level package]
     #[arg(long, value_name = "PKG")]
     cov: Option<String>,
-    /// The support matrix [default: templates/platforms.toml]
-    #[arg(long, value_name = "FILE")]
-    policy: Option<Utf8PathBuf>,
     /// Arguments passed to pytest
     #[arg(last = true, value_name = "PYTEST_ARGS")]
     pytest_args: Vec<String>,
@@ -62,7 +59,7 @@ const BUILTIN_MARKERS: &[&str] = &[
 impl Test {
     pub fn run(self, ctx: &Ctx, unit: bool) -> Result<()> {
         let project = ctx.project()?;
-        let policy = Policy::load(&ctx.workspace, self.policy.as_deref())?;
+        let policy = ctx.policy()?;
         let py_path = project.join("pyproject.toml");
         let text = std::fs::read_to_string(&py_path)
             .map_err(|e| error::usage(format!("{py_path}: cannot read: {e}")))?;
@@ -88,7 +85,7 @@ impl Test {
         let (status, summary) = pytest(
             ctx,
             project,
-            &policy,
+            policy,
             &expr,
             unit,
             self.cov.clone(),

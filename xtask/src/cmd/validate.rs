@@ -53,9 +53,6 @@ pub struct Validate {
     /// Print one table from reports written with --output on many hosts; runs nothing
     #[arg(long, num_args = 1.., value_name = "REPORT")]
     merge: Vec<Utf8PathBuf>,
-    /// The support matrix [default: templates/platforms.toml]
-    #[arg(long, value_name = "FILE")]
-    policy: Option<Utf8PathBuf>,
     #[command(flatten)]
     out: OutputArgs,
 }
@@ -129,8 +126,8 @@ impl Validate {
             return merge(&self.merge);
         }
         self.out.preflight()?;
-        let policy = Policy::load(&ctx.workspace, self.policy.as_deref())?;
-        let plat = platform::probe::detect(&policy);
+        let policy = ctx.policy()?;
+        let plat = platform::probe::detect(policy);
         let mut versions = BTreeMap::new();
         versions.insert("xtask".to_string(), env!("CARGO_PKG_VERSION").to_string());
         if let Some(uv) = &plat.tools.uv
@@ -148,7 +145,7 @@ impl Validate {
         {
             versions.insert("driver_cuda".into(), v);
         }
-        let mut checks = level1(&plat, &policy, ctx);
+        let mut checks = level1(&plat, policy, ctx);
         let mut levels = vec![1];
         if self.level >= 2 {
             levels.push(2);
@@ -183,7 +180,7 @@ impl Validate {
                     checks.extend(c);
                     if self.level >= 4 {
                         levels.push(4);
-                        checks.extend(level4(ctx, p, &policy, plat.backend)?);
+                        checks.extend(level4(ctx, p, policy, plat.backend)?);
                     }
                 }
             }
@@ -579,8 +576,8 @@ fn level3(
     backend: Backend,
     quick: bool,
 ) -> Result<(Vec<Check>, Option<String>)> {
-    let policy = Policy::load(&ctx.workspace, None)?;
-    let uv = crate::uv::ensure(&ctx.workspace, &policy)?;
+    let policy = ctx.policy()?;
+    let uv = crate::uv::ensure(&ctx.workspace, policy)?;
     let script = ctx
         .workspace
         .join("templates")

@@ -5,11 +5,9 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use camino::Utf8PathBuf;
 
 use crate::ctx::Ctx;
 use crate::error;
-use crate::policy::Policy;
 use crate::process::{Cmd, Sigint, find};
 use crate::uv;
 
@@ -32,16 +30,13 @@ pub struct Wave {
     /// The Wave app module [default: the policy's, llm_studio.app]
     #[arg(long, value_name = "MODULE")]
     app: Option<String>,
-    /// The support matrix [default: templates/platforms.toml]
-    #[arg(long, value_name = "FILE")]
-    policy: Option<Utf8PathBuf>,
 }
 
 impl Wave {
     /// `reload`: `wave` reloads on code changes; `llmstudio` runs with --no-reload.
     pub fn run(self, ctx: &Ctx, reload: bool) -> Result<()> {
         let project = ctx.project()?;
-        let policy = Policy::load(&ctx.workspace, self.policy.as_deref())?;
+        let policy = ctx.policy()?;
         let port = self.port.unwrap_or(policy.app.port);
         let module = self
             .app
@@ -56,7 +51,7 @@ impl Wave {
         if !reload {
             nvidia_report();
         }
-        let uv = uv::ensure(&ctx.workspace, &policy)?;
+        let uv = uv::ensure(&ctx.workspace, policy)?;
         let workdir = std::env::var("H2O_LLM_STUDIO_WORKDIR")
             .ok()
             .filter(|w| !w.is_empty())
