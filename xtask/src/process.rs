@@ -109,18 +109,7 @@ impl Cmd {
     /// Print the command to stderr, run it with inherited stdio, and map its status:
     /// success → Ok, SIGINT / 130 → interrupted (130), anything else → failed (1).
     pub fn run_shown(&self) -> Result<()> {
-        eprintln!("$ {}", self.display());
-        let out = match self.expression().unchecked().run() {
-            Ok(out) => out,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(error::absent(format!(
-                    "`{}` not found on PATH",
-                    self.program.to_string_lossy()
-                )));
-            }
-            Err(e) => return Err(anyhow::anyhow!("cannot start `{}`: {e}", self.display())),
-        };
-        status_result(&self.display(), out.status)
+        self.run_status()?.check(&format!("`{}`", self.display()))
     }
 }
 
@@ -172,6 +161,23 @@ impl Cmd {
 pub struct Status {
     pub code: Option<i32>,
     pub interrupted: bool,
+}
+
+impl Status {
+    /// On the contract: 0 → Ok, interrupted → 130, any other exit → 1 naming `what`
+    /// (whose own message is above: stdio was inherited).
+    pub fn check(self, what: &str) -> Result<()> {
+        if self.interrupted {
+            return Err(error::interrupted(format!("{what}: interrupted")));
+        }
+        match self.code {
+            Some(0) => Ok(()),
+            Some(c) => Err(error::failed(format!(
+                "{what} failed (exit {c}); its message is above"
+            ))),
+            None => Err(error::failed(format!("{what} was killed by a signal"))),
+        }
+    }
 }
 
 /// While alive, SIGINT sets a flag instead of ending this process.
@@ -238,19 +244,6 @@ impl Group {
 fn group_alive(pgid: u32) -> bool {
     // SAFETY: signal 0 only checks whether any process of the group exists.
     unsafe { libc::killpg(pgid as libc::pid_t, 0) == 0 }
-}
-
-fn status_result(shown: &str, status: std::process::ExitStatus) -> Result<()> {
-    if status.success() {
-        return Ok(());
-    }
-    if was_interrupted(status) {
-        return Err(error::interrupted(format!("interrupted: `{shown}`")));
-    }
-    match status.code() {
-        Some(c) => Err(error::failed(format!("`{shown}` exited with {c}"))),
-        None => Err(error::failed(format!("`{shown}` was killed ({status})"))),
-    }
 }
 
 #[cfg(unix)]

@@ -37,6 +37,8 @@ fn locked(fixture: &str) -> Option<tempfile::TempDir> {
     let uv = find_uv()?;
     let py = python("3.11")?;
     let dir = copy_fixture(fixture);
+    // The same app code as the dev-loop fixture; only the project metadata differs.
+    copy_dir(&fixtures().join("devloop/app/src"), &dir.path().join("src"));
     let o = run(Command::new(uv)
         .arg("lock")
         .current_dir(dir.path())

@@ -11,7 +11,6 @@ use crate::error;
 use crate::lock::{self, Package, Selection, tags};
 use crate::pep;
 use crate::policy::{Policy, Target};
-use crate::pyproject;
 
 #[derive(clap::Args, Debug)]
 #[command(
@@ -119,41 +118,21 @@ impl Audit {
                 })
                 .collect::<Result<_>>()?
         };
-        let lock_path = project.join("uv.lock");
-        let text = std::fs::read_to_string(&lock_path).map_err(|e| {
-            error::usage(format!(
-                "{lock_path}: cannot read: {e} (run `uv lock` in {project}, after `cargo xtask port` for a multi-platform lock)"
-            ))
-        })?;
-        let lock = lock::parse(lock_path.as_str(), &text)?;
-        let py_path = project.join("pyproject.toml");
-        let py_text = std::fs::read_to_string(&py_path)
-            .map_err(|e| error::usage(format!("{py_path}: cannot read: {e}")))?;
-        let doc = pyproject::parse(py_path.as_str(), &py_text)?;
-        let reqs = pyproject::requirements(&doc);
-        let root = lock.root(reqs.name.as_deref()).ok_or_else(|| {
-            error::usage(format!(
-                "{lock_path}: no package for the project {:?} (the lock belongs to another project; run `uv lock`)",
-                reqs.name.as_deref().unwrap_or("?")
-            ))
-        })?;
+        let proj = lock::Project::load(project)?;
+        let (lock, reqs, root, lock_path) = (&proj.lock, &proj.reqs, proj.root(), &proj.lock_path);
         let python = match &self.python {
-            Some(p) => {
-                tags::parse_floor(p)
-                    .filter(|_| p.split('.').count() == 2)
-                    .ok_or_else(|| error::usage(format!("--python {p}: give a version as X.Y, e.g. 3.12")))?
-            }
-            None => lock
-                .requires_python
-                .as_deref()
-                .and_then(lock::python_of)
-                .ok_or_else(|| error::usage(format!(
-                    "{lock_path}: requires-python gives no lowest Python version; pass --python X.Y"
-                )))?,
+            Some(p) => tags::parse_floor(p)
+                .filter(|_| p.split('.').count() == 2)
+                .ok_or_else(|| {
+                    error::usage(format!("--python {p}: give a version as X.Y, e.g. 3.12"))
+                })?,
+            None => proj
+                .python()
+                .map_err(|e| error::usage(format!("{}; pass --python X.Y", error::line_of(&e))))?,
         };
         let python_str = format!("{}.{}", python.0, python.1);
 
-        let mut warnings = lock::stale_reasons(&lock, root, &reqs);
+        let mut warnings = proj.stale();
         if !warnings.is_empty() {
             warnings = warnings
                 .into_iter()
@@ -188,16 +167,7 @@ impl Audit {
         for t in &targets {
             let env = pep::environment(&t.sys_platform, &t.platform_machine, &python_str)?;
             let walk = lock.walk(root, &env, &sel)?;
-            let plat = tags::Platform {
-                os: if t.sys_platform == "darwin" {
-                    "macos".into()
-                } else {
-                    t.sys_platform.clone()
-                },
-                arch: t.platform_machine.clone(),
-                glibc: t.glibc.as_deref().and_then(tags::parse_floor),
-                macos: t.macos.as_deref().and_then(tags::parse_floor),
-            };
+            let plat = tags::Platform::for_target(t);
             let mut packages: Vec<PackageResult> = walk
                 .reached
                 .iter()

@@ -14,7 +14,6 @@ use crate::fsx;
 use crate::lock::{self, Dist, Lock, Package, Selection, tags};
 use crate::pep;
 use crate::policy::{Policy, Target};
-use crate::pyproject;
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 enum Format {
@@ -60,38 +59,16 @@ impl Requirements {
                 .map(|t| policy.target(t))
                 .collect::<Result<_>>()?
         };
-        let lock_path = project.join("uv.lock");
-        let text = std::fs::read_to_string(&lock_path).map_err(|e| {
-            error::usage(format!(
-                "{lock_path}: cannot read: {e} (run `uv lock` in {project})"
-            ))
-        })?;
-        let lock = lock::parse(lock_path.as_str(), &text)?;
-        let py_path = project.join("pyproject.toml");
-        let py_text = std::fs::read_to_string(&py_path)
-            .map_err(|e| error::usage(format!("{py_path}: cannot read: {e}")))?;
-        let reqs = pyproject::requirements(&pyproject::parse(py_path.as_str(), &py_text)?);
-        let root = lock.root(reqs.name.as_deref()).ok_or_else(|| {
-            error::usage(format!(
-                "{lock_path}: no package for the project; run `uv lock`"
-            ))
-        })?;
-        let stale = lock::stale_reasons(&lock, root, &reqs);
+        let proj = lock::Project::load(project)?;
+        let (lock, root, lock_path) = (&proj.lock, proj.root(), &proj.lock_path);
+        let stale = proj.stale();
         if !stale.is_empty() {
             return Err(error::usage(format!(
                 "{lock_path} is out of date with pyproject.toml ({}): run `uv lock`",
                 stale.join("; ")
             )));
         }
-        let python = lock
-            .requires_python
-            .as_deref()
-            .and_then(lock::python_of)
-            .ok_or_else(|| {
-                error::usage(format!(
-                    "{lock_path}: no requires-python to choose wheels by"
-                ))
-            })?;
+        let python = proj.python()?;
         let py = format!("{}.{}", python.0, python.1);
         let sel = Selection {
             extras: self.extras.clone(),
@@ -100,7 +77,7 @@ impl Requirements {
             default_groups: Some(Vec::new()),
             ..Selection::default()
         };
-        let default_index = default_registry(&lock);
+        let default_index = default_registry(lock);
         let out_dir = self
             .output_dir
             .clone()
@@ -114,7 +91,7 @@ impl Requirements {
         for t in &targets {
             let env = pep::environment(&t.sys_platform, &t.platform_machine, &py)?;
             let walk = lock.walk(root, &env, &sel)?;
-            let plat = platform_of(t);
+            let plat = tags::Platform::for_target(t);
             let mut rows = Vec::new();
             for i in walk.reached {
                 let p = &lock.package[i];
@@ -142,14 +119,14 @@ impl Requirements {
                 for (t, rows) in &per_target {
                     let path = out_dir.join(format!("{}.txt", t.name));
                     let body =
-                        requirements_txt(&lock, t, &py, rows, default_index.as_deref(), &path);
+                        requirements_txt(lock, t, &py, rows, default_index.as_deref(), &path);
                     fsx::write_atomic(&path, body.as_bytes())?;
                     println!("{path}: {} packages for {}", rows.len(), t.name);
                 }
             }
             Format::Pylock => {
                 let path = out_dir.join("pylock.toml");
-                let body = pylock(&lock, &per_target, policy);
+                let body = pylock(lock, &per_target, policy);
                 fsx::write_atomic(&path, body.as_bytes())?;
                 println!("{path}: {} targets", per_target.len());
             }
@@ -168,19 +145,6 @@ enum Choice {
     Direct(String),
     /// The project itself or a local workspace member.
     Local(String),
-}
-
-fn platform_of(t: &Target) -> tags::Platform {
-    tags::Platform {
-        os: if t.sys_platform == "darwin" {
-            "macos".into()
-        } else {
-            t.sys_platform.clone()
-        },
-        arch: t.platform_machine.clone(),
-        glibc: t.glibc.as_deref().and_then(tags::parse_floor),
-        macos: t.macos.as_deref().and_then(tags::parse_floor),
-    }
 }
 
 fn choose(p: &Package, python: (u32, u32), plat: &tags::Platform) -> Option<Choice> {

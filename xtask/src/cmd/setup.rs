@@ -140,7 +140,7 @@ impl Setup {
             c
         };
         let status = sync(None).run_status()?;
-        check(status, "uv sync")?;
+        status.check("uv sync")?;
         let mut failed_extras = Vec::new();
         for extra in &extras {
             let st = sync(Some(extra)).run_status()?;
@@ -161,7 +161,7 @@ impl Setup {
                 .args(["run", "--frozen", "playwright", "install"])
                 .dir(project.as_std_path())
                 .run_status()?;
-            check(st, "playwright install")?;
+            st.check("playwright install")?;
         }
         // Record success against what the environment looks like now.
         let key = stamp_key(
@@ -189,19 +189,6 @@ impl Setup {
         }
         eprintln!("{name}: done");
         Ok(())
-    }
-}
-
-fn check(st: crate::process::Status, what: &str) -> Result<()> {
-    if st.interrupted {
-        return Err(error::interrupted(format!("{what}: interrupted")));
-    }
-    match st.code {
-        Some(0) => Ok(()),
-        Some(c) => Err(error::failed(format!(
-            "{what} failed (exit {c}); its message is above"
-        ))),
-        None => Err(error::failed(format!("{what} was killed by a signal"))),
     }
 }
 

@@ -18,7 +18,6 @@ use crate::lock;
 use crate::platform::{self, Backend};
 use crate::policy::Policy;
 use crate::process::{Cmd, find};
-use crate::pyproject;
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Require {
@@ -543,23 +542,19 @@ fn torch_cuda_in_lock(
     policy: &Policy,
     target: &str,
 ) -> Option<(String, String)> {
-    let text = std::fs::read_to_string(project.join("uv.lock")).ok()?;
-    let lock = lock::parse("uv.lock", &text).ok()?;
+    let proj = lock::Project::load(project).ok()?;
     let t = policy.targets.iter().find(|t| t.name == target)?;
-    let python = lock.requires_python.as_deref().and_then(lock::python_of)?;
+    let (major, minor) = proj.python().ok()?;
     let env = crate::pep::environment(
         &t.sys_platform,
         &t.platform_machine,
-        &format!("{}.{}", python.0, python.1),
+        &format!("{major}.{minor}"),
     )
     .ok()?;
-    let py_text = std::fs::read_to_string(project.join("pyproject.toml")).ok()?;
-    let reqs = pyproject::requirements(&pyproject::parse("pyproject.toml", &py_text).ok()?);
-    let root = lock.root(reqs.name.as_deref())?;
-    let walk = lock.walk(root, &env, &lock::Selection::default()).ok()?;
+    let walk = proj.walk(&env, &lock::Selection::default()).ok()?;
     walk.reached
         .iter()
-        .map(|&i| &lock.package[i])
+        .map(|&i| &proj.lock.package[i])
         .find(|p| p.name == "torch")
         .and_then(|p| {
             let v = p.version.clone()?;

@@ -189,6 +189,79 @@ pub fn parse(file: &str, text: &str) -> Result<Lock> {
     Ok(lock)
 }
 
+/// A project's uv.lock read against its pyproject.toml: where audit, requirements and
+/// validate start.
+pub struct Project {
+    pub lock_path: camino::Utf8PathBuf,
+    pub lock: Lock,
+    pub reqs: crate::pyproject::Requirements,
+    /// Index of the project's own package in `lock.package`.
+    pub root: usize,
+}
+
+impl Project {
+    /// Read both files; a missing lock, a malformed one, or a lock of another project is
+    /// one usage error naming the file and what to do.
+    pub fn load(dir: &camino::Utf8Path) -> Result<Project> {
+        let lock_path = dir.join("uv.lock");
+        let text = std::fs::read_to_string(&lock_path).map_err(|e| {
+            error::usage(format!(
+                "{lock_path}: cannot read: {e} (run `uv lock` in {dir}, after `cargo xtask port` for a multi-platform lock)"
+            ))
+        })?;
+        let lock = parse(lock_path.as_str(), &text)?;
+        let py_path = dir.join("pyproject.toml");
+        let py_text = std::fs::read_to_string(&py_path)
+            .map_err(|e| error::usage(format!("{py_path}: cannot read: {e}")))?;
+        let reqs =
+            crate::pyproject::requirements(&crate::pyproject::parse(py_path.as_str(), &py_text)?);
+        let root = lock.root(reqs.name.as_deref()).ok_or_else(|| {
+            error::usage(format!(
+                "{lock_path}: no package for the project {:?} (the lock belongs to another project; run `uv lock`)",
+                reqs.name.as_deref().unwrap_or("?")
+            ))
+        })?;
+        let root = lock
+            .package
+            .iter()
+            .position(|p| std::ptr::eq(p, root))
+            .expect("root is in the lock");
+        Ok(Project {
+            lock_path,
+            lock,
+            reqs,
+            root,
+        })
+    }
+
+    pub fn root(&self) -> &Package {
+        &self.lock.package[self.root]
+    }
+
+    /// The lowest Python `X.Y` the lock's requires-python allows.
+    pub fn python(&self) -> Result<(u32, u32)> {
+        self.lock
+            .requires_python
+            .as_deref()
+            .and_then(python_of)
+            .ok_or_else(|| {
+                error::usage(format!(
+                    "{}: requires-python gives no lowest Python version",
+                    self.lock_path
+                ))
+            })
+    }
+
+    /// Why the lock no longer matches pyproject.toml (empty when it does).
+    pub fn stale(&self) -> Vec<String> {
+        stale_reasons(&self.lock, self.root(), &self.reqs)
+    }
+
+    pub fn walk(&self, env: &MarkerEnvironment, sel: &Selection) -> Result<Walk> {
+        self.lock.walk(self.root(), env, sel)
+    }
+}
+
 /// What to install, as `uv sync` flags say it.
 #[derive(Debug, Clone, Default)]
 pub struct Selection {

@@ -16,6 +16,22 @@ pub struct Platform {
     pub macos: Option<(u32, u32)>,
 }
 
+impl Platform {
+    /// What a policy target's wheels must run on: its OS, architecture and floors.
+    pub fn for_target(t: &crate::policy::Target) -> Platform {
+        Platform {
+            os: if t.sys_platform == "darwin" {
+                "macos".into()
+            } else {
+                t.sys_platform.clone()
+            },
+            arch: t.platform_machine.clone(),
+            glibc: t.glibc.as_deref().and_then(parse_floor),
+            macos: t.macos.as_deref().and_then(parse_floor),
+        }
+    }
+}
+
 /// A wheel's name split into its parts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WheelName {
