@@ -148,9 +148,15 @@ pub struct Rule {
 }
 
 impl Rule {
+    /// A name, or a pattern with one `*` standing for any run of characters.
     pub fn matches_name(&self, normalized: &str) -> bool {
-        match self.name.strip_suffix('*') {
-            Some(prefix) => normalized.starts_with(&normalize(prefix)),
+        match self.name.split_once('*') {
+            Some((prefix, suffix)) => {
+                let (prefix, suffix) = (normalize(prefix), normalize(suffix));
+                normalized.len() >= prefix.len() + suffix.len()
+                    && normalized.starts_with(&prefix)
+                    && normalized.ends_with(&suffix)
+            }
             None => normalize(&self.name) == normalized,
         }
     }
@@ -328,7 +334,15 @@ impl Policy {
         }
         for (group, pkgs) in &file.groups {
             for p in pkgs {
-                pep::requirement(p).with_context(|| format!("[groups] {group}: {p:?}"))?;
+                let req =
+                    pep::requirement(p).with_context(|| format!("[groups] {group}: {p:?}"))?;
+                let name = normalize(req.name.as_ref());
+                if let Some(r) = rules.iter().find(|r| r.never_list && r.matches_name(&name)) {
+                    bail!(
+                        "[groups] {group}: {p:?} matches the never-list rule {:?}",
+                        r.name
+                    );
+                }
             }
         }
         for key in file.pytest.deselect.keys() {

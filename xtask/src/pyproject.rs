@@ -922,6 +922,55 @@ fn show(old: Option<&str>) -> String {
 mod tests {
     use super::*;
 
+    fn policy_with(from: &str, to: &str) -> Policy {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../templates/platforms.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        assert!(text.contains(from));
+        Policy::parse(&text.replacen(from, to, 1)).unwrap()
+    }
+
+    const MINIMAL: &str =
+        "[project]\nname = \"x\"\nversion = \"1\"\ndependencies = [\"torch==2.8.0\"]\n";
+
+    #[test]
+    fn target_groups_get_their_packages_with_the_target_marker() {
+        let policy = policy_with("arm64-cuda = []", "arm64-cuda = [\"nvidia-ml-py>=12\"]");
+        let (out, changes) = port("pyproject.toml", MINIMAL, &policy).unwrap();
+        assert!(
+            out.contains("arm64-cuda = [\n    \"nvidia-ml-py>=12 ; sys_platform == 'linux' and platform_machine == 'aarch64'\",\n]"),
+            "{out}"
+        );
+        assert!(
+            changes
+                .iter()
+                .any(|c| c.location == "dependency-groups.arm64-cuda")
+        );
+        // Idempotent, and an existing entry is left as the user wrote it.
+        let (again, changes) = port("pyproject.toml", &out, &policy).unwrap();
+        assert_eq!(again, out);
+        assert!(changes.is_empty(), "{changes:?}");
+    }
+
+    #[test]
+    fn ported_markers_mean_what_the_policy_says_on_every_target() {
+        let policy = policy_with("[python]", "[python]");
+        let text = "[project]\nname = \"x\"\nversion = \"1\"\ndependencies = [\n  \"bitsandbytes==0.47.0 ; python_version >= '3.10'\",\n  \"deepspeed==0.17.5\",\n]\n";
+        let (out, _) = port("pyproject.toml", text, &policy).unwrap();
+        let doc = parse("pyproject.toml", &out).unwrap();
+        let deps = requirements(&doc).dependencies;
+        let on = |name: &str, target: &str| {
+            let req = pep::requirement(deps.iter().find(|d| d.starts_with(name)).unwrap()).unwrap();
+            let t = policy.targets.iter().find(|t| t.name == target).unwrap();
+            pep::evaluate(&req.marker, &t.env, None)
+        };
+        assert!(
+            on("bitsandbytes", "linux-x86_64-cuda") && on("bitsandbytes", "linux-aarch64-cuda")
+        );
+        assert!(!on("bitsandbytes", "macos-arm64-mps"));
+        assert!(on("deepspeed", "linux-x86_64-cuda"));
+        assert!(!on("deepspeed", "linux-aarch64-cuda") && !on("deepspeed", "macos-arm64-mps"));
+    }
+
     #[test]
     fn top_level_or() {
         assert!(has_top_level_or(
