@@ -24,12 +24,15 @@ pub struct Change {
 #[derive(Debug, Default)]
 pub struct Requirements {
     pub name: Option<String>,
+    pub version: Option<String>,
     pub requires_python: Option<String>,
     pub dependencies: Vec<String>,
     pub optional: indexmap::IndexMap<String, Vec<String>>,
     pub groups: indexmap::IndexMap<String, Vec<String>>,
     /// `[tool.uv] default-groups`, when set.
     pub default_groups: Option<Vec<String>>,
+    /// `[tool.pytest.ini_options] markers`, as written ("name: description").
+    pub pytest_markers: Vec<String>,
 }
 
 pub fn requirements(doc: &DocumentMut) -> Requirements {
@@ -53,15 +56,16 @@ pub fn requirements(doc: &DocumentMut) -> Requirements {
         }
         m
     };
+    let string = |key: &str| {
+        project
+            .and_then(|p| p.get(key))
+            .and_then(Item::as_str)
+            .map(str::to_string)
+    };
     Requirements {
-        name: project
-            .and_then(|p| p.get("name"))
-            .and_then(Item::as_str)
-            .map(str::to_string),
-        requires_python: project
-            .and_then(|p| p.get("requires-python"))
-            .and_then(Item::as_str)
-            .map(str::to_string),
+        name: string("name"),
+        version: string("version"),
+        requires_python: string("requires-python"),
         dependencies: strings(project.and_then(|p| p.get("dependencies"))),
         optional: table_of_lists(project.and_then(|p| p.get("optional-dependencies"))),
         groups: table_of_lists(doc.get("dependency-groups")),
@@ -76,7 +80,21 @@ pub fn requirements(doc: &DocumentMut) -> Requirements {
                     .map(str::to_string)
                     .collect()
             }),
+        pytest_markers: strings(
+            doc.get("tool")
+                .and_then(|t| t.get("pytest"))
+                .and_then(|t| t.get("ini_options"))
+                .and_then(|t| t.get("markers")),
+        ),
     }
+}
+
+/// Read `<dir>/pyproject.toml` and what it asks for; unreadable or malformed is a usage error.
+pub fn load_requirements(dir: &camino::Utf8Path) -> Result<Requirements> {
+    let path = dir.join("pyproject.toml");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| error::usage(format!("{path}: cannot read: {e}")))?;
+    Ok(requirements(&parse(path.as_str(), &text)?))
 }
 
 /// Parse pyproject text; syntax errors carry `file:line:col`.

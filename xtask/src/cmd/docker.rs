@@ -109,17 +109,8 @@ impl Docker {
             }
         };
         let project = ctx.project()?;
-        let py_path = project.join("pyproject.toml");
-        let text = std::fs::read_to_string(&py_path)
-            .map_err(|e| error::usage(format!("{py_path}: cannot read: {e}")))?;
-        let reqs = pyproject::requirements(&pyproject::parse(py_path.as_str(), &text)?);
-        let doc = pyproject::parse(py_path.as_str(), &text)?;
-        let version = doc
-            .get("project")
-            .and_then(|p| p.get("version"))
-            .and_then(|v| v.as_str())
-            .unwrap_or("0")
-            .to_string();
+        let reqs = pyproject::load_requirements(project)?;
+        let version = reqs.version.clone().unwrap_or_else(|| "0".into());
         let name = policy::normalize(reqs.name.as_deref().unwrap_or("app"));
         let alias = target
             .docker_alias

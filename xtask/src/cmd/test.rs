@@ -60,14 +60,11 @@ impl Test {
     pub fn run(self, ctx: &Ctx, unit: bool) -> Result<()> {
         let project = ctx.project()?;
         let policy = ctx.policy()?;
-        let py_path = project.join("pyproject.toml");
-        let text = std::fs::read_to_string(&py_path)
-            .map_err(|e| error::usage(format!("{py_path}: cannot read: {e}")))?;
-        let doc = pyproject::parse(py_path.as_str(), &text)?;
+        let reqs = pyproject::load_requirements(project)?;
 
         let expr = match &self.marker {
             Some(m) => {
-                check_markers(m, &registered_markers(&doc, project))?;
+                check_markers(m, &registered_markers(&reqs, project))?;
                 m.clone()
             }
             None => {
@@ -220,19 +217,9 @@ pub fn map_pytest(status: crate::process::Status, summary: Option<&Summary>) -> 
 
 /// Markers pytest knows for this project: built-ins, `[tool.pytest.ini_options]
 /// markers`, and `config.addinivalue_line("markers", ...)` in conftest.py files.
-fn registered_markers(doc: &toml_edit::DocumentMut, project: &Utf8Path) -> BTreeSet<String> {
+fn registered_markers(reqs: &pyproject::Requirements, project: &Utf8Path) -> BTreeSet<String> {
     let mut out: BTreeSet<String> = BUILTIN_MARKERS.iter().map(|s| s.to_string()).collect();
-    if let Some(list) = doc
-        .get("tool")
-        .and_then(|t| t.get("pytest"))
-        .and_then(|t| t.get("ini_options"))
-        .and_then(|t| t.get("markers"))
-        .and_then(|m| m.as_array())
-    {
-        for m in list.iter().filter_map(|v| v.as_str()) {
-            out.insert(marker_name(m));
-        }
-    }
+    out.extend(reqs.pytest_markers.iter().map(|m| marker_name(m)));
     for conftest in [
         project.join("conftest.py"),
         project.join("tests").join("conftest.py"),
