@@ -244,18 +244,11 @@ fn judge(
     policy: &Policy,
 ) -> PackageResult {
     let version = p.version.clone().unwrap_or_default();
-    let mut best: Option<((u32, u32), &String)> = None;
+    let best = tags::best(wheels.iter().map(|(f, n)| (f, n)), python, plat);
     let mut platforms: Vec<String> = Vec::new();
-    for (file, name) in wheels {
-        for t in &name.platform {
-            if !platforms.contains(t) {
-                platforms.push(t.clone());
-            }
-        }
-        if let Some(score) = tags::score(name, python, plat)
-            && best.as_ref().is_none_or(|(s, _)| score > *s)
-        {
-            best = Some((score, file));
+    for t in wheels.iter().flat_map(|(_, n)| &n.platform) {
+        if !platforms.contains(t) {
+            platforms.push(t.clone());
         }
     }
     let build_note = || {
@@ -271,7 +264,7 @@ fn judge(
             None => "sdist only: built on install by its build backend".to_string(),
         }
     };
-    let (status, wheel, note) = if let Some((_, file)) = best {
+    let (status, wheel, note) = if let Some(file) = best {
         (Status::Wheel, Some(file.clone()), None)
     } else if p.source.is_local_project() {
         (

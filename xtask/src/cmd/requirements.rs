@@ -148,18 +148,11 @@ enum Choice {
 }
 
 fn choose(p: &Package, python: (u32, u32), plat: &tags::Platform) -> Option<Choice> {
-    let mut best: Option<((u32, u32), &Dist)> = None;
-    for w in &p.wheels {
-        let Some(name) = w.filename().and_then(|f| tags::parse_wheel(&f)) else {
-            continue;
-        };
-        if let Some(s) = tags::score(&name, python, plat)
-            && best.is_none_or(|(b, _)| s > b)
-        {
-            best = Some((s, w));
-        }
-    }
-    if let Some((_, w)) = best {
+    let named = p
+        .wheels
+        .iter()
+        .filter_map(|w| Some((w, tags::parse_wheel(&w.filename()?)?)));
+    if let Some(w) = tags::best(named, python, plat) {
         return Some(Choice::Wheel(w.clone()));
     }
     let s = &p.source;

@@ -103,6 +103,23 @@ pub fn score(wheel: &WheelName, py: (u32, u32), target: &Platform) -> Option<(u3
     Some((best_py?, plat))
 }
 
+/// The best-fitting of some wheels (each with its parsed name), as uv would pick.
+pub fn best<T, N: std::borrow::Borrow<WheelName>>(
+    wheels: impl IntoIterator<Item = (T, N)>,
+    py: (u32, u32),
+    target: &Platform,
+) -> Option<T> {
+    let mut best: Option<((u32, u32), T)> = None;
+    for (handle, name) in wheels {
+        if let Some(s) = score(name.borrow(), py, target)
+            && best.as_ref().is_none_or(|(b, _)| s > *b)
+        {
+            best = Some((s, handle));
+        }
+    }
+    best.map(|(_, h)| h)
+}
+
 /// cpXY with abi cpXY (best), abi3 from its minimum, none; then pyXY / pyX.
 fn python_score(interp: &str, abi: &str, (major, minor): (u32, u32)) -> Option<u32> {
     if let Some(v) = interp.strip_prefix("cp") {
