@@ -385,6 +385,20 @@ impl Policy {
     }
 
     #[allow(dead_code)] // for commands that take --target (audit, docker)
+    /// The targets named (by name or alias), or all of them when none is.
+    pub fn select(&self, names: &[String]) -> Result<Vec<&Target>> {
+        if names.is_empty() {
+            return Ok(self.targets.iter().collect());
+        }
+        names
+            .iter()
+            .map(|n| {
+                self.target(n)
+                    .map_err(|e| error::usage(format!("--target: {}", error::line_of(&e))))
+            })
+            .collect()
+    }
+
     pub fn target_names(&self) -> Vec<String> {
         let mut names = Vec::new();
         for t in &self.targets {

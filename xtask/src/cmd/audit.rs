@@ -10,7 +10,7 @@ use crate::ctx::{Ctx, OutputArgs};
 use crate::error;
 use crate::lock::{self, Package, Selection, tags};
 use crate::pep;
-use crate::policy::{Policy, Target};
+use crate::policy::Policy;
 
 #[derive(clap::Args, Debug)]
 #[command(
@@ -106,18 +106,7 @@ impl Audit {
         self.out.preflight()?;
         let project = ctx.project()?;
         let policy = ctx.policy()?;
-        let targets: Vec<&Target> = if self.targets.is_empty() {
-            policy.targets.iter().collect()
-        } else {
-            self.targets
-                .iter()
-                .map(|t| {
-                    policy
-                        .target(t)
-                        .map_err(|e| error::usage(format!("--target: {e}")))
-                })
-                .collect::<Result<_>>()?
-        };
+        let targets = policy.select(&self.targets)?;
         let proj = lock::Project::load(project)?;
         let (lock, reqs, root, lock_path) = (&proj.lock, &proj.reqs, proj.root(), &proj.lock_path);
         let python = match &self.python {

@@ -51,14 +51,7 @@ impl Requirements {
     pub fn run(self, ctx: &Ctx) -> Result<()> {
         let project = ctx.project()?;
         let policy = ctx.policy()?;
-        let targets: Vec<&Target> = if self.targets.is_empty() {
-            policy.targets.iter().collect()
-        } else {
-            self.targets
-                .iter()
-                .map(|t| policy.target(t))
-                .collect::<Result<_>>()?
-        };
+        let targets = policy.select(&self.targets)?;
         let proj = lock::Project::load(project)?;
         let (lock, root, lock_path) = (&proj.lock, proj.root(), &proj.lock_path);
         let stale = proj.stale();

@@ -94,15 +94,18 @@ impl Setup {
 
         let uv = uv::ensure(&ctx.workspace, policy)?;
         let venv = project.join(".venv");
-        let key = stamp_key(
-            &py_bytes,
-            &lock_bytes,
-            &args,
-            &extras,
-            &uv,
-            &venv,
-            self.with_playwright,
-        );
+        let key_now = || {
+            stamp_key(
+                &py_bytes,
+                &lock_bytes,
+                &args,
+                &extras,
+                &uv,
+                &venv,
+                self.with_playwright,
+            )
+        };
+        let key = key_now();
         let stamp_path = venv.join(STAMP);
         if !self.force
             && let Some(old) = read_stamp(&stamp_path)
@@ -164,15 +167,7 @@ impl Setup {
             st.check("playwright install")?;
         }
         // Record success against what the environment looks like now.
-        let key = stamp_key(
-            &py_bytes,
-            &lock_bytes,
-            &args,
-            &extras,
-            &uv,
-            &venv,
-            self.with_playwright,
-        );
+        let key = key_now();
         let mut command = vec![uv.path.display().to_string()];
         command.extend(args.iter().cloned());
         let stamp = Stamp {
