@@ -252,3 +252,63 @@ fn bad_input_is_one_line() {
         "--extra gpu: the project has no such extra",
     );
 }
+
+/// validate's level 1 runs the same verdict for this host's target.
+#[cfg(target_os = "linux")]
+#[test]
+fn validate_judges_the_lock_for_this_host() {
+    let (here, other) = if std::env::consts::ARCH == "aarch64" {
+        ("aarch64", "x86_64")
+    } else {
+        ("x86_64", "aarch64")
+    };
+    let lock = LOCK.replace(
+        "manylinux_2_17_x86_64.manylinux2014_x86_64",
+        &format!("manylinux_2_17_{other}"),
+    );
+    let dir = project(Some(&lock));
+    let o = run(xtask()
+        .arg("--project")
+        .arg(dir.path())
+        .args(["validate", "--level", "1", "--json"]));
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let check = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "lock installs here")
+        .unwrap();
+    assert_eq!(check["status"], "fail", "{check}");
+    assert!(
+        check["reason"].as_str().unwrap().contains("beta 2.0"),
+        "{check}"
+    );
+    assert!(
+        text(&o.stderr).contains("failed: platform lock installs here"),
+        "{}",
+        text(&o.stderr)
+    );
+
+    let lock = LOCK.replace(
+        "manylinux_2_17_x86_64.manylinux2014_x86_64",
+        &format!("manylinux_2_17_{here}"),
+    );
+    let lock = lock.replace(
+        "gamma-4.0-cp38-abi3-manylinux_2_28_x86_64",
+        &format!("gamma-4.0-cp38-abi3-manylinux_2_28_{here}"),
+    );
+    let dir = project(Some(&lock));
+    let o = run(xtask()
+        .arg("--project")
+        .arg(dir.path())
+        .args(["validate", "--level", "1", "--json"]));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let check = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "lock installs here")
+        .unwrap();
+    assert_eq!(check["status"], "pass", "{check}");
+}

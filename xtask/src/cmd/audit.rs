@@ -8,9 +8,8 @@ use serde::Serialize;
 
 use crate::ctx::{Ctx, OutputArgs};
 use crate::error;
-use crate::lock::{self, Package, Selection, tags};
-use crate::pep;
-use crate::policy::Policy;
+use crate::lock::audit::{Auditor, PackageResult, Status};
+use crate::lock::{self, Selection, tags};
 
 #[derive(clap::Args, Debug)]
 #[command(
@@ -43,36 +42,6 @@ pub struct Audit {
     markdown: bool,
     #[command(flatten)]
     out: OutputArgs,
-}
-
-#[derive(Serialize, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-#[serde(rename_all = "lowercase")]
-enum Status {
-    Missing,
-    Build,
-    Wheel,
-    Excluded,
-}
-
-impl Status {
-    fn as_str(self) -> &'static str {
-        match self {
-            Status::Missing => "missing",
-            Status::Build => "build",
-            Status::Wheel => "wheel",
-            Status::Excluded => "excluded",
-        }
-    }
-}
-
-#[derive(Serialize)]
-struct PackageResult {
-    name: String,
-    version: String,
-    status: Status,
-    wheel: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    note: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -108,7 +77,7 @@ impl Audit {
         let policy = ctx.policy()?;
         let targets = policy.select(&self.targets)?;
         let proj = lock::Project::load(project)?;
-        let (lock, reqs, root, lock_path) = (&proj.lock, &proj.reqs, proj.root(), &proj.lock_path);
+        let (lock, reqs, lock_path) = (&proj.lock, &proj.reqs, &proj.lock_path);
         let python = match &self.python {
             Some(p) => tags::parse_floor(p)
                 .filter(|_| p.split('.').count() == 2)
@@ -141,37 +110,10 @@ impl Audit {
         };
 
         // Wheel names are the same for every target: parse them once.
-        let wheels: Vec<Vec<(String, tags::WheelName)>> = lock
-            .package
-            .iter()
-            .map(|p| {
-                p.wheels
-                    .iter()
-                    .filter_map(|w| w.filename())
-                    .filter_map(|f| tags::parse_wheel(&f).map(|n| (f, n)))
-                    .collect()
-            })
-            .collect();
+        let auditor = Auditor::new(&proj, policy);
         let mut results = Vec::new();
         for t in &targets {
-            let env = pep::environment(&t.sys_platform, &t.platform_machine, &python_str)?;
-            let walk = lock.walk(root, &env, &sel)?;
-            let plat = tags::Platform::for_target(t);
-            let mut packages: Vec<PackageResult> = walk
-                .reached
-                .iter()
-                .map(|&i| judge(&lock.package[i], &wheels[i], python, &plat, policy))
-                .collect();
-            packages.extend(walk.excluded.iter().map(|&i| &lock.package[i]).map(|p| {
-                PackageResult {
-                    name: p.name.clone(),
-                    version: p.version.clone().unwrap_or_default(),
-                    status: Status::Excluded,
-                    wheel: None,
-                    note: None,
-                }
-            }));
-            packages.sort_by(|a, b| (a.status, &a.name).cmp(&(b.status, &b.name)));
+            let packages = auditor.target(t, python, &sel)?;
             results.push(TargetResult {
                 name: t.name.clone(),
                 python: python_str.clone(),
@@ -222,70 +164,6 @@ impl Audit {
                 missing.join(", ")
             )))
         }
-    }
-}
-
-fn judge(
-    p: &Package,
-    wheels: &[(String, tags::WheelName)],
-    python: (u32, u32),
-    plat: &tags::Platform,
-    policy: &Policy,
-) -> PackageResult {
-    let version = p.version.clone().unwrap_or_default();
-    let best = tags::best(wheels.iter().map(|(f, n)| (f, n)), python, plat);
-    let mut platforms: Vec<String> = Vec::new();
-    for t in wheels.iter().flat_map(|(_, n)| &n.platform) {
-        if !platforms.contains(t) {
-            platforms.push(t.clone());
-        }
-    }
-    let build_note = || {
-        let req = pep::requirement(&format!("{}=={}", p.name, version))
-            .or_else(|_| pep::requirement(&p.name))
-            .ok();
-        let needs = req
-            .as_ref()
-            .and_then(|r| policy.rule_for(r))
-            .and_then(|r| r.build_requires.clone());
-        match needs {
-            Some(n) => format!("sdist only: building needs {n}"),
-            None => "sdist only: built on install by its build backend".to_string(),
-        }
-    };
-    let (status, wheel, note) = if let Some(file) = best {
-        (Status::Wheel, Some(file.clone()), None)
-    } else if p.source.is_local_project() {
-        (
-            Status::Build,
-            None,
-            Some(format!(
-                "local {} source, built on install",
-                p.source.kind()
-            )),
-        )
-    } else if p.sdist.is_some() || p.source.git.is_some() {
-        (Status::Build, None, Some(build_note()))
-    } else if p.source.url.is_some() && p.wheels.is_empty() {
-        (
-            Status::Build,
-            None,
-            Some("source archive from a URL: built on install".into()),
-        )
-    } else {
-        let why = if platforms.is_empty() {
-            "no wheel and no sdist in the lock".to_string()
-        } else {
-            format!("wheels only for {}; no sdist", platforms.join(", "))
-        };
-        (Status::Missing, None, Some(why))
-    };
-    PackageResult {
-        name: p.name.clone(),
-        version,
-        status,
-        wheel,
-        note,
     }
 }
 

@@ -439,6 +439,32 @@ fn level1(p: &platform::Platform, policy: &Policy, ctx: &Ctx) -> Vec<Check> {
     for w in &p.warnings {
         add("probe", "skip", w.clone());
     }
+    // The project's lock must have something installable for this host's target.
+    if let (Some(dir), Some(t)) = (
+        ctx.project_opt(),
+        policy.targets.iter().find(|t| t.name == p.target),
+    ) {
+        match lock_installs(dir, policy, t) {
+            Ok(missing) if missing.is_empty() => add(
+                "lock installs here",
+                "pass",
+                format!(
+                    "every package of uv.lock has a wheel or an sdist for {}",
+                    t.name
+                ),
+            ),
+            Ok(missing) => add(
+                "lock installs here",
+                "fail",
+                format!(
+                    "no installable file for {} on {}: run `cargo xtask port`, then `uv lock`",
+                    missing.join(", "),
+                    t.name
+                ),
+            ),
+            Err(e) => add("lock installs here", "skip", error::line_of(&e)),
+        }
+    }
     // The driver must support the CUDA version torch was built for.
     let torch_cuda = ctx
         .project_opt()
@@ -530,6 +556,26 @@ fn level1(p: &platform::Platform, policy: &Policy, ctx: &Ctx) -> Vec<Check> {
         ),
     }
     out
+}
+
+/// The packages of the project's lock with nothing installable on `t` (as `uv sync` would walk it).
+fn lock_installs(
+    dir: &Utf8Path,
+    policy: &Policy,
+    t: &crate::policy::Target,
+) -> Result<Vec<String>> {
+    let proj = lock::Project::load(dir)?;
+    let python = proj.python()?;
+    let sel = lock::Selection {
+        default_groups: proj.reqs.default_groups.clone(),
+        ..lock::Selection::default()
+    };
+    let results = lock::audit::Auditor::new(&proj, policy).target(t, python, &sel)?;
+    Ok(results
+        .into_iter()
+        .filter(|r| r.status == lock::audit::Status::Missing)
+        .map(|r| format!("{} {}", r.name, r.version))
+        .collect())
 }
 
 fn version_tuple(v: &str) -> Vec<u32> {

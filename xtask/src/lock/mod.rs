@@ -3,6 +3,7 @@
 //! dependency groups, markers evaluated for the target, forks chosen by resolution
 //! markers.
 
+pub mod audit;
 pub mod tags;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};

@@ -1,0 +1,177 @@
+//! The per-target verdict on a lock: each package reachable on a target is `wheel` (the
+//! best matching wheel), `build` (sdist only), `missing` (nothing installable) or
+//! `excluded` (its markers leave it out there). Used by `audit` and `validate`.
+
+use anyhow::Result;
+use serde::Serialize;
+
+use super::{Package, Project, Selection, tags};
+use crate::pep;
+use crate::policy::{Policy, Target};
+
+#[derive(Serialize, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Missing,
+    Build,
+    Wheel,
+    Excluded,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Missing => "missing",
+            Status::Build => "build",
+            Status::Wheel => "wheel",
+            Status::Excluded => "excluded",
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct PackageResult {
+    pub name: String,
+    pub version: String,
+    pub status: Status,
+    pub wheel: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// Judges packages for targets; wheel names are parsed once for every target.
+pub struct Auditor<'a> {
+    proj: &'a Project,
+    policy: &'a Policy,
+    wheels: Vec<Vec<(String, tags::WheelName)>>,
+}
+
+impl<'a> Auditor<'a> {
+    pub fn new(proj: &'a Project, policy: &'a Policy) -> Auditor<'a> {
+        let wheels = proj
+            .lock
+            .package
+            .iter()
+            .map(|p| {
+                p.wheels
+                    .iter()
+                    .filter_map(|w| w.filename())
+                    .filter_map(|f| tags::parse_wheel(&f).map(|n| (f, n)))
+                    .collect()
+            })
+            .collect();
+        Auditor {
+            proj,
+            policy,
+            wheels,
+        }
+    }
+
+    /// Every package `uv sync` would reach on `target`, with its status, missing first.
+    pub fn target(
+        &self,
+        target: &Target,
+        python: (u32, u32),
+        sel: &Selection,
+    ) -> Result<Vec<PackageResult>> {
+        let env = pep::environment(
+            &target.sys_platform,
+            &target.platform_machine,
+            &format!("{}.{}", python.0, python.1),
+        )?;
+        let walk = self.proj.walk(&env, sel)?;
+        let plat = tags::Platform::for_target(target);
+        let lock = &self.proj.lock;
+        let mut packages: Vec<PackageResult> = walk
+            .reached
+            .iter()
+            .map(|&i| {
+                judge(
+                    &lock.package[i],
+                    &self.wheels[i],
+                    python,
+                    &plat,
+                    self.policy,
+                )
+            })
+            .collect();
+        packages.extend(
+            walk.excluded
+                .iter()
+                .map(|&i| &lock.package[i])
+                .map(|p| PackageResult {
+                    name: p.name.clone(),
+                    version: p.version.clone().unwrap_or_default(),
+                    status: Status::Excluded,
+                    wheel: None,
+                    note: None,
+                }),
+        );
+        packages.sort_by(|a, b| (a.status, &a.name).cmp(&(b.status, &b.name)));
+        Ok(packages)
+    }
+}
+
+fn judge(
+    p: &Package,
+    wheels: &[(String, tags::WheelName)],
+    python: (u32, u32),
+    plat: &tags::Platform,
+    policy: &Policy,
+) -> PackageResult {
+    let version = p.version.clone().unwrap_or_default();
+    let best = tags::best(wheels.iter().map(|(f, n)| (f, n)), python, plat);
+    let mut platforms: Vec<String> = Vec::new();
+    for t in wheels.iter().flat_map(|(_, n)| &n.platform) {
+        if !platforms.contains(t) {
+            platforms.push(t.clone());
+        }
+    }
+    let build_note = || {
+        let req = pep::requirement(&format!("{}=={}", p.name, version))
+            .or_else(|_| pep::requirement(&p.name))
+            .ok();
+        let needs = req
+            .as_ref()
+            .and_then(|r| policy.rule_for(r))
+            .and_then(|r| r.build_requires.clone());
+        match needs {
+            Some(n) => format!("sdist only: building needs {n}"),
+            None => "sdist only: built on install by its build backend".to_string(),
+        }
+    };
+    let (status, wheel, note) = if let Some(file) = best {
+        (Status::Wheel, Some(file.clone()), None)
+    } else if p.source.is_local_project() {
+        (
+            Status::Build,
+            None,
+            Some(format!(
+                "local {} source, built on install",
+                p.source.kind()
+            )),
+        )
+    } else if p.sdist.is_some() || p.source.git.is_some() {
+        (Status::Build, None, Some(build_note()))
+    } else if p.source.url.is_some() && p.wheels.is_empty() {
+        (
+            Status::Build,
+            None,
+            Some("source archive from a URL: built on install".into()),
+        )
+    } else {
+        let why = if platforms.is_empty() {
+            "no wheel and no sdist in the lock".to_string()
+        } else {
+            format!("wheels only for {}; no sdist", platforms.join(", "))
+        };
+        (Status::Missing, None, Some(why))
+    };
+    PackageResult {
+        name: p.name.clone(),
+        version,
+        status,
+        wheel,
+        note,
+    }
+}
