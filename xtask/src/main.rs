@@ -4,6 +4,7 @@
 
 mod cmd;
 mod ctx;
+mod diff;
 mod error;
 mod fsx;
 mod lock;

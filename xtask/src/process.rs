@@ -324,28 +324,41 @@ pub fn quote(s: &str) -> String {
     }
 }
 
-/// Find a program on PATH (all matches, in PATH order, for tools with PATH traps).
+/// Find a program on PATH: every match, in PATH order, each file once (for tools with
+/// PATH traps, such as two docker clients).
 pub fn find_all(program: &str) -> Vec<PathBuf> {
-    match which::which_all(program) {
-        Ok(iter) => {
-            let mut seen = Vec::<PathBuf>::new();
-            for p in iter {
-                let canon = std::fs::canonicalize(&p).unwrap_or_else(|_| p.clone());
-                if !seen
-                    .iter()
-                    .any(|s| std::fs::canonicalize(s).unwrap_or_else(|_| s.clone()) == canon)
-                {
-                    seen.push(p);
-                }
-            }
-            seen
+    let name = format!("{program}{}", std::env::consts::EXE_SUFFIX);
+    let Some(path) = std::env::var_os("PATH") else {
+        return Vec::new();
+    };
+    let mut found: Vec<(PathBuf, PathBuf)> = Vec::new();
+    for dir in std::env::split_paths(&path) {
+        let candidate = dir.join(&name);
+        if !is_executable(&candidate) {
+            continue;
         }
-        Err(_) => Vec::new(),
+        let canon = std::fs::canonicalize(&candidate).unwrap_or_else(|_| candidate.clone());
+        if !found.iter().any(|(_, c)| *c == canon) {
+            found.push((candidate, canon));
+        }
     }
+    found.into_iter().map(|(p, _)| p).collect()
 }
 
+/// The first match of a program on PATH.
 pub fn find(program: &str) -> Option<PathBuf> {
-    which::which(program).ok()
+    find_all(program).into_iter().next()
+}
+
+#[cfg(unix)]
+fn is_executable(p: &std::path::Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(not(unix))]
+fn is_executable(p: &std::path::Path) -> bool {
+    p.is_file()
 }
 
 #[cfg(test)]

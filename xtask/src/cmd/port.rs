@@ -105,9 +105,5 @@ fn render(r: &Report) -> String {
 }
 
 pub fn unified_diff(old: &str, new: &str) -> String {
-    similar::TextDiff::from_lines(old, new)
-        .unified_diff()
-        .context_radius(3)
-        .header("a/pyproject.toml", "b/pyproject.toml")
-        .to_string()
+    crate::diff::unified(old, new, "a/pyproject.toml", "b/pyproject.toml", 3)
 }
