@@ -162,6 +162,39 @@ fn audit_agrees(dir: &Path, uv_results: &[(&str, bool, String)]) -> serde_json::
     v
 }
 
+/// Per-target requirements write torch as a direct URL on the right index, never as a bare
+/// pin a plain `pip install -r` would take from the default index.
+fn requirements_pin_torch_to_its_index(dir: &Path, ix: &Indexes) {
+    let o = run(xtask().arg("--project").arg(dir).arg("requirements"));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "requirements: {}",
+        text(&o.stderr)
+    );
+    for (target, index, tag) in [
+        ("linux-x86_64-cuda", "cu128", "manylinux_2_28_x86_64"),
+        ("linux-aarch64-cuda", "cu128", "manylinux_2_28_aarch64"),
+        ("macos-arm64-mps", "cpu", "macosx_11_0_arm64"),
+    ] {
+        let body = std::fs::read_to_string(dir.join("requirements").join(format!("{target}.txt")))
+            .unwrap();
+        let torch = body
+            .lines()
+            .find(|l| l.starts_with("torch "))
+            .unwrap_or_else(|| panic!("{target}: no torch line:\n{body}"));
+        assert!(
+            torch.starts_with(&format!("torch @ {}/files/torch-", ix.index_url(index))),
+            "{target}: {torch}"
+        );
+        assert!(torch.contains(tag), "{target}: {torch}");
+        assert!(
+            !body.contains("\ntorch=="),
+            "{target}: a bare torch pin:\n{body}"
+        );
+    }
+}
+
 fn port(dir: &Path) {
     let o = run(xtask().arg("--project").arg(dir).arg("port"));
     assert_eq!(o.status.code(), Some(0), "port: {}", text(&o.stderr));
@@ -217,6 +250,7 @@ fn check_ported(fixture: &str) {
         );
     }
     audit_agrees(dir.path(), &results);
+    requirements_pin_torch_to_its_index(dir.path(), &ix);
     let sources = torch_sources(dir.path());
     assert!(!sources.is_empty(), "no torch in the lock");
     for (os, registry) in &sources {
