@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use cudarc::cublas::{CudaBlas, Gemm, GemmConfig, sys::cublasOperation_t};
-use cudarc::driver::{CudaContext, CudaStream, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaContext, CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
 use cudarc::nvrtc::Ptx;
 
 use crate::report::Check;
@@ -92,33 +92,27 @@ fn device(ordinal: usize, sizes: &Sizes, out: &mut Vec<Check>) -> Result<(), Str
     let dx = stream.clone_htod(&x).map_err(err("upload"))?;
     let mut dy = stream.clone_htod(&y0).map_err(err("upload"))?;
     let a = 2.5f32;
-    // SAFETY: saxpy_f32(float* y, const float* x, float a, unsigned n), both of n floats.
-    unsafe {
-        stream
-            .launch_builder(&f_saxpy)
-            .arg(&mut dy)
-            .arg(&dx)
-            .arg(&a)
-            .arg(&n32)
-            .launch(LaunchConfig::for_num_elems(n32))
-    }
-    .map_err(err("saxpy launch"))?;
+    let saxpy = |dy: &mut CudaSlice<f32>| -> Result<(), String> {
+        // SAFETY: saxpy_f32(float* y, const float* x, float a, unsigned n), both of n floats.
+        unsafe {
+            stream
+                .launch_builder(&f_saxpy)
+                .arg(dy)
+                .arg(&dx)
+                .arg(&a)
+                .arg(&n32)
+                .launch(LaunchConfig::for_num_elems(n32))
+        }
+        .map(drop)
+        .map_err(err("saxpy launch"))
+    };
+    saxpy(&mut dy)?;
     let got = stream.clone_dtoh(&dy).map_err(err("copy back"))?;
     let mut want = y0.clone();
     crate::cpu::saxpy(a, &x, &mut want);
     let e = max_abs_err(&got, &want);
     let t = Instant::now();
-    // SAFETY: as above.
-    unsafe {
-        stream
-            .launch_builder(&f_saxpy)
-            .arg(&mut dy)
-            .arg(&dx)
-            .arg(&a)
-            .arg(&n32)
-            .launch(LaunchConfig::for_num_elems(n32))
-    }
-    .map_err(err("saxpy launch"))?;
+    saxpy(&mut dy)?;
     stream.synchronize().map_err(err("synchronize"))?;
     let s = t.elapsed().as_secs_f64();
     let gbs = (3 * n * 4) as f64 / s / 1e9;
