@@ -57,11 +57,7 @@ impl Check {
         name: &str,
         reason: impl Into<String>,
     ) -> Check {
-        Check {
-            status: Status::Skip,
-            reason: Some(reason.into()),
-            ..Check::new(backend, device, name)
-        }
+        Check::new(backend, device, name).with(Status::Skip, reason)
     }
 
     pub fn fail(
@@ -70,10 +66,14 @@ impl Check {
         name: &str,
         reason: impl Into<String>,
     ) -> Check {
+        Check::new(backend, device, name).with(Status::Fail, reason)
+    }
+
+    fn with(self, status: Status, reason: impl Into<String>) -> Check {
         Check {
-            status: Status::Fail,
+            status,
             reason: Some(reason.into()),
-            ..Check::new(backend, device, name)
+            ..self
         }
     }
 

@@ -253,6 +253,24 @@ fn bad_input_is_one_line() {
     );
 }
 
+/// `validate --level 1` on a lock: its exit code and the "lock installs here" check.
+fn lock_check(lock: &str) -> (Option<i32>, serde_json::Value, String) {
+    let dir = project(Some(lock));
+    let o = run(xtask()
+        .arg("--project")
+        .arg(dir.path())
+        .args(["validate", "--level", "1", "--json"]));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let check = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "lock installs here")
+        .cloned()
+        .unwrap();
+    (o.status.code(), check, text(&o.stderr))
+}
+
 /// validate's level 1 runs the same verdict for this host's target.
 #[cfg(target_os = "linux")]
 #[test]
@@ -262,53 +280,22 @@ fn validate_judges_the_lock_for_this_host() {
     } else {
         ("x86_64", "aarch64")
     };
-    let lock = LOCK.replace(
-        "manylinux_2_17_x86_64.manylinux2014_x86_64",
-        &format!("manylinux_2_17_{other}"),
-    );
-    let dir = project(Some(&lock));
-    let o = run(xtask()
-        .arg("--project")
-        .arg(dir.path())
-        .args(["validate", "--level", "1", "--json"]));
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let check = v["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "lock installs here")
-        .unwrap();
+    let wheel = "manylinux_2_17_x86_64.manylinux2014_x86_64";
+    let (code, check, err) = lock_check(&LOCK.replace(wheel, &format!("manylinux_2_17_{other}")));
+    assert_eq!(code, Some(1), "{err}");
     assert_eq!(check["status"], "fail", "{check}");
     assert!(
         check["reason"].as_str().unwrap().contains("beta 2.0"),
         "{check}"
     );
-    assert!(
-        text(&o.stderr).contains("failed: platform lock installs here"),
-        "{}",
-        text(&o.stderr)
-    );
+    assert!(err.contains("failed: platform lock installs here"), "{err}");
 
-    let lock = LOCK.replace(
-        "manylinux_2_17_x86_64.manylinux2014_x86_64",
-        &format!("manylinux_2_17_{here}"),
-    );
-    let lock = lock.replace(
-        "gamma-4.0-cp38-abi3-manylinux_2_28_x86_64",
-        &format!("gamma-4.0-cp38-abi3-manylinux_2_28_{here}"),
-    );
-    let dir = project(Some(&lock));
-    let o = run(xtask()
-        .arg("--project")
-        .arg(dir.path())
-        .args(["validate", "--level", "1", "--json"]));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let check = v["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "lock installs here")
-        .unwrap();
+    let lock = LOCK
+        .replace(wheel, &format!("manylinux_2_17_{here}"))
+        .replace(
+            "gamma-4.0-cp38-abi3-manylinux_2_28_x86_64",
+            &format!("gamma-4.0-cp38-abi3-manylinux_2_28_{here}"),
+        );
+    let (_, check, _) = lock_check(&lock);
     assert_eq!(check["status"], "pass", "{check}");
 }

@@ -58,8 +58,11 @@ pub struct Validate {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Check {
+    /// 1-4; reports of tensor-smoke and the torch script have none (set when read).
+    #[serde(default)]
     pub level: u8,
-    /// platform, cpu, cuda, wgpu, torch, pytest
+    /// platform, cpu, cuda, wgpu, torch, pytest (tensor-smoke calls it `backend`)
+    #[serde(default, alias = "backend")]
     pub group: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<String>,
@@ -274,40 +277,13 @@ impl Validate {
         };
         #[derive(Deserialize)]
         struct SmokeReport {
-            checks: Vec<SmokeCheck>,
-        }
-        #[derive(Deserialize)]
-        struct SmokeCheck {
-            backend: String,
-            device: Option<String>,
-            name: String,
-            status: String,
-            reason: Option<String>,
-            max_abs_err: Option<f64>,
-            tolerance: Option<f64>,
-            seconds: Option<f64>,
-            rate: Option<f64>,
-            unit: Option<String>,
-            peak_fraction: Option<f64>,
+            checks: Vec<Check>,
         }
         match serde_json::from_str::<SmokeReport>(&stdout) {
             Ok(r) => r
                 .checks
                 .into_iter()
-                .map(|c| Check {
-                    level: 2,
-                    group: c.backend,
-                    device: c.device,
-                    name: c.name,
-                    status: c.status,
-                    reason: c.reason,
-                    max_abs_err: c.max_abs_err,
-                    tolerance: c.tolerance,
-                    seconds: c.seconds,
-                    rate: c.rate,
-                    unit: c.unit,
-                    peak_fraction: c.peak_fraction,
-                })
+                .map(|c| Check { level: 2, ..c })
                 .collect(),
             Err(e) => vec![Check::new(
                 2,
@@ -650,26 +626,15 @@ fn level3(
     }
     let torch = json["info"]["torch"].as_str().map(str::to_string);
     let device = json["info"]["device"].as_str().map(str::to_string);
-    let checks = json["checks"]
-        .as_array()
+    let checks: Vec<Check> = serde_json::from_value(json["checks"].clone())
+        .map_err(|e| anyhow::anyhow!("level 3: unreadable torch report: {e}"))?;
+    let checks = checks
         .into_iter()
-        .flatten()
-        .map(|c| {
-            let f = |k: &str| c.get(k).and_then(|v| v.as_f64());
-            Check {
-                level: 3,
-                group: "torch".into(),
-                device: device.clone(),
-                name: c["name"].as_str().unwrap_or("?").into(),
-                status: c["status"].as_str().unwrap_or("fail").into(),
-                reason: c.get("reason").and_then(|r| r.as_str()).map(str::to_string),
-                max_abs_err: f("max_abs_err"),
-                tolerance: f("tolerance"),
-                seconds: f("seconds"),
-                rate: f("rate"),
-                unit: c.get("unit").and_then(|u| u.as_str()).map(str::to_string),
-                peak_fraction: None,
-            }
+        .map(|c| Check {
+            level: 3,
+            group: "torch".into(),
+            device: device.clone(),
+            ..c
         })
         .collect();
     Ok((checks, torch))
