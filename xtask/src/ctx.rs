@@ -37,7 +37,10 @@ impl Ctx {
                         "--project {dir}: no pyproject.toml in that folder (give the folder that holds the app's pyproject.toml)"
                     )));
                 }
-                Some(dir)
+                // Absolute from here on: children run inside the project, and paths
+                // handed to them (PYTHONPATH, --junitxml, the Wave private dir) must
+                // mean the same there as they did to the user.
+                Some(absolute(&dir)?)
             }
             None => workspace
                 .join("pyproject.toml")
@@ -74,6 +77,12 @@ impl Ctx {
     pub fn project_opt(&self) -> Option<&Utf8Path> {
         self.project.as_deref()
     }
+}
+
+/// A path as an absolute one, symbolic links and `..` resolved.
+pub fn absolute(path: &Utf8Path) -> Result<Utf8PathBuf> {
+    path.canonicalize_utf8()
+        .map_err(|e| error::usage(format!("{path}: cannot resolve: {e}")))
 }
 
 /// The workspace root: the `dist` bundle the binary sits in, else where this crate was

@@ -1,5 +1,6 @@
 //! File writes that never leave a half-written file: a temporary file in the same
-//! folder, flushed, then renamed over the target (keeping the target's permissions).
+//! folder, flushed, then renamed over the target. An existing file keeps its mode; a new
+//! one gets the usual mode (0666 less the umask), as any editor would create it.
 
 use std::io::Write;
 
@@ -8,8 +9,15 @@ use camino::Utf8Path;
 
 pub fn write_atomic(path: &Utf8Path, bytes: &[u8]) -> Result<()> {
     let dir = parent_dir(path);
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".xtask-")
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".xtask-");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // Created with open(2)'s mode argument, so the umask applies.
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let mut tmp = builder
         .tempfile_in(dir)
         .with_context(|| format!("cannot create a temporary file in {dir}"))?;
     tmp.write_all(bytes)?;
@@ -89,6 +97,21 @@ mod tests {
         }
         // No temporary files are left behind.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn new_files_get_the_usual_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = Utf8PathBuf::from_path_buf(dir.path().join("new.txt")).unwrap();
+        // SAFETY: umask only swaps the process's mask; restored right after the write.
+        let old = unsafe { libc::umask(0o022) };
+        let written = write_atomic(&path, b"x");
+        unsafe { libc::umask(old) };
+        written.unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644);
     }
 
     #[test]

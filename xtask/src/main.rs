@@ -13,6 +13,7 @@ mod platform;
 mod policy;
 mod process;
 mod pyproject;
+mod pytest;
 mod uv;
 
 use camino::Utf8PathBuf;
@@ -93,10 +94,10 @@ fn real_main() -> i32 {
         Command::Audit(c) => c.run(&ctx),
         Command::SetupDev(c) => c.run(&ctx, true),
         Command::Setup(c) => c.run(&ctx, false),
-        Command::Test(c) => c.run(&ctx, false),
-        Command::TestUnit(c) => c.run(&ctx, true),
-        Command::Wave(c) => c.run(&ctx, true),
-        Command::Llmstudio(c) => c.run(&ctx, false),
+        Command::Test(c) => c.run(&ctx, pytest::Suite::All),
+        Command::TestUnit(c) => c.run(&ctx, pytest::Suite::Unit),
+        Command::Wave(c) => c.run(&ctx, cmd::wave::Mode::Reload),
+        Command::Llmstudio(c) => c.run(&ctx, cmd::wave::Mode::NoReload),
         Command::Requirements(c) => c.run(&ctx),
         Command::Docker(c) => c.run(&ctx),
         Command::Dist(c) => c.run(&ctx),

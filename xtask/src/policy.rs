@@ -102,7 +102,45 @@ struct RuleFile {
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct PytestPolicy {
     pub markers: IndexMap<String, String>,
-    pub deselect: IndexMap<String, String>,
+    #[serde(default)]
+    pub gpu: GpuTestsFile,
+}
+
+/// `[pytest.gpu]` as written: markers and node-id patterns, each with the backend need.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct GpuTestsFile {
+    #[serde(default)]
+    markers: IndexMap<String, String>,
+    #[serde(default)]
+    node_ids: IndexMap<String, Vec<String>>,
+}
+
+/// What a GPU test needs: any GPU (CUDA or MPS), CUDA, or MPS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    Gpu,
+    Cuda,
+    Mps,
+}
+
+impl Need {
+    fn parse(s: &str) -> Option<Need> {
+        match s {
+            "gpu" => Some(Need::Gpu),
+            "cuda" => Some(Need::Cuda),
+            "mps" => Some(Need::Mps),
+            _ => None,
+        }
+    }
+}
+
+/// How the app's GPU tests are recognised: by marker, and by node-id pattern (fnmatch
+/// against pytest's node id without its `[parameters]`) for tests the app does not mark.
+#[derive(Debug, Clone, Default)]
+pub struct GpuTests {
+    pub markers: Vec<(String, Need)>,
+    pub node_ids: Vec<(String, Need)>,
 }
 
 /// One lock environment.
@@ -171,12 +209,43 @@ pub struct Policy {
     pub rules: Vec<Rule>,
     pub groups: IndexMap<String, Vec<String>>,
     pub pytest: PytestPolicy,
+    /// `[pytest.gpu]`, checked and typed.
+    pub gpu_tests: GpuTests,
     pub uv: UvPolicy,
     pub app: AppPolicy,
     /// Everything a lock made under this policy covers: the `environments` (every
     /// machine of the targets' operating systems, not only the targets) and the Python
     /// range. Marker implication is decided over this, as uv resolves over it.
     pub universe: MarkerTree,
+}
+
+/// `[pytest.gpu]` checked: needs are gpu, cuda or mps; markers are registered in
+/// `[pytest.markers]` (so `port` registers them); patterns name a test (`path::name`).
+fn gpu_tests(p: &PytestPolicy) -> Result<GpuTests> {
+    let need = |what: String, v: &str| {
+        Need::parse(v)
+            .ok_or_else(|| anyhow::anyhow!("{what}: {v:?} is not a need (gpu, cuda or mps)"))
+    };
+    let mut out = GpuTests::default();
+    for (marker, v) in &p.gpu.markers {
+        let n = need(format!("[pytest.gpu.markers] {marker}"), v)?;
+        if !p.markers.contains_key(marker) {
+            bail!("[pytest.gpu.markers] {marker:?} is not registered in [pytest.markers]");
+        }
+        out.markers.push((marker.clone(), n));
+    }
+    for (key, patterns) in &p.gpu.node_ids {
+        let n = need("[pytest.gpu.node-ids]".into(), key)?;
+        for pat in patterns {
+            if !pat.contains("::") || pat.contains('[') {
+                bail!(
+                    "[pytest.gpu.node-ids] {key}: {pat:?} is not a test pattern (write path::name, without [parameters])"
+                );
+            }
+            out.node_ids.push((pat.clone(), n));
+        }
+    }
+    Ok(out)
 }
 
 /// PEP 503 name normalisation.
@@ -345,11 +414,7 @@ impl Policy {
                 }
             }
         }
-        for key in file.pytest.deselect.keys() {
-            if !["cuda", "mps", "cpu"].contains(&key.as_str()) {
-                bail!("[pytest.deselect] {key:?} is not a backend (cuda, mps, cpu)");
-            }
-        }
+        let gpu_tests = gpu_tests(&file.pytest)?;
         for (what, v) in [
             ("[uv] version", &file.uv.version),
             ("[uv] minimum", &file.uv.minimum),
@@ -366,6 +431,7 @@ impl Policy {
             rules,
             groups: file.groups,
             pytest: file.pytest,
+            gpu_tests,
             uv: file.uv,
             app: file.app,
         })

@@ -73,13 +73,17 @@ impl Dist {
             let file = format!("{bin}{}", std::env::consts::EXE_SUFFIX);
             std::fs::copy(target.join(dir).join(&file), root.join("bin").join(&file))?;
         }
-        copy_tree(&ws.join("templates"), &root.join("templates"))?;
+        // templates/ for every command; docker/ for `docker build|run|clean|render`.
+        for folder in ["templates", "docker"] {
+            copy_tree(&ws.join(folder), &root.join(folder))?;
+        }
         std::fs::write(
             root.join("README.txt"),
             format!(
                 "llmstudio-xtask for {os}-{arch}: run `bin/xtask validate` (levels 1-2 need nothing else;\n\
                  levels 3-4 take --project DIR and uv). `bin/xtask validate --output $(hostname).json` on each\n\
-                 node, then `bin/xtask validate --merge *.json`.\n"
+                 node, then `bin/xtask validate --merge *.json`. Every other command works from here too\n\
+                 (`bin/xtask --project APP test`, `docker build`, ...): templates/ and docker/ are its data.\n"
             ),
         )?;
         let tarball = out.join(format!("{name}.tar.gz"));

@@ -14,7 +14,6 @@ use crate::policy::{self, Policy, Target};
 use crate::process::Cmd;
 use crate::pyproject;
 
-const ACTIONS: [&str; 4] = ["build", "run", "clean", "render"];
 const LABEL: &str = "xtask.llmstudio.image";
 
 #[derive(clap::Args, Debug)]
@@ -55,7 +54,7 @@ pub struct Docker {
     /// Load the image into the local docker (buildx; the default unless --push)
     #[arg(long)]
     load: bool,
-    /// Print the exact command and write nothing
+    /// Print the exact commands and run nothing (no docker process, no folder created)
     #[arg(long)]
     dry_run: bool,
     /// run: host port for the app's 10101
@@ -78,18 +77,38 @@ struct Builder {
     buildx: bool,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Build,
+    Run,
+    Clean,
+    Render,
+}
+
+impl Action {
+    fn parse(s: &str) -> Option<Action> {
+        match s {
+            "build" => Some(Action::Build),
+            "run" => Some(Action::Run),
+            "clean" => Some(Action::Clean),
+            "render" => Some(Action::Render),
+            _ => None,
+        }
+    }
+}
+
 impl Docker {
     pub fn run(self, ctx: &Ctx) -> Result<()> {
-        let (action, target_name) = match (ACTIONS.contains(&self.first.as_str()), &self.second) {
-            (true, Some(t)) => (self.first.clone(), t.clone()),
-            (true, None) => {
+        let (action, target_name) = match (Action::parse(&self.first), &self.second) {
+            (Some(a), Some(t)) => (a, t.clone()),
+            (Some(_), None) => {
                 return Err(error::usage(format!(
                     "docker {}: name a target (e.g. amd64-cuda, arm64-cuda, cpu)",
                     self.first
                 )));
             }
-            (false, None) => ("build".to_string(), self.first.clone()),
-            (false, Some(_)) => {
+            (None, None) => (Action::Build, self.first.clone()),
+            (None, Some(_)) => {
                 return Err(error::usage(format!(
                     "docker {}: unknown action (choose build, run, clean or render)",
                     self.first
@@ -112,27 +131,32 @@ impl Docker {
         let reqs = pyproject::load_requirements(project)?;
         let version = reqs.version.clone().unwrap_or_else(|| "0".into());
         let name = policy::normalize(reqs.name.as_deref().unwrap_or("app"));
-        let alias = target
-            .docker_alias
-            .clone()
-            .unwrap_or_else(|| target.name.clone());
+        // `cpu` is its own image name even where it builds the same platform as a CUDA
+        // target, so the two never overwrite each other.
+        let alias = if target_name == "cpu" {
+            "cpu".to_string()
+        } else {
+            target
+                .docker_alias
+                .clone()
+                .unwrap_or_else(|| target.name.clone())
+        };
         let tag = self
             .tag
             .clone()
             .unwrap_or_else(|| format!("{name}:{alias}"));
-        match action.as_str() {
-            "build" | "render" => self.build(
+        match action {
+            Action::Build | Action::Render => self.build(
                 ctx,
                 project,
                 policy,
                 &platform,
                 &tag,
                 &version,
-                action == "render",
+                action == Action::Render,
             ),
-            "run" => self.run_image(project, &platform, &tag, &alias),
-            "clean" => self.clean(&tag),
-            _ => unreachable!("checked above"),
+            Action::Run => self.run_image(project, &platform, &tag, &alias),
+            Action::Clean => self.clean(&tag),
         }
     }
 
@@ -185,7 +209,17 @@ impl Docker {
             args.retain(|(key, _)| key != k);
             args.push((k.to_string(), v.to_string()));
         }
-        let builder = self.choose_builder()?;
+        // render and --dry-run start no process of docker's (not even a probe): they show
+        // the buildx form, which a real build uses wherever buildx works.
+        let shown_only = render || self.dry_run;
+        let builder = if shown_only {
+            Builder {
+                client: self.docker.clone().unwrap_or_else(|| "docker".into()),
+                buildx: true,
+            }
+        } else {
+            self.choose_builder()?
+        };
         let mut cmd = Cmd::new(builder.client.as_str());
         if builder.buildx {
             cmd = cmd.args(["buildx", "build"]);
@@ -227,6 +261,13 @@ impl Docker {
             println!("\n# command\n{}", cmd.display());
             return Ok(());
         }
+        if self.dry_run {
+            eprintln!(
+                "dry run: nothing is started; a real build uses `docker buildx build` where buildx works, else `DOCKER_BUILDKIT=1 docker build` with a client that has BuildKit built in"
+            );
+            println!("{}", cmd.display());
+            return Ok(());
+        }
         eprintln!(
             "builder: {} ({})",
             builder.client,
@@ -236,18 +277,6 @@ impl Docker {
                 "DOCKER_BUILDKIT=1 docker build"
             }
         );
-        if self.dry_run {
-            println!("{}", cmd.display());
-            if self.push && !builder.buildx {
-                println!(
-                    "{}",
-                    Cmd::new(builder.client.as_str())
-                        .args(["push", tag])
-                        .display()
-                );
-            }
-            return Ok(());
-        }
         self.require_daemon(&builder.client)?;
         cmd.run_shown()?;
         if self.push && !builder.buildx {
@@ -350,37 +379,52 @@ impl Docker {
     }
 
     fn run_image(&self, project: &Utf8Path, platform: &str, tag: &str, alias: &str) -> Result<()> {
-        let client = self.client()?;
-        self.require_daemon(&client)?;
-        let inspect = Cmd::new(client.as_str())
-            .args(["image", "inspect", tag])
-            .probe(Duration::from_secs(15));
-        if inspect.ok_stdout().is_none() {
-            return Err(error::absent(format!(
-                "image {tag} does not exist: run `cargo xtask docker build {alias}` first"
-            )));
-        }
         let mount = self
             .mount_dir
             .clone()
             .unwrap_or_else(|| project.join("llmstudio_mnt"));
-        std::fs::create_dir_all(&mount)
-            .map_err(|e| error::usage(format!("--mount-dir {mount}: cannot create: {e}")))?;
-        let mount = mount.canonicalize_utf8().unwrap_or(mount);
-        let runtimes = Cmd::new(client.as_str())
-            .args(["info", "--format", "{{json .Runtimes}}"])
-            .probe(Duration::from_secs(15));
-        let nvidia = runtimes.ok_stdout().is_some_and(|r| r.contains("nvidia"));
+        let client = if self.dry_run {
+            self.docker.clone().unwrap_or_else(|| "docker".into())
+        } else {
+            let client = self.client()?;
+            self.require_daemon(&client)?;
+            let inspect = Cmd::new(client.as_str())
+                .args(["image", "inspect", tag])
+                .probe(Duration::from_secs(15));
+            if inspect.ok_stdout().is_none() {
+                return Err(error::absent(format!(
+                    "image {tag} does not exist: run `cargo xtask docker build {alias}` first"
+                )));
+            }
+            client
+        };
+        let mount = if self.dry_run {
+            crate::ctx::absolute(&mount).unwrap_or(mount)
+        } else {
+            std::fs::create_dir_all(&mount)
+                .map_err(|e| error::usage(format!("--mount-dir {mount}: cannot create: {e}")))?;
+            mount.canonicalize_utf8().unwrap_or(mount)
+        };
+        // --runtime=nvidia only where docker lists it (a dry run asks nothing).
+        let nvidia = (!self.dry_run).then(|| {
+            Cmd::new(client.as_str())
+                .args(["info", "--format", "{{json .Runtimes}}"])
+                .probe(Duration::from_secs(15))
+                .ok_stdout()
+                .is_some_and(|r| r.contains("nvidia"))
+        });
         let mut cmd = Cmd::new(client.as_str()).arg("run");
         if self.detach {
             cmd = cmd.arg("-d");
         } else if std::io::stdin().is_terminal() {
             cmd = cmd.arg("-it");
         }
-        if nvidia {
-            cmd = cmd.arg("--runtime=nvidia");
-        } else {
-            eprintln!("note: no NVIDIA container runtime on this host: the app runs on CPU");
+        match nvidia {
+            Some(true) => cmd = cmd.arg("--runtime=nvidia"),
+            Some(false) => {
+                eprintln!("note: no NVIDIA container runtime on this host: the app runs on CPU")
+            }
+            None => {}
         }
         cmd = cmd.args([
             "--rm",
@@ -401,6 +445,13 @@ impl Docker {
             .args(["-v", &format!("{mount}:/mount")])
             .args(["--label", &format!("{LABEL}={tag}")])
             .arg(tag);
+        if self.dry_run {
+            eprintln!(
+                "dry run: nothing is started or created ({mount} is created by a real run; --runtime=nvidia is added where `docker info` lists that runtime)"
+            );
+            println!("{}", cmd.display());
+            return Ok(());
+        }
         let st = cmd.run_status()?;
         if st.interrupted {
             return Err(error::interrupted("interrupted"));
@@ -412,18 +463,44 @@ impl Docker {
         }
     }
 
+    /// Every container of the image (started by `docker run` here or elsewhere: the
+    /// Makefile's `ancestor` filter, plus this tool's label), then the image.
     fn clean(&self, tag: &str) -> Result<()> {
+        let filters = [format!("ancestor={tag}"), format!("label={LABEL}={tag}")];
+        if self.dry_run {
+            let client = self.docker.clone().unwrap_or_else(|| "docker".into());
+            eprintln!("dry run: nothing is removed; a real clean runs:");
+            for f in &filters {
+                println!(
+                    "{}",
+                    Cmd::new(client.as_str())
+                        .args(["ps", "-aq", "--filter", f])
+                        .display()
+                );
+            }
+            println!(
+                "{} <each container found>",
+                Cmd::new(client.as_str()).args(["rm", "-f"]).display()
+            );
+            println!(
+                "{}",
+                Cmd::new(client.as_str()).args(["rmi", tag]).display()
+            );
+            return Ok(());
+        }
         let client = self.client()?;
         self.require_daemon(&client)?;
-        let ps = Cmd::new(client.as_str())
-            .args(["ps", "-aq", "--filter", &format!("label={LABEL}={tag}")])
-            .probe(Duration::from_secs(30));
-        let ids: Vec<String> = ps
-            .ok_stdout()
-            .unwrap_or_default()
-            .split_whitespace()
-            .map(str::to_string)
-            .collect();
+        let mut ids: Vec<String> = Vec::new();
+        for f in &filters {
+            let ps = Cmd::new(client.as_str())
+                .args(["ps", "-aq", "--filter", f])
+                .probe(Duration::from_secs(30));
+            for id in ps.ok_stdout().unwrap_or_default().split_whitespace() {
+                if !ids.iter().any(|i| i == id) {
+                    ids.push(id.to_string());
+                }
+            }
+        }
         if !ids.is_empty() {
             Cmd::new(client.as_str())
                 .args(["rm", "-f"])
@@ -432,18 +509,16 @@ impl Docker {
         }
         let exists = Cmd::new(client.as_str())
             .args(["image", "inspect", tag])
-            .probe(Duration::from_secs(15));
-        if exists.ok_stdout().is_some() {
+            .probe(Duration::from_secs(15))
+            .ok_stdout()
+            .is_some();
+        if exists {
             Cmd::new(client.as_str()).args(["rmi", tag]).run_shown()?;
         }
         println!(
             "removed {} container(s) and {}",
             ids.len(),
-            if exists.ok_stdout().is_some() {
-                tag
-            } else {
-                "no image"
-            }
+            if exists { tag } else { "no image" }
         );
         Ok(())
     }

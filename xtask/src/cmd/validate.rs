@@ -18,6 +18,7 @@ use crate::lock;
 use crate::platform::{self, Backend};
 use crate::policy::Policy;
 use crate::process::{Cmd, find};
+use crate::pytest;
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Require {
@@ -640,39 +641,49 @@ fn level3(
     Ok((checks, torch))
 }
 
-/// Level 4: the project's GPU-marked tests, where a GPU is present.
+/// Level 4: the project's GPU tests (marked, or named by the policy) that this host's
+/// backend can run.
 fn level4(ctx: &Ctx, project: &Utf8Path, policy: &Policy, backend: Backend) -> Result<Vec<Check>> {
-    let expr = match backend {
-        Backend::Cuda => "requires_gpu or requires_cuda",
-        Backend::Mps => "requires_gpu or requires_mps",
-        Backend::Cpu => {
-            return Ok(vec![Check::new(
-                4,
-                "pytest",
-                "GPU-marked tests",
-                "skip",
-                Some("no GPU on this host".into()),
-            )]);
-        }
-    };
-    let (status, summary) = super::test::pytest(ctx, project, policy, expr, false, None, &[])?;
-    let outcome = super::test::map_pytest(status, summary.as_ref());
-    let reason = summary.map(|s| {
-        format!(
-            "{} passed, {} failed, {} skipped, {} deselected",
-            s.passed, s.failed, s.skipped, s.deselected
-        )
-    });
-    Ok(vec![match outcome {
-        Ok(()) => Check::new(4, "pytest", "GPU-marked tests", "pass", reason),
-        Err(e) if error::code_of(&e) == error::Code::Interrupted => return Err(e),
-        Err(e) => Check::new(
+    let name = "GPU tests";
+    if backend == Backend::Cpu {
+        return Ok(vec![Check::new(
             4,
             "pytest",
-            "GPU-marked tests",
-            "fail",
-            Some(error::line_of(&e)),
-        ),
+            name,
+            "skip",
+            Some("no GPU on this host".into()),
+        )]);
+    }
+    let outcome = pytest::run(
+        ctx,
+        project,
+        policy,
+        &pytest::Run {
+            suite: pytest::Suite::All,
+            gpu: pytest::Gpu::OnlyRunnable(backend),
+            marker: None,
+            cov: None,
+            extra: &[],
+        },
+    )?;
+    let reason = outcome.summary.as_ref().map(pytest::Summary::line);
+    if outcome.status.code == Some(5) && !outcome.status.interrupted {
+        return Ok(vec![Check::new(
+            4,
+            "pytest",
+            name,
+            "skip",
+            Some(format!(
+                "the project has no GPU tests for {} ({})",
+                backend.as_str(),
+                reason.unwrap_or_default()
+            )),
+        )]);
+    }
+    Ok(vec![match pytest::judge(&outcome) {
+        Ok(()) => Check::new(4, "pytest", name, "pass", reason),
+        Err(e) if error::code_of(&e) == error::Code::Interrupted => return Err(e),
+        Err(e) => Check::new(4, "pytest", name, "fail", Some(error::line_of(&e))),
     }])
 }
 
