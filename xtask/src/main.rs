@@ -9,6 +9,7 @@ mod error;
 mod fsx;
 mod lock;
 mod pep;
+mod pins;
 mod platform;
 mod policy;
 mod process;
@@ -47,6 +48,8 @@ enum Command {
     Platform(cmd::platform::Platform),
     /// Rewrite pyproject.toml so the app locks and installs on every target (indexes, sources, markers)
     Port(cmd::port::Port),
+    /// Lock the project with uv, using the Python the dev loop finds (uv lock)
+    Lock(cmd::lock::Lock),
     /// Check offline, from uv.lock, that every package installs on every target (wheel, build or missing)
     Audit(cmd::audit::Audit),
     /// Print the support matrix: targets, torch indexes, which packages run where and why
@@ -91,6 +94,7 @@ fn real_main() -> i32 {
         Command::Platform(c) => c.run(&ctx),
         Command::Port(c) => c.run(&ctx),
         Command::Matrix(c) => c.run(&ctx),
+        Command::Lock(c) => c.run(&ctx),
         Command::Audit(c) => c.run(&ctx),
         Command::SetupDev(c) => c.run(&ctx, true),
         Command::Setup(c) => c.run(&ctx, false),

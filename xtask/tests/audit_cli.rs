@@ -203,7 +203,7 @@ fn stale_lock_is_a_warning() {
     let o = audit(dir.path(), &["--no-dev", "--target", "amd64-cuda"]);
     assert_eq!(o.status.code(), Some(0));
     let err = text(&o.stderr);
-    assert!(err.contains("warning: uv.lock is stale: dependencies changed since the lock was made: alpha, epsilon (not in the lock); run `uv lock`"), "{err}");
+    assert!(err.contains("warning: uv.lock is stale: dependencies changed since the lock was made: alpha, epsilon (not in the lock); run `cargo xtask lock`"), "{err}");
 }
 
 fn expect_bad(dir: &Path, args: &[&str], needle: &str) {
@@ -219,7 +219,7 @@ fn expect_bad(dir: &Path, args: &[&str], needle: &str) {
 fn bad_input_is_one_line() {
     let dir = project(None);
     expect_bad(dir.path(), &[], "uv.lock: cannot read");
-    expect_bad(dir.path(), &[], "run `uv lock`");
+    expect_bad(dir.path(), &[], "run `cargo xtask lock`");
 
     let dir = project(Some("version = 1\n[[package]\nname = \"x\"\n"));
     expect_bad(dir.path(), &[], "uv.lock:2:");

@@ -95,18 +95,22 @@ fn setup_dev_test_and_requirements() {
     assert_eq!(o.status.code(), Some(0), "{out}\n{}", text(&o.stderr));
     assert_eq!(
         last_line(&out),
-        "3 passed, 0 failed, 1 skipped, 3 deselected"
+        "3 passed, 0 failed, 0 errors, 1 skipped, 3 deselected"
     );
     assert!(d.join("reports/junit.xml").is_file());
     assert!(
-        text(&o.stderr).contains("not requires_gpu and not requires_cuda and not requires_mps")
+        text(&o.stderr).contains(
+            "backend cpu: deselecting the GPU tests it cannot run (marked requires_gpu, requires_cuda, requires_mps"
+        ),
+        "{}",
+        text(&o.stderr)
     );
 
     let o = run(xt(d).arg("test-unit"));
     assert_eq!(o.status.code(), Some(0));
     assert_eq!(
         last_line(&text(&o.stdout)),
-        "2 passed, 0 failed, 0 skipped, 5 deselected"
+        "2 passed, 0 failed, 0 errors, 0 skipped, 5 deselected"
     );
 
     // Arguments after -- reach pytest.
@@ -114,7 +118,7 @@ fn setup_dev_test_and_requirements() {
     assert_eq!(o.status.code(), Some(0));
     assert_eq!(
         last_line(&text(&o.stdout)),
-        "1 passed, 0 failed, 0 skipped, 6 deselected"
+        "1 passed, 0 failed, 0 errors, 0 skipped, 6 deselected"
     );
 
     // Exit codes: an unknown marker, no test selected, pytest usage error.
@@ -145,7 +149,7 @@ fn setup_dev_test_and_requirements() {
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(
         last_line(&text(&o.stdout)),
-        "3 passed, 1 failed, 1 skipped, 3 deselected"
+        "3 passed, 1 failed, 0 errors, 1 skipped, 3 deselected"
     );
     assert!(text(&o.stderr).contains("tests failed (pytest exit 1)"));
     std::fs::remove_file(d.join("tests/test_fails.py")).unwrap();
@@ -352,7 +356,7 @@ fn dev_loop_bad_inputs() {
     assert_eq!(o.status.code(), Some(2));
     let err = text(&o.stderr);
     assert!(
-        err.lines().count() == 1 && err.contains("uv.lock does not exist: run `uv lock`"),
+        err.lines().count() == 1 && err.contains("uv.lock does not exist: run `cargo xtask lock`"),
         "{err}"
     );
     let o = run(xt(dir.path()).arg("test"));

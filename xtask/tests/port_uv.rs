@@ -321,7 +321,7 @@ fn unported_fixtures_fail_where_the_app_fails() {
             err.contains("warning: uv.lock is stale: requires-python"),
             "{err}"
         );
-        assert!(err.contains("run `uv lock`"), "{err}");
+        assert!(err.contains("run `cargo xtask lock`"), "{err}");
     }
 }
 

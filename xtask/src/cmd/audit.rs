@@ -94,7 +94,7 @@ impl Audit {
         if !warnings.is_empty() {
             warnings = warnings
                 .into_iter()
-                .map(|w| format!("uv.lock is stale: {w}; run `uv lock`"))
+                .map(|w| format!("uv.lock is stale: {w}; run `cargo xtask lock`"))
                 .collect();
         }
         for w in &warnings {

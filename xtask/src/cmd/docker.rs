@@ -174,7 +174,7 @@ impl Docker {
         let lock = project.join("uv.lock");
         if !lock.is_file() {
             return Err(error::usage(format!(
-                "{lock} does not exist: run `uv lock` (the image installs exactly the lock)"
+                "{lock} does not exist: run `cargo xtask lock` (the image installs exactly the lock)"
             )));
         }
         let dockerfile = ctx.workspace.join("docker").join("Dockerfile");
@@ -482,10 +482,7 @@ impl Docker {
                 "{} <each container found>",
                 Cmd::new(client.as_str()).args(["rm", "-f"]).display()
             );
-            println!(
-                "{}",
-                Cmd::new(client.as_str()).args(["rmi", tag]).display()
-            );
+            println!("{}", Cmd::new(client.as_str()).args(["rmi", tag]).display());
             return Ok(());
         }
         let client = self.client()?;

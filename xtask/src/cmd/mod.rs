@@ -4,6 +4,7 @@ pub mod audit;
 pub mod ci;
 pub mod dist;
 pub mod docker;
+pub mod lock;
 pub mod matrix;
 pub mod platform;
 pub mod port;

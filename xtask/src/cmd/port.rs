@@ -7,11 +7,12 @@ use serde::Serialize;
 use crate::ctx::{Ctx, OutputArgs};
 use crate::error;
 use crate::fsx;
+use crate::pins;
 use crate::pyproject::{self, Change};
 
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Without --check or --diff, pyproject.toml is rewritten atomically (only the keys that differ from the policy change; comments and layout stay). Afterwards run `uv lock`."
+    after_help = "Without --check or --diff, pyproject.toml is rewritten atomically (only the keys that differ from the policy change; comments and layout stay). Afterwards run `cargo xtask lock`. Other files of the repository that still pin another Python (.python-version, CI workflows, Dockerfiles, pre-commit) are listed, not changed.\n\nExamples:\n  cargo xtask port --diff\n  cargo xtask port && cargo xtask lock\n  cargo xtask port --check   # in CI: exit 1 on drift"
 )]
 pub struct Port {
     /// Write nothing; exit 1 listing what would change (for CI)
@@ -31,6 +32,8 @@ struct Report<'a> {
     changed: bool,
     written: bool,
     changes: &'a [Change],
+    /// Other files that pin another Python than the policy's (reported, not changed).
+    other_python_pins: &'a [pins::Pin],
 }
 
 impl Port {
@@ -61,13 +64,25 @@ impl Port {
                 .map_err(|e| error::usage(format!("{path}: {e:#}")))?;
             written = true;
         }
+        let stale_pins = pins::stale_python(project, &policy.python.version);
         let report = Report {
             file: path.as_str(),
             mode,
             changed,
             written,
             changes: &changes,
+            other_python_pins: &stale_pins,
         };
+        if !stale_pins.is_empty() && !self.out.json {
+            eprintln!(
+                "note: {} line(s) in other files still pin another Python than the policy's {} (change them with the move):",
+                stale_pins.len(),
+                policy.python.version
+            );
+            for p in &stale_pins {
+                eprintln!("  {}:{}: {} ({})", p.file, p.line, p.text, p.python);
+            }
+        }
         self.out.emit(&report, || {
             if mode == "diff" {
                 return unified_diff(&old, &new);
@@ -99,7 +114,7 @@ fn render(r: &Report) -> String {
         ));
     }
     if r.written {
-        out.push_str("next: run `uv lock` (uv.lock no longer matches pyproject.toml)\n");
+        out.push_str("next: run `cargo xtask lock` (uv.lock no longer matches pyproject.toml)\n");
     }
     out
 }

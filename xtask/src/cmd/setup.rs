@@ -20,7 +20,7 @@ const STAMP: &str = ".xtask-setup.json";
 Runs `uv sync --frozen`: the environment is made exactly from uv.lock, which is never re-resolved or \
 rewritten (no network needed to decide versions). `--locked` would instead check the lock against \
 pyproject.toml by resolving again; this command does that check offline and stops with a clear error \
-when the lock is out of date (run `uv lock`).
+when the lock is out of date (run `cargo xtask lock`).
 
 The target's dependency group from the policy (e.g. arm64-cuda) is added when the project defines \
 it. CUDA-only extras (flash) are tried on NVIDIA hosts only, best-effort: a failure is a warning. \
@@ -53,7 +53,7 @@ impl Setup {
             .map_err(|e| error::usage(format!("{py_path}: cannot read: {e}")))?;
         let lock_bytes = std::fs::read(&lock_path).map_err(|_| {
             error::usage(format!(
-                "{lock_path} does not exist: run `uv lock` in {project} (after `cargo xtask port` for every platform)"
+                "{lock_path} does not exist: run `cargo xtask lock` (after `cargo xtask port` for every platform)"
             ))
         })?;
         let py_text = String::from_utf8_lossy(&py_bytes);
@@ -123,7 +123,7 @@ impl Setup {
             let stale = lock::stale_reasons(&parsed, root, &reqs);
             if !stale.is_empty() {
                 return Err(error::usage(format!(
-                    "{lock_path} is out of date with pyproject.toml ({}): run `uv lock`",
+                    "{lock_path} is out of date with pyproject.toml ({}): run `cargo xtask lock`",
                     stale.join("; ")
                 )));
             }

@@ -434,7 +434,7 @@ fn level1(p: &platform::Platform, policy: &Policy, ctx: &Ctx) -> Vec<Check> {
                 "lock installs here",
                 "fail",
                 format!(
-                    "no installable file for {} on {}: run `cargo xtask port`, then `uv lock`",
+                    "no installable file for {} on {}: run `cargo xtask port`, then `cargo xtask lock`",
                     missing.join(", "),
                     t.name
                 ),

@@ -285,8 +285,7 @@ fn http_answers(addr: SocketAddr) -> bool {
     };
     let _ = s.set_read_timeout(Some(Duration::from_millis(1000)));
     let _ = s.set_write_timeout(Some(Duration::from_millis(1000)));
-    if s
-        .write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")
+    if s.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")
         .is_err()
     {
         return false;

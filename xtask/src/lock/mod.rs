@@ -207,7 +207,7 @@ impl Project {
         let lock_path = dir.join("uv.lock");
         let text = std::fs::read_to_string(&lock_path).map_err(|e| {
             error::usage(format!(
-                "{lock_path}: cannot read: {e} (run `uv lock` in {dir}, after `cargo xtask port` for a multi-platform lock)"
+                "{lock_path}: cannot read: {e} (run `cargo xtask lock` in {dir}, after `cargo xtask port` for a multi-platform lock)"
             ))
         })?;
         let lock = parse(lock_path.as_str(), &text)?;
@@ -218,7 +218,7 @@ impl Project {
             crate::pyproject::requirements(&crate::pyproject::parse(py_path.as_str(), &py_text)?);
         let root = lock.root(reqs.name.as_deref()).ok_or_else(|| {
             error::usage(format!(
-                "{lock_path}: no package for the project {:?} (the lock belongs to another project; run `uv lock`)",
+                "{lock_path}: no package for the project {:?} (the lock belongs to another project; run `cargo xtask lock`)",
                 reqs.name.as_deref().unwrap_or("?")
             ))
         })?;
@@ -368,7 +368,7 @@ impl Lock {
             }
             let Some(idx) = chosen else {
                 return Err(error::usage(format!(
-                    "uv.lock: {} depends on {}, which the lock does not hold for this platform; re-run `uv lock`",
+                    "uv.lock: {} depends on {}, which the lock does not hold for this platform; re-run `cargo xtask lock`",
                     root.name, dep.name
                 )));
             };
