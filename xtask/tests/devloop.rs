@@ -215,11 +215,16 @@ fn get(port: u16) -> Option<String> {
     Some(body)
 }
 
-/// Start `xtask wave --wait` and return it once it says the app answers (the caller
-/// waits for it).
+/// Start `xtask wave --wait` and return it once it says the app is ready (the caller
+/// waits for it), with the ready line and the time it took.
 #[cfg(unix)]
 #[allow(clippy::zombie_processes)]
-fn start_wave(d: &Path, app: &str, port: u16, extra_env: &[(&str, String)]) -> std::process::Child {
+fn start_wave(
+    d: &Path,
+    app: &str,
+    port: u16,
+    extra_env: &[(&str, String)],
+) -> (std::process::Child, String, Duration) {
     let mut cmd = xt(d);
     cmd.args(["wave", "--wait", "--app", app, "--port", &port.to_string()])
         .stdout(Stdio::null())
@@ -227,6 +232,7 @@ fn start_wave(d: &Path, app: &str, port: u16, extra_env: &[(&str, String)]) -> s
     for (k, v) in extra_env {
         cmd.env(k, v);
     }
+    let started = Instant::now();
     let mut child = cmd.spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -242,14 +248,26 @@ fn start_wave(d: &Path, app: &str, port: u16, extra_env: &[(&str, String)]) -> s
         let Ok(line) = line else {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("wave --wait never said the app answers: {seen:?}");
+            panic!("wave --wait never said the app is ready: {seen:?}");
         };
-        let done = line.contains(&format!("the app answers on http://localhost:{port}"));
-        seen.push(line);
-        if done {
-            return child;
+        if line.contains(&format!(
+            "ready: the app answers on http://localhost:{port}"
+        )) {
+            return (child, line, started.elapsed());
         }
+        seen.push(line);
     }
+}
+
+/// The app server's port from the ready line ("... the app server on 127.0.0.1:PORT ...").
+pub fn app_server_port(ready: &str) -> u16 {
+    let at = ready.find("the app server on 127.0.0.1:").expect(ready) + 28;
+    ready[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 /// Ctrl-C (SIGINT to xtask only): the whole app stops, exit 130, the port closes.
@@ -273,9 +291,23 @@ fn wave_waits_answers_and_stops_on_ctrl_c() {
     let d = dir.path();
     assert_eq!(run(xt(d).arg("setup-dev")).status.code(), Some(0));
     let port = free_port();
-    let child = start_wave(d, "fixture_app.app", port, &[]);
+    // The app takes 3 s to import, as H2O LLM Studio takes a minute and more: waved
+    // answers at once, but the app is ready only once it has registered and serves.
+    let (child, ready, took) = start_wave(
+        d,
+        "fixture_app.app",
+        port,
+        &[("FIXTURE_APP_IMPORT_SECONDS", "3".into())],
+    );
+    assert!(
+        took >= Duration::from_secs(3),
+        "ready after {took:?}: {ready}"
+    );
+    let body = get(port).expect("waved answers");
+    assert!(body.contains("\"registered\": [\"/\"]"), "{body}");
+    let app = get(app_server_port(&ready)).expect("the app server answers");
+    assert!(app.contains("\"app\": \"fixture_app.app\""), "{app}");
     // The app got the Makefile's environment.
-    let body = get(port).expect("the app answers");
     assert!(
         body.contains("\"H2O_WAVE_APP_ACCESS_KEY_ID\": \"dev\""),
         "{body}"
@@ -321,7 +353,7 @@ fn real_h2o_wave_runs_and_stops() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     let port = free_port();
     let app_port = free_port();
-    let child = start_wave(
+    let (child, ready, _) = start_wave(
         d,
         "hwapp",
         port,
@@ -336,6 +368,8 @@ fn real_h2o_wave_runs_and_stops() {
         "{}",
         &body[..body.len().min(200)]
     );
+    assert_eq!(app_server_port(&ready), app_port, "{ready}");
+    assert!(get(app_port).is_some(), "the app server does not answer");
     ctrl_c(child, port);
     assert!(
         get(app_port).is_none(),

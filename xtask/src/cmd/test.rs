@@ -29,7 +29,7 @@ Exit: 0 all passed; 1 tests failed, errors during collection, or nothing ran; 2 
 Examples:
   cargo xtask test
   cargo xtask test-unit -- -x
-  cargo xtask test --backend cuda --gpu-only -- --collect-only -q   # what a CUDA node would run")]
+  cargo xtask test --backend cuda --gpu-only -- --collect-only -qq   # what a CUDA node would run")]
 pub struct Test {
     /// pytest marker expression (replaces the backend's deselection of GPU tests)
     #[arg(short = 'm', long = "marker", value_name = "EXPR", conflicts_with_all = ["gpu_only", "backend"])]
