@@ -115,6 +115,15 @@ impl Walk<'_> {
         self.ok(&["lock", "--check"]);
         let (out, _) = self.ok(&["audit"]);
         assert_eq!(out.matches(", 0 missing").count(), 3, "{out}");
+        let (out, _) = self.ok(&["validate", "--level", "1", "--json"]);
+        let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let lock_check = report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"].as_str().unwrap_or("").contains("lock installs"))
+            .unwrap_or_else(|| panic!("no lock check: {out}"));
+        assert_eq!(lock_check["status"], "pass", "{out}");
     }
 
     fn last_line(out: &str) -> &str {
