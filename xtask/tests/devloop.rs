@@ -4,8 +4,7 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -205,16 +204,6 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn get(port: u16) -> Option<String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    s.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        .ok()?;
-    let mut body = String::new();
-    s.read_to_string(&mut body).ok()?;
-    Some(body)
-}
-
 /// Start `xtask wave --wait` and return it once it says the app is ready (the caller
 /// waits for it), with the ready line and the time it took.
 #[cfg(unix)]
@@ -280,7 +269,10 @@ fn ctrl_c(mut child: std::process::Child, port: u16) {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130));
     std::thread::sleep(Duration::from_millis(300));
-    assert!(get(port).is_none(), "the app still answers after Ctrl-C");
+    assert!(
+        http_get(port).is_none(),
+        "the app still answers after Ctrl-C"
+    );
 }
 
 #[cfg(unix)]
@@ -303,9 +295,9 @@ fn wave_waits_answers_and_stops_on_ctrl_c() {
         took >= Duration::from_secs(3),
         "ready after {took:?}: {ready}"
     );
-    let body = get(port).expect("waved answers");
+    let body = http_get(port).expect("waved answers");
     assert!(body.contains("\"registered\": [\"/\"]"), "{body}");
-    let app = get(app_server_port(&ready)).expect("the app server answers");
+    let app = http_get(app_server_port(&ready)).expect("the app server answers");
     assert!(app.contains("\"app\": \"fixture_app.app\""), "{app}");
     // The app got the Makefile's environment.
     assert!(
@@ -362,17 +354,20 @@ fn real_h2o_wave_runs_and_stops() {
             format!("http://127.0.0.1:{app_port}"),
         )],
     );
-    let body = get(port).expect("waved answers");
+    let body = http_get(port).expect("waved answers");
     assert!(
         body.starts_with("HTTP/1.1 200") || body.starts_with("HTTP/1.0 200"),
         "{}",
         &body[..body.len().min(200)]
     );
     assert_eq!(app_server_port(&ready), app_port, "{ready}");
-    assert!(get(app_port).is_some(), "the app server does not answer");
+    assert!(
+        http_get(app_port).is_some(),
+        "the app server does not answer"
+    );
     ctrl_c(child, port);
     assert!(
-        get(app_port).is_none(),
+        http_get(app_port).is_none(),
         "the app server still answers after Ctrl-C"
     );
 }

@@ -8,8 +8,7 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -254,7 +253,10 @@ impl Walk<'_> {
             .and_then(|r| r.split(' ').next())
             .and_then(|p| p.parse().ok())
             .expect(&ready);
-        assert!(http(app_port).is_some(), "the app server does not answer");
+        assert!(
+            http_get(app_port).is_some(),
+            "the app server does not answer"
+        );
         let all = seen.join("\n");
         // The Wave private dir is absolute: the project, not `app` inside it.
         let app = self.app().canonicalize().unwrap();
@@ -271,7 +273,7 @@ impl Walk<'_> {
         }
         assert_eq!(child.wait().unwrap().code(), Some(130));
         std::thread::sleep(Duration::from_millis(300));
-        assert!(http(port).is_none() && http(app_port).is_none());
+        assert!(http_get(port).is_none() && http_get(app_port).is_none());
     }
 
     fn requirements(&self) {
@@ -384,16 +386,6 @@ impl Walk<'_> {
         );
         assert!(!self.app().join("llmstudio_mnt").exists());
     }
-}
-
-fn http(port: u16) -> Option<String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    s.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        .ok()?;
-    let mut body = String::new();
-    s.read_to_string(&mut body).ok()?;
-    body.starts_with("HTTP/").then_some(body)
 }
 
 /// A fresh copy of the fixture in `<tmp>/app`, with the mirror policy beside it.

@@ -201,6 +201,18 @@ fn serve(root: PathBuf) -> String {
     url
 }
 
+/// `GET /` on a loopback port: the whole answer when an HTTP server answers, else None.
+pub fn http_get(port: u16) -> Option<String> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    s.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .ok()?;
+    let mut body = String::new();
+    std::io::Read::read_to_string(&mut s, &mut body).ok()?;
+    body.starts_with("HTTP/").then_some(body)
+}
+
 /// Copy a fixture folder into a fresh temporary folder.
 pub fn copy_fixture(rel: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
