@@ -16,6 +16,7 @@ mod process;
 mod pyproject;
 mod pytest;
 mod uv;
+mod waveapp;
 
 use camino::Utf8PathBuf;
 use clap::{CommandFactory, Parser, Subcommand};
@@ -66,6 +67,22 @@ enum Command {
     Wave(cmd::wave::Wave),
     /// Run the app without reload, showing the GPUs (Makefile: llmstudio)
     Llmstudio(cmd::wave::Wave),
+    /// Run the tests matching NAME, output not captured (Makefile: test-debug)
+    TestDebug(cmd::test::TestDebug),
+    /// Run the Playwright UI tests; --serve starts the app, waits, tests and stops it (Makefile: test-ui*)
+    TestUi(cmd::test::TestUi),
+    /// Stop the app this tool started for the project, never another process (Makefile: stop-llmstudio)
+    StopLlmstudio(cmd::wave::StopLlmstudio),
+    /// Type-check the app with mypy, log in reports/mypy.log (Makefile: style)
+    Style(cmd::lint::Style),
+    /// Format and lint the app with the ruff version its lock pins; --check for CI (Makefile: format, format-check)
+    Format(cmd::lint::Format),
+    /// Zip static/, about.md and app.toml into bundles/<app>.<version>.wave, reproducibly (Makefile: bundles)
+    Bundles(cmd::bundles::Bundles),
+    /// Remove the project's .venv, data/ or output/, saying what goes (Makefile: clean-env, clean-data, clean-output)
+    Clean(cmd::clean::Clean),
+    /// Set up, run, build or serve the documentation site with npm (Makefile: setup-doc, run-doc, ...)
+    Docs(cmd::docs::Docs),
     /// Write per-target requirements files (or a pylock.toml) from uv.lock, with hashes (Makefile: requirements)
     Requirements(cmd::requirements::Requirements),
     /// Build, run, clean or render the app's Docker image for a target (amd64-cuda, arm64-cuda, cpu)
@@ -100,8 +117,16 @@ fn real_main() -> i32 {
         Command::Setup(c) => c.run(&ctx, false),
         Command::Test(c) => c.run(&ctx, pytest::Suite::All),
         Command::TestUnit(c) => c.run(&ctx, pytest::Suite::Unit),
-        Command::Wave(c) => c.run(&ctx, cmd::wave::Mode::Reload),
-        Command::Llmstudio(c) => c.run(&ctx, cmd::wave::Mode::NoReload),
+        Command::Wave(c) => c.run(&ctx, waveapp::Mode::Reload),
+        Command::Llmstudio(c) => c.run(&ctx, waveapp::Mode::NoReload),
+        Command::TestDebug(c) => c.run(&ctx),
+        Command::TestUi(c) => c.run(&ctx),
+        Command::StopLlmstudio(c) => c.run(&ctx),
+        Command::Style(c) => c.run(&ctx),
+        Command::Format(c) => c.run(&ctx),
+        Command::Bundles(c) => c.run(&ctx),
+        Command::Clean(c) => c.run(&ctx),
+        Command::Docs(c) => c.run(&ctx),
         Command::Requirements(c) => c.run(&ctx),
         Command::Docker(c) => c.run(&ctx),
         Command::Dist(c) => c.run(&ctx),

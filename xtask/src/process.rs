@@ -136,6 +136,54 @@ impl Cmd {
         })
     }
 
+    /// Like [`Cmd::run_status`], with stdout and stderr merged, shown as they come and
+    /// also written to `log` (the Makefile's `2>&1 | tee reports/x.log`). Returns the
+    /// status and the text, for callers that judge the output (mypy's "Success").
+    pub fn run_tee(&self, log: &std::path::Path) -> Result<(Status, String)> {
+        use std::io::{Read, Write};
+        eprintln!("$ {}", self.display());
+        let sigint = Sigint::catch()?;
+        let mut file = std::fs::File::create(log)
+            .map_err(|e| error::usage(format!("{}: cannot write: {e}", log.display())))?;
+        let reader = match self.expression().stderr_to_stdout().unchecked().reader() {
+            Ok(r) => r,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(error::absent(format!(
+                    "`{}` not found on PATH",
+                    self.program.to_string_lossy()
+                )));
+            }
+            Err(e) => return Err(anyhow::anyhow!("cannot start `{}`: {e}", self.display())),
+        };
+        let mut all = Vec::new();
+        let mut buf = [0u8; 8192];
+        let mut out = std::io::stdout();
+        let mut reading = &reader;
+        loop {
+            let n = match reading.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(anyhow::anyhow!("reading `{}`: {e}", self.display())),
+            };
+            // A closed stdout (`| head`) must not stop the log or the child.
+            let _ = out.write_all(&buf[..n]).and_then(|_| out.flush());
+            file.write_all(&buf[..n])?;
+            all.extend_from_slice(&buf[..n]);
+        }
+        let status = reader
+            .try_wait()?
+            .map(|o| o.status)
+            .ok_or_else(|| anyhow::anyhow!("`{}` did not finish", self.display()))?;
+        Ok((
+            Status {
+                code: status.code(),
+                interrupted: sigint.seen() || was_interrupted(status),
+            },
+            String::from_utf8_lossy(&all).into_owned(),
+        ))
+    }
+
     /// Start the command in its own process group (so it and everything it starts can
     /// be stopped together), with inherited stdio.
     #[cfg(unix)]
@@ -222,28 +270,56 @@ impl Group {
         }
     }
 
+    /// The process group's id (its leader's pid).
+    pub fn id(&self) -> u32 {
+        self.pid
+    }
+
     /// SIGINT to the whole group, then SIGTERM and SIGKILL if it lingers.
     pub fn stop(&self, grace: Duration) {
-        for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGKILL] {
-            // SAFETY: killpg on the group we created; a stale id only yields ESRCH.
-            unsafe {
-                libc::killpg(self.pid as libc::pid_t, signal);
-            }
-            let deadline = std::time::Instant::now() + grace;
-            while std::time::Instant::now() < deadline {
-                if self.try_wait().is_some() && !group_alive(self.pid) {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
+        stop_group(self.pid, grace, || self.try_wait().is_some());
     }
 }
 
+/// SIGINT to a process group, then SIGTERM and SIGKILL, each after `grace`, until no
+/// process of it is left (and `reaped` says its leader's exit was collected, for a group
+/// we started). Returns the last signal sent.
 #[cfg(unix)]
-fn group_alive(pgid: u32) -> bool {
+pub fn stop_group(pgid: u32, grace: Duration, reaped: impl Fn() -> bool) -> &'static str {
+    for (signal, name) in [
+        (libc::SIGINT, "SIGINT"),
+        (libc::SIGTERM, "SIGTERM"),
+        (libc::SIGKILL, "SIGKILL"),
+    ] {
+        // SAFETY: killpg on a group id; a stale id only yields ESRCH.
+        unsafe {
+            libc::killpg(pgid as libc::pid_t, signal);
+        }
+        let deadline = std::time::Instant::now() + grace;
+        while std::time::Instant::now() < deadline {
+            if reaped() && !group_alive(pgid) {
+                return name;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    "SIGKILL"
+}
+
+/// Whether any process of the group exists.
+#[cfg(unix)]
+pub fn group_alive(pgid: u32) -> bool {
     // SAFETY: signal 0 only checks whether any process of the group exists.
     unsafe { libc::killpg(pgid as libc::pid_t, 0) == 0 }
+}
+
+/// When a process started (Linux: clock ticks since boot, from /proc), to tell it from a
+/// later process that got the same pid. None where the system does not say.
+pub fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces.
+    let after = &stat[stat.rfind(')')? + 2..];
+    after.split(' ').nth(19)?.parse().ok()
 }
 
 #[cfg(unix)]
@@ -394,6 +470,22 @@ mod tests {
     fn probe_times_out() {
         let p = Cmd::new("sleep").arg("5").probe(Duration::from_millis(200));
         assert!(matches!(p, Probe::TimedOut(_)), "{p:?}");
+    }
+
+    #[test]
+    fn run_tee_shows_logs_and_returns_the_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("x.log");
+        let (st, text) = Cmd::new("python3")
+            .args([
+                "-c",
+                "import sys; print('out'); sys.stdout.flush(); sys.stderr.write('err\\n'); sys.exit(3)",
+            ])
+            .run_tee(&log)
+            .unwrap();
+        assert_eq!(st.code, Some(3));
+        assert_eq!(text, "out\nerr\n");
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "out\nerr\n");
     }
 
     #[test]

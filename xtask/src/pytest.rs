@@ -39,13 +39,18 @@ pub enum Gpu {
     Untouched,
 }
 
-/// Which tests of the suite to run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which tests of the suite to run, and how (the Makefile's targets).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Suite {
-    /// Everything under tests/ (Makefile: test).
+    /// Everything under tests/, coverage of the package (Makefile: test).
     All,
     /// `-k src`, coverage of `<package>/src` (Makefile: test-unit).
     Unit,
+    /// Tests matching `-k NAME`, output not captured, quiet logs (Makefile: test-debug).
+    Debug(String),
+    /// tests/ui/test.py (Makefile: test-ui); headed with video, screenshots and slow
+    /// motion (Makefile: test-ui-headed).
+    Ui { headed: bool },
 }
 
 /// One pytest run.
@@ -56,6 +61,25 @@ pub struct Run<'a> {
     pub marker: Option<&'a str>,
     pub cov: Option<String>,
     pub extra: &'a [String],
+    /// More environment for pytest (the UI tests' base URL).
+    pub env: Vec<(String, String)>,
+}
+
+/// The Makefile's report files for a suite: junit, html, and the run's output.
+fn report_names(suite: &Suite) -> (&'static str, &'static str, Option<&'static str>) {
+    match suite {
+        Suite::All | Suite::Unit => ("junit.xml", "pytest.html", Some("tests.log")),
+        Suite::Debug(_) => ("junit.xml", "pytest.html", None),
+        Suite::Ui { .. } => ("junit_ui.xml", "pytest_ui.html", Some("tests_ui.log")),
+    }
+}
+
+/// `$LOG_LEVEL` for the UI tests (the Makefile's), INFO when unset.
+fn log_level() -> String {
+    std::env::var("LOG_LEVEL")
+        .ok()
+        .filter(|l| !l.is_empty())
+        .unwrap_or_else(|| "INFO".into())
 }
 
 /// The counts the summary plugin writes.
@@ -163,41 +187,82 @@ pub fn run(ctx: &Ctx, project: &Utf8Path, policy: &Policy, r: &Run) -> Result<Ou
     let summary_path = reports.join("xtask-summary.json");
     let _ = std::fs::remove_file(&summary_path);
 
+    let (junit, html, log) = report_names(&r.suite);
     let mut args: Vec<String> = vec![
         "run".into(),
         "--frozen".into(),
         "pytest".into(),
         "-v".into(),
-        format!("--junitxml={}", reports.join("junit.xml")),
+        format!("--junitxml={}", reports.join(junit)),
         "--import-mode".into(),
         "importlib".into(),
         "-p".into(),
         "xtask_summary".into(),
     ];
-    if installed(project, "pytest_html") {
-        args.push(format!("--html={}", reports.join("pytest.html")));
+    if uv::installed(project, "pytest_html") {
+        args.push(format!("--html={}", reports.join(html)));
         args.push("--self-contained-html".into());
     }
-    if installed(project, "pytest_cov")
+    let unit = r.suite == Suite::Unit;
+    if matches!(r.suite, Suite::All | Suite::Unit)
+        && uv::installed(project, "pytest_cov")
         && let Some(pkg) = r.cov.clone().or_else(|| top_package(project))
     {
-        let target = if r.suite == Suite::Unit && project.join(&pkg).join("src").is_dir() {
+        let target = if unit && project.join(&pkg).join("src").is_dir() {
             format!("{pkg}/src")
         } else {
             pkg
         };
         args.push(format!("--cov={target}"));
+        args.push("--cov-report=term".into());
         args.push(format!("--cov-report=xml:{}", reports.join("coverage.xml")));
-        args.push(format!("--cov-report=html:{}", reports.join("coverage")));
+        args.push(format!(
+            "--cov-report=html:{}",
+            reports.join("coverage.html")
+        ));
     }
     if let Some(m) = r.marker {
         args.extend(["-m".into(), m.to_string()]);
     }
-    if r.suite == Suite::Unit {
-        args.extend(["-k".into(), "src".into()]);
+    match &r.suite {
+        Suite::All => args.extend(["-o", "log_cli=true", "-o", "log_level=INFO"].map(String::from)),
+        Suite::Unit => args
+            .extend(["-k", "src", "-o", "log_cli=true", "-o", "log_level=INFO"].map(String::from)),
+        Suite::Debug(name) => {
+            args.extend(["-k".to_string(), name.clone(), "-s".to_string()]);
+            args.extend(["-o", "log_cli=false", "-o", "log_level=WARNING"].map(String::from));
+        }
+        Suite::Ui { headed } => {
+            if *headed {
+                args.extend(
+                    [
+                        "-vv",
+                        "-s",
+                        "--headed",
+                        "--video=on",
+                        "--screenshot=on",
+                        "--slowmo=1000",
+                    ]
+                    .map(String::from),
+                );
+            } else {
+                args.extend(["-o".to_string(), "log_cli=true".to_string()]);
+                args.extend(["-o".to_string(), format!("log_level={}", log_level())]);
+            }
+        }
     }
-    if project.join("tests").is_dir() {
-        args.push("tests".into());
+    match &r.suite {
+        Suite::Ui { .. } => {
+            let ui = project.join("tests").join("ui").join("test.py");
+            if !ui.is_file() {
+                return Err(error::usage(format!(
+                    "{ui} does not exist: the UI tests live there (the app's tests/ui/)"
+                )));
+            }
+            args.push(ui.to_string());
+        }
+        _ if project.join("tests").is_dir() => args.push("tests".into()),
+        _ => {}
     }
     args.extend(r.extra.iter().cloned());
 
@@ -221,7 +286,18 @@ pub fn run(ctx: &Ctx, project: &Utf8Path, policy: &Policy, r: &Run) -> Result<Ou
     if let Some(s) = &sel {
         cmd = cmd.env("XTASK_PYTEST_GPU", serde_json::to_string(s)?);
     }
-    let status = cmd.run_status()?;
+    if matches!(r.suite, Suite::Ui { .. })
+        && ["debug", "trace"].contains(&log_level().to_ascii_lowercase().as_str())
+    {
+        cmd = cmd.env("DEBUG", "pw:api");
+    }
+    for (k, v) in &r.env {
+        cmd = cmd.env(k, v);
+    }
+    let status = match log {
+        Some(name) => cmd.run_tee(reports.join(name).as_std_path())?.0,
+        None => cmd.run_status()?,
+    };
 
     let summary: Option<Summary> = std::fs::read(&summary_path)
         .ok()
@@ -331,17 +407,6 @@ fn check_markers(expr: &str, registered: &BTreeSet<String>) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Whether a module is installed in the project's .venv.
-fn installed(project: &Utf8Path, module: &str) -> bool {
-    let venv = project.join(".venv");
-    let Ok(entries) = std::fs::read_dir(venv.join("lib")) else {
-        return venv.join("Lib").join("site-packages").join(module).is_dir();
-    };
-    entries
-        .filter_map(|e| e.ok())
-        .any(|e| e.path().join("site-packages").join(module).is_dir())
 }
 
 /// The project's top-level import package: the first folder in the root (or src/)

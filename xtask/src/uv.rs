@@ -154,6 +154,17 @@ pub fn python_for(uv: &Uv, project: &Utf8Path, requires: &str) -> Result<Option<
     Ok(None)
 }
 
+/// Whether a module is installed in the project's .venv.
+pub fn installed(project: &Utf8Path, module: &str) -> bool {
+    let venv = project.join(".venv");
+    let Ok(entries) = std::fs::read_dir(venv.join("lib")) else {
+        return venv.join("Lib").join("site-packages").join(module).is_dir();
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .any(|e| e.path().join("site-packages").join(module).is_dir())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

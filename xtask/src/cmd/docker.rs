@@ -22,17 +22,35 @@ Targets: a canonical name or Docker alias from templates/platforms.toml (amd64-c
 linux-x86_64-cuda on linux/amd64, arm64-cuda = linux-aarch64-cuda on linux/arm64), or `cpu` for this \
 machine's architecture; the images run on CPU-only hosts too. The builder is `docker buildx build` \
 when buildx works, else `DOCKER_BUILDKIT=1 docker build` with a client that still has BuildKit \
-built in (clients from 23 on need the buildx plugin); --docker or $DOCKER picks the client.")]
+built in (clients from 23 on need the buildx plugin); --docker or $DOCKER picks the client.
+
+Actions: build; run (as the Makefile's docker-run: --init, --shm-size 64g, port 10101, \
+llmstudio_mnt at /mount, --runtime=nvidia where the host has it); clean (every container of the \
+image, then the image: the Makefile's docker-clean-all); render (the Dockerfile, arguments and \
+command); scan (trivy, the Makefile's trivy-local). --tag or $DOCKER_IMAGE names the image, as \
+the Makefile's DOCKER_IMAGE did. --dry-run prints the commands and starts nothing.
+
+Examples:
+  cargo xtask docker build arm64-cuda
+  DOCKER_IMAGE=h2oairelease/h2oai-llmstudio-app:nightly cargo xtask docker build amd64-cuda
+  cargo xtask docker run cpu --dry-run
+  cargo xtask docker scan amd64-cuda --severity CRITICAL")]
 pub struct Docker {
-    /// build (the default), run, clean or render; or directly the target to build
+    /// build (the default), run, clean, render or scan; or directly the target to build
     #[arg(value_name = "ACTION|TARGET")]
     first: String,
     /// The target, after an action
     #[arg(value_name = "TARGET")]
     second: Option<String>,
-    /// Image tag [default: <project>:<alias>]
-    #[arg(long)]
+    /// Image name and tag (the Makefile's DOCKER_IMAGE) [default: <project>:<alias>]
+    #[arg(long, env = "DOCKER_IMAGE", value_name = "IMAGE")]
     tag: Option<String>,
+    /// scan: severities that count as findings (trivy's --severity)
+    #[arg(long, default_value = "CRITICAL,HIGH", value_name = "LIST")]
+    severity: String,
+    /// scan: trivy's report as JSON on stdout
+    #[arg(long)]
+    json: bool,
     /// Platform to build or run for [default: the target's]
     #[arg(long)]
     platform: Option<String>,
@@ -83,6 +101,7 @@ enum Action {
     Run,
     Clean,
     Render,
+    Scan,
 }
 
 impl Action {
@@ -92,6 +111,7 @@ impl Action {
             "run" => Some(Action::Run),
             "clean" => Some(Action::Clean),
             "render" => Some(Action::Render),
+            "scan" => Some(Action::Scan),
             _ => None,
         }
     }
@@ -110,7 +130,7 @@ impl Docker {
             (None, None) => (Action::Build, self.first.clone()),
             (None, Some(_)) => {
                 return Err(error::usage(format!(
-                    "docker {}: unknown action (choose build, run, clean or render)",
+                    "docker {}: unknown action (choose build, run, clean, render or scan)",
                     self.first
                 )));
             }
@@ -157,6 +177,7 @@ impl Docker {
             ),
             Action::Run => self.run_image(project, &platform, &tag, &alias),
             Action::Clean => self.clean(&tag),
+            Action::Scan => self.scan(&tag),
         }
     }
 
@@ -460,6 +481,47 @@ impl Docker {
             Some(0) => Ok(()),
             Some(c) => Err(error::failed(format!("docker run exited with {c}"))),
             None => Err(error::failed("docker run was killed")),
+        }
+    }
+
+    /// trivy on the target's image (Makefile: trivy-local): exit 1 on findings at the
+    /// chosen severity, 3 without trivy.
+    fn scan(&self, tag: &str) -> Result<()> {
+        let cmd = Cmd::new("trivy")
+            .args(["image", "--scanners", "vuln", "--severity", &self.severity])
+            .args(["--timeout", "60m", "--exit-code", "1"])
+            .args(if self.json {
+                &["--format", "json"][..]
+            } else {
+                &[][..]
+            })
+            .arg(tag);
+        if self.dry_run {
+            println!("{}", cmd.display());
+            return Ok(());
+        }
+        if crate::process::find("trivy").is_none() {
+            return Err(error::absent(
+                "trivy not found on PATH: install it (https://trivy.dev, or Aqua's apt/rpm repositories or Homebrew) to scan the image",
+            ));
+        }
+        let st = cmd.run_status()?;
+        if st.interrupted {
+            return Err(error::interrupted("trivy: interrupted"));
+        }
+        match st.code {
+            Some(0) => {
+                eprintln!("scan: no {} vulnerabilities in {tag}", self.severity);
+                Ok(())
+            }
+            Some(1) => Err(error::failed(format!(
+                "scan: {tag} has {} vulnerabilities (trivy's report is above)",
+                self.severity
+            ))),
+            Some(c) => Err(error::failed(format!(
+                "trivy could not scan {tag} (exit {c}; is the image built? `cargo xtask docker build`)"
+            ))),
+            None => Err(error::failed("trivy was killed by a signal")),
         }
     }
 

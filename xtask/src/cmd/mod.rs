@@ -1,9 +1,13 @@
 //! One module per command, each a clap `Args` struct with `fn run(self, ctx)`.
 
 pub mod audit;
+pub mod bundles;
 pub mod ci;
+pub mod clean;
 pub mod dist;
 pub mod docker;
+pub mod docs;
+pub mod lint;
 pub mod lock;
 pub mod matrix;
 pub mod platform;

@@ -664,6 +664,7 @@ fn level4(ctx: &Ctx, project: &Utf8Path, policy: &Policy, backend: Backend) -> R
             marker: None,
             cov: None,
             extra: &[],
+            env: Vec::new(),
         },
     )?;
     let reason = outcome.summary.as_ref().map(pytest::Summary::line);
