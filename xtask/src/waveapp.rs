@@ -87,15 +87,20 @@ impl Record {
     }
 }
 
-/// Start the app with the Makefile's environment, in its own process group.
-pub fn start(uv: &Uv, project: &Utf8Path, launch: &Launch) -> Result<Running> {
-    let waved = SocketAddr::from(([127, 0, 0, 1], launch.port));
-    if connects(waved) {
+/// A busy port refused up front, before anything is installed or started.
+pub fn refuse_busy(port: u16) -> Result<()> {
+    if connects(SocketAddr::from(([127, 0, 0, 1], port))) {
         return Err(error::usage(format!(
-            "port {} is already in use (is the app already running? `cargo xtask stop-llmstudio` stops one this tool started): stop that process or pass --port",
-            launch.port
+            "port {port} is already in use (is the app already running? `cargo xtask stop-llmstudio` stops one this tool started): stop that process or pass --port"
         )));
     }
+    Ok(())
+}
+
+/// Start the app with the Makefile's environment, in its own process group.
+pub fn start(uv: &Uv, project: &Utf8Path, launch: &Launch) -> Result<Running> {
+    refuse_busy(launch.port)?;
+    let waved = SocketAddr::from(([127, 0, 0, 1], launch.port));
     let (app_address, app) = app_address()?;
     let workdir = match std::env::var("H2O_LLM_STUDIO_WORKDIR") {
         Ok(w) if !w.is_empty() => std::path::absolute(&w)

@@ -176,6 +176,7 @@ impl TestUi {
             return pytest::judge(&pytest::run(ctx, project, policy, &ui)?);
         }
         let port = self.port.unwrap_or(policy.app.port);
+        waveapp::refuse_busy(port)?;
         let uv = uv::ensure(&ctx.workspace, policy)?;
         let sigint = Sigint::catch()?;
         let app = waveapp::start(

@@ -49,6 +49,7 @@ impl Wave {
         let policy = ctx.policy()?;
         let port = self.port.unwrap_or(policy.app.port);
         let module = self.app.as_deref().unwrap_or(&policy.app.module);
+        waveapp::refuse_busy(port)?;
         if mode == Mode::NoReload {
             waveapp::nvidia_report();
         }
