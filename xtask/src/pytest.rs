@@ -176,6 +176,9 @@ pub fn run(ctx: &Ctx, project: &Utf8Path, policy: &Policy, r: &Run) -> Result<Ou
         let reqs = pyproject::load_requirements(project)?;
         check_markers(m, &registered_markers(&reqs, project))?;
     }
+    if matches!(r.suite, Suite::Ui { .. }) {
+        ui_tests(project)?;
+    }
     let sel = selection(policy, r.gpu);
     if let Some(s) = &sel {
         eprintln!("{}", describe(s, r.gpu));
@@ -252,15 +255,7 @@ pub fn run(ctx: &Ctx, project: &Utf8Path, policy: &Policy, r: &Run) -> Result<Ou
         }
     }
     match &r.suite {
-        Suite::Ui { .. } => {
-            let ui = project.join("tests").join("ui").join("test.py");
-            if !ui.is_file() {
-                return Err(error::usage(format!(
-                    "{ui} does not exist: the UI tests live there (the app's tests/ui/)"
-                )));
-            }
-            args.push(ui.to_string());
-        }
+        Suite::Ui { .. } => args.push(ui_tests(project)?.to_string()),
         _ if project.join("tests").is_dir() => args.push("tests".into()),
         _ => {}
     }
@@ -306,6 +301,17 @@ pub fn run(ctx: &Ctx, project: &Utf8Path, policy: &Policy, r: &Run) -> Result<Ou
         println!("{}", s.line());
     }
     Ok(Outcome { status, summary })
+}
+
+/// The app's UI tests: tests/ui/test.py, as the Makefile named them.
+fn ui_tests(project: &Utf8Path) -> Result<camino::Utf8PathBuf> {
+    let ui = project.join("tests").join("ui").join("test.py");
+    if !ui.is_file() {
+        return Err(error::usage(format!(
+            "{ui} does not exist: the UI tests live there (the app's tests/ui/)"
+        )));
+    }
+    Ok(ui)
 }
 
 /// pytest's exit codes on the contract. 130 only when the user interrupted (the tool saw

@@ -42,6 +42,30 @@ fn no_arguments_lists_each_command_once() {
         let h = xtask().args([c, "--help"]).output().unwrap();
         assert_eq!(h.status.code(), Some(0), "{c} --help: {}", stderr(&h));
     }
+    // The Makefile's targets and the commands around them show how they are called.
+    for c in [
+        "port",
+        "lock",
+        "test",
+        "test-debug",
+        "test-ui",
+        "wave",
+        "stop-llmstudio",
+        "requirements",
+        "style",
+        "format",
+        "bundles",
+        "clean",
+        "docs",
+        "docker",
+    ] {
+        assert!(commands.contains(&c), "{c} is not listed: {out}");
+        let h = xtask().args([c, "--help"]).output().unwrap();
+        assert!(
+            stdout(&h).contains("Examples:\n  cargo xtask "),
+            "{c} --help has no example"
+        );
+    }
 }
 
 #[test]

@@ -331,6 +331,22 @@ fn bundles_clean_docs_and_scan() {
     assert_eq!(code, Some(2));
     assert!(err.contains("documentation: no package.json"), "{err}");
 
+    // mypy absent from the environment (none set up): exit 3, one line.
+    let (code, _, err) = app.run(&["style"]);
+    assert_eq!(code, Some(3), "{err}");
+    assert!(
+        err.lines().count() == 1 && err.contains("mypy is not installed in"),
+        "{err}"
+    );
+    // No UI tests in the project: exit 2 naming where they belong.
+    std::fs::remove_dir_all(dir.join("tests/ui")).unwrap();
+    let (code, _, err) = app.run(&["test-ui"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.lines().count() == 1 && err.contains("tests/ui/test.py does not exist"),
+        "{err}"
+    );
+
     // trivy: absent here → exit 3 with how to get it; the command it would run.
     let o = run(app
         .xt(&["docker", "scan", "amd64-cuda"])
