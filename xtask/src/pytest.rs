@@ -169,6 +169,11 @@ fn describe(sel: &Selection, gpu: Gpu) -> String {
     }
 }
 
+/// Run pytest for the context's project and judge it (the commands' usual case).
+pub fn check(ctx: &Ctx, r: &Run) -> Result<()> {
+    judge(&run(ctx, ctx.project()?, ctx.policy()?, r)?)
+}
+
 /// Run pytest in the project's environment as the Makefile did and print the closing
 /// line. The caller judges the outcome with [`judge`].
 pub fn run(ctx: &Ctx, project: &Utf8Path, policy: &Policy, r: &Run) -> Result<Outcome> {

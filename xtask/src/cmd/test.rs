@@ -55,8 +55,6 @@ pub struct Test {
 
 impl Test {
     pub fn run(self, ctx: &Ctx, suite: Suite) -> Result<()> {
-        let project = ctx.project()?;
-        let policy = ctx.policy()?;
         let backend = match self.backend {
             Some(BackendArg::Cuda) => Backend::Cuda,
             Some(BackendArg::Mps) => Backend::Mps,
@@ -68,10 +66,8 @@ impl Test {
             (None, true) => Gpu::OnlyRunnable(backend),
             (None, false) => Gpu::DeselectUnrunnable(backend),
         };
-        let outcome = pytest::run(
+        pytest::check(
             ctx,
-            project,
-            policy,
             &pytest::Run {
                 suite,
                 gpu,
@@ -80,8 +76,7 @@ impl Test {
                 extra: &self.pytest_args,
                 env: Vec::new(),
             },
-        )?;
-        pytest::judge(&outcome)
+        )
     }
 }
 
@@ -105,12 +100,8 @@ pub struct TestDebug {
 
 impl TestDebug {
     pub fn run(self, ctx: &Ctx) -> Result<()> {
-        let project = ctx.project()?;
-        let policy = ctx.policy()?;
-        let outcome = pytest::run(
+        pytest::check(
             ctx,
-            project,
-            policy,
             &pytest::Run {
                 suite: Suite::Debug(self.name.clone()),
                 gpu: Gpu::DeselectUnrunnable(probe::quick_backend()),
@@ -119,8 +110,7 @@ impl TestDebug {
                 extra: &self.pytest_args,
                 env: Vec::new(),
             },
-        )?;
-        pytest::judge(&outcome)
+        )
     }
 }
 
@@ -173,7 +163,7 @@ impl TestUi {
             env: Vec::new(),
         };
         if !self.serve {
-            return pytest::judge(&pytest::run(ctx, project, policy, &ui)?);
+            return pytest::check(ctx, &ui);
         }
         let port = self.port.unwrap_or(policy.app.port);
         waveapp::refuse_busy(port)?;
