@@ -143,7 +143,7 @@ impl OutputArgs {
     /// Print `human()` or the JSON, and save the JSON when asked.
     pub fn emit<T: Serialize>(&self, value: &T, human: impl FnOnce() -> String) -> Result<()> {
         if !self.json && self.output.is_none() {
-            print!("{}", human());
+            out!("{}", human());
             return Ok(());
         }
         let json = serde_json::to_string_pretty(value).context("serialising the result")?;
@@ -152,9 +152,9 @@ impl OutputArgs {
                 .map_err(|e| error::usage(format!("--output {path}: {e:#}")))?;
         }
         if self.json {
-            println!("{json}");
+            outln!("{json}");
         } else {
-            print!("{}", human());
+            out!("{}", human());
         }
         Ok(())
     }

@@ -94,6 +94,51 @@ pub fn line_of(err: &anyhow::Error) -> String {
     }
 }
 
+std::thread_local! {
+    /// Set while [`quietly`] runs: the panic hook stays silent.
+    static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The panic message and place of the last panic on this thread.
+static LAST_PANIC: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// Replace the default panic output (a message and a backtrace hint) with a record that
+/// `main` turns into one line and exit 101, the code of an internal error.
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        if QUIET.with(|q| q.get()) {
+            return;
+        }
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        if let Ok(mut last) = LAST_PANIC.lock() {
+            *last = Some(format!("{msg}{at}"));
+        }
+    }));
+}
+
+/// The last panic recorded by the hook.
+pub fn last_panic() -> Option<String> {
+    LAST_PANIC.lock().ok().and_then(|mut l| l.take())
+}
+
+/// Run `f`, turning a panic into `Err(())` without any output (for third-party parsers
+/// that panic on malformed input).
+pub fn quietly<T>(f: impl FnOnce() -> T) -> std::result::Result<T, ()> {
+    QUIET.with(|q| q.set(true));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    QUIET.with(|q| q.set(false));
+    r.map_err(|_| ())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

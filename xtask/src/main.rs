@@ -2,6 +2,9 @@
 //! Linux aarch64 + CUDA (Grace Hopper / Grace Blackwell), macOS arm64 + MPS, and
 //! CPU-only hosts. This file parses flags and dispatches; nothing else.
 
+#[macro_use]
+mod out;
+
 mod cmd;
 mod ctx;
 mod diff;
@@ -94,7 +97,23 @@ enum Command {
 }
 
 fn main() {
-    std::process::exit(real_main());
+    error::install_panic_hook();
+    let code = match std::panic::catch_unwind(real_main) {
+        Ok(code) => code,
+        Err(_) => {
+            let what = error::last_panic().unwrap_or_else(|| "unknown panic".into());
+            eprintln!("error: internal error (a bug in cargo xtask, please report it): {what}");
+            101
+        }
+    };
+    let code = match out::failure() {
+        Some(e) => {
+            eprintln!("error: cannot write the output: {e}");
+            code.max(1)
+        }
+        None => code,
+    };
+    std::process::exit(code);
 }
 
 fn real_main() -> i32 {
@@ -103,7 +122,7 @@ fn real_main() -> i32 {
         Err(e) => return cmd::clap_error(e),
     };
     let Some(command) = cli.command else {
-        print!("{}", cmd::list(&Cli::command()));
+        out!("{}", cmd::list(&Cli::command()));
         return 0;
     };
     let result = ctx::Ctx::new(cli.project, cli.policy).and_then(|ctx| match command {

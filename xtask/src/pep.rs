@@ -42,26 +42,44 @@ pub fn environment(sys_platform: &str, machine: &str, python: &str) -> Result<Ma
     .map_err(|e| anyhow!("python version {python:?}: {e}"))
 }
 
+/// Run a parser of pep508_rs, turning a panic inside it into an error. pep508_rs 0.9
+/// panics on some malformed input (a name ending in `-`, `_` or `.` right before a space,
+/// `;`, `[`, `@` or a non-ASCII character; a non-ASCII character right after a quoted
+/// marker value): it slices a string inside a multi-byte character or past a name's end.
+/// User files reach these parsers, so no input may end in a panic.
+fn guarded<T, E: std::fmt::Display>(
+    what: &str,
+    text: &str,
+    parse: impl FnOnce() -> std::result::Result<T, E>,
+) -> Result<T> {
+    match crate::error::quietly(parse) {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(anyhow!("{}", first_line(&e.to_string()))),
+        Err(()) => Err(anyhow!("{what} {text:?} is not valid PEP 508")),
+    }
+}
+
 /// Parse a marker expression; the empty string is "always true".
 pub fn marker(text: &str) -> Result<MarkerTree> {
     if text.trim().is_empty() {
         return Ok(MarkerTree::TRUE);
     }
-    text.parse::<MarkerTree>()
-        .map_err(|e| anyhow!("{}", first_line(&e.to_string())))
+    guarded("marker", text, || text.parse::<MarkerTree>())
 }
 
 /// Parse a PEP 508 requirement.
 pub fn requirement(text: &str) -> Result<Requirement> {
-    Requirement::from_str(text).map_err(|e| anyhow!("{}", first_line(&e.to_string())))
+    guarded("requirement", text, || Requirement::from_str(text))
 }
 
 pub fn specifiers(text: &str) -> Result<VersionSpecifiers> {
-    VersionSpecifiers::from_str(text).map_err(|e| anyhow!("{e}"))
+    guarded("version specifier", text, || {
+        VersionSpecifiers::from_str(text)
+    })
 }
 
 pub fn version(text: &str) -> Result<Version> {
-    Version::from_str(text).map_err(|e| anyhow!("{e}"))
+    guarded("version", text, || Version::from_str(text))
 }
 
 pub fn evaluate(marker: &MarkerTree, env: &MarkerEnvironment, extra: Option<&str>) -> bool {
@@ -138,6 +156,23 @@ fn first_line(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn malformed_input_is_an_error_not_a_panic() {
+        for bad in [
+            "foo- >=1",
+            "foo_;python_version>'3'",
+            "foo.[x]",
+            "foo-@ https://x.invalid/a.whl",
+            "foo-é",
+            "foo ; sys_platform == 'linux'é",
+            "foo ; sys_platform == 'linux' é",
+        ] {
+            assert!(requirement(bad).is_err(), "{bad}");
+        }
+        assert!(marker("sys_platform == 'linux'é").is_err());
+        assert!(requirement("foo-bar>=1; sys_platform == 'linux'").is_ok());
+    }
 
     #[test]
     fn markers_evaluate_per_platform() {

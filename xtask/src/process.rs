@@ -157,7 +157,6 @@ impl Cmd {
         };
         let mut all = Vec::new();
         let mut buf = [0u8; 8192];
-        let mut out = std::io::stdout();
         let mut reading = &reader;
         loop {
             let n = match reading.read(&mut buf) {
@@ -167,7 +166,7 @@ impl Cmd {
                 Err(e) => return Err(anyhow::anyhow!("reading `{}`: {e}", self.display())),
             };
             // A closed stdout (`| head`) must not stop the log or the child.
-            let _ = out.write_all(&buf[..n]).and_then(|_| out.flush());
+            crate::out::write_bytes(&buf[..n]);
             file.write_all(&buf[..n])?;
             all.extend_from_slice(&buf[..n]);
         }

@@ -303,7 +303,7 @@ pub fn run(ctx: &Ctx, project: &Utf8Path, policy: &Policy, r: &Run) -> Result<Ou
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok());
     if let Some(s) = &summary {
-        println!("{}", s.line());
+        outln!("{}", s.line());
     }
     Ok(Outcome { status, summary })
 }

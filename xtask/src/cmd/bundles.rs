@@ -70,7 +70,7 @@ impl Bundles {
             .map_err(|e| error::usage(format!("{out_dir}: cannot create: {e}")))?;
         let out = out_dir.join(format!("{name}.{version}.wave"));
         fsx::write_atomic(&out, &bytes)?;
-        println!(
+        outln!(
             "{out}: {} entries, {:.1} KiB",
             entries.len(),
             bytes.len() as f64 / 1024.0

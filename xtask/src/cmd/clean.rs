@@ -59,7 +59,7 @@ impl Clean {
         for name in names {
             let path = project.join(name);
             let Ok(meta) = std::fs::symlink_metadata(&path) else {
-                println!("{path}: nothing there");
+                outln!("{path}: nothing there");
                 continue;
             };
             if meta.file_type().is_symlink() {
@@ -89,7 +89,7 @@ impl Clean {
                     std::fs::remove_file(&path)
                         .map_err(|e| error::usage(format!("{path}: cannot remove: {e}")))?;
                 }
-                println!("{path}: {verb} the link (its target {target} is left alone)");
+                outln!("{path}: {verb} the link (its target {target} is left alone)");
                 continue;
             }
             if !self.dry_run {
@@ -100,7 +100,7 @@ impl Clean {
                 };
                 gone.map_err(|e| error::usage(format!("{path}: cannot remove: {e}")))?;
             }
-            println!(
+            outln!(
                 "{path}: {verb} ({files} files, {:.1} MiB)",
                 bytes as f64 / (1 << 20) as f64
             );

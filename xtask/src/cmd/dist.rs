@@ -91,8 +91,8 @@ impl Dist {
             .args(["-czf", tarball.as_str(), "-C", out.as_str(), &name])
             .run_shown()?;
         let size = std::fs::metadata(&tarball).map(|m| m.len()).unwrap_or(0);
-        println!("{tarball} ({:.1} MiB)", size as f64 / (1 << 20) as f64);
-        println!("{root}/bin/xtask validate");
+        outln!("{tarball} ({:.1} MiB)", size as f64 / (1 << 20) as f64);
+        outln!("{root}/bin/xtask validate");
         Ok(())
     }
 }

@@ -273,20 +273,20 @@ impl Docker {
         }
         let cmd = cmd.arg(project.as_str());
         if render {
-            println!("# {dockerfile}");
-            print!("{}", std::fs::read_to_string(&dockerfile)?);
-            println!("\n# build arguments");
+            outln!("# {dockerfile}");
+            out!("{}", std::fs::read_to_string(&dockerfile)?);
+            outln!("\n# build arguments");
             for (k, v) in &args {
-                println!("{k}={v}");
+                outln!("{k}={v}");
             }
-            println!("\n# command\n{}", cmd.display());
+            outln!("\n# command\n{}", cmd.display());
             return Ok(());
         }
         if self.dry_run {
             eprintln!(
                 "dry run: nothing is started; a real build uses `docker buildx build` where buildx works, else `DOCKER_BUILDKIT=1 docker build` with a client that has BuildKit built in"
             );
-            println!("{}", cmd.display());
+            outln!("{}", cmd.display());
             return Ok(());
         }
         eprintln!(
@@ -305,7 +305,7 @@ impl Docker {
                 .args(["push", tag])
                 .run_shown()?;
         }
-        println!("built {tag} for {platform}");
+        outln!("built {tag} for {platform}");
         Ok(())
     }
 
@@ -470,7 +470,7 @@ impl Docker {
             eprintln!(
                 "dry run: nothing is started or created ({mount} is created by a real run; --runtime=nvidia is added where `docker info` lists that runtime)"
             );
-            println!("{}", cmd.display());
+            outln!("{}", cmd.display());
             return Ok(());
         }
         let st = cmd.run_status()?;
@@ -497,7 +497,7 @@ impl Docker {
             })
             .arg(tag);
         if self.dry_run {
-            println!("{}", cmd.display());
+            outln!("{}", cmd.display());
             return Ok(());
         }
         if crate::process::find("trivy").is_none() {
@@ -533,18 +533,18 @@ impl Docker {
             let client = self.docker.clone().unwrap_or_else(|| "docker".into());
             eprintln!("dry run: nothing is removed; a real clean runs:");
             for f in &filters {
-                println!(
+                outln!(
                     "{}",
                     Cmd::new(client.as_str())
                         .args(["ps", "-aq", "--filter", f])
                         .display()
                 );
             }
-            println!(
+            outln!(
                 "{} <each container found>",
                 Cmd::new(client.as_str()).args(["rm", "-f"]).display()
             );
-            println!("{}", Cmd::new(client.as_str()).args(["rmi", tag]).display());
+            outln!("{}", Cmd::new(client.as_str()).args(["rmi", tag]).display());
             return Ok(());
         }
         let client = self.client()?;
@@ -574,7 +574,7 @@ impl Docker {
         if exists {
             Cmd::new(client.as_str()).args(["rmi", tag]).run_shown()?;
         }
-        println!(
+        outln!(
             "removed {} container(s) and {}",
             ids.len(),
             if exists { tag } else { "no image" }

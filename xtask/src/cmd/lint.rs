@@ -47,7 +47,7 @@ impl Style {
             return Err(error::interrupted("mypy: interrupted"));
         }
         if status.code == Some(0) && out.contains("Success: no issues found") {
-            println!("style: mypy found no issues ({log})");
+            outln!("style: mypy found no issues ({log})");
             return Ok(());
         }
         let found = out
@@ -120,7 +120,7 @@ impl Format {
             }
         }
         if failed.is_empty() {
-            println!("format: {ruff} is satisfied");
+            outln!("format: {ruff} is satisfied");
             Ok(())
         } else {
             Err(error::failed(format!(

@@ -120,7 +120,7 @@ impl Requirements {
                     let body =
                         requirements_txt(lock, t, &py, rows, default_index.as_deref(), &path);
                     fsx::write_atomic(&path, body.as_bytes())?;
-                    println!("{path}: {} packages for {}", rows.len(), t.name);
+                    outln!("{path}: {} packages for {}", rows.len(), t.name);
                 }
                 // The Makefile's requirements.txt (what the app's README installs from):
                 // one file for every target, each package with its targets' markers.
@@ -132,7 +132,7 @@ impl Requirements {
                     let (body, lines) =
                         universal_txt(lock, &per_target, &py, default_index.as_deref());
                     fsx::write_atomic(&path, body.as_bytes())?;
-                    println!(
+                    outln!(
                         "{path}: {lines} requirements for every target ({}), markers kept",
                         per_target
                             .iter()
@@ -146,7 +146,7 @@ impl Requirements {
                 let path = out_dir.join("pylock.toml");
                 let body = pylock(lock, &per_target, policy);
                 fsx::write_atomic(&path, body.as_bytes())?;
-                println!("{path}: {} targets", per_target.len());
+                outln!("{path}: {} targets", per_target.len());
             }
         }
         Ok(())

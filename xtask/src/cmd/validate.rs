@@ -789,7 +789,7 @@ fn merge(files: &[Utf8PathBuf]) -> Result<()> {
             out.push_str(&row(c, &format!("{:width$}  ", r.host.hostname)));
         }
     }
-    print!("{out}");
+    out!("{out}");
     if failed > 0 {
         return Err(error::failed(format!(
             "{failed} failed check(s) across {} host(s)",

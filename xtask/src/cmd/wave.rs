@@ -133,9 +133,11 @@ impl StopLlmstudio {
                 continue;
             }
             let signal = process::stop_group(rec.pgid, Duration::from_secs(5), || true);
-            println!(
+            outln!(
                 "stopped {} on port {} (process group {}, {signal})",
-                rec.module, rec.port, rec.pgid
+                rec.module,
+                rec.port,
+                rec.pgid
             );
             stopped += 1;
         }
@@ -146,7 +148,7 @@ impl StopLlmstudio {
                 Duration::from_millis(200),
             )
             .is_ok();
-            println!(
+            outln!(
                 "nothing to stop: no app started by cargo xtask for {project} is running{}",
                 if busy {
                     format!(

@@ -70,12 +70,14 @@ fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
+    let hex = |b: u8| (b as char).to_digit(16);
     while i < bytes.len() {
+        // Byte-wise: `%` may be followed by anything, a multi-byte character included.
         if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+            && let (Some(&h), Some(&l)) = (bytes.get(i + 1), bytes.get(i + 2))
+            && let (Some(h), Some(l)) = (hex(h), hex(l))
         {
-            out.push(b);
+            out.push((h * 16 + l) as u8);
             i += 3;
             continue;
         }
@@ -235,6 +237,19 @@ pub fn parse_floor(v: &str) -> Option<(u32, u32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn percent_decoding_never_panics() {
+        assert_eq!(
+            percent_decode("torch-2.8.0%2Bcu126.whl"),
+            "torch-2.8.0+cu126.whl"
+        );
+        for odd in ["%é", "a%", "a%4", "%4é", "%%41", "é%2", "%zz"] {
+            let _ = percent_decode(odd);
+        }
+        assert_eq!(percent_decode("%%41"), "%A");
+        assert_eq!(percent_decode("%é"), "%é");
+    }
 
     fn linux(arch: &str) -> Platform {
         Platform {

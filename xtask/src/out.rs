@@ -1,0 +1,46 @@
+//! Standard output that never panics. A reader that goes away (`| head`) ends the
+//! output quietly: the command still finishes and exits with its own code. Any other
+//! write error (a full disk) is remembered, and `main` reports it in one line and exits
+//! non-zero: a command must not succeed when it could not say what it did.
+
+use std::io::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static CLOSED: AtomicBool = AtomicBool::new(false);
+static FAILED: Mutex<Option<String>> = Mutex::new(None);
+
+/// `print!` for the commands.
+macro_rules! out {
+    ($($t:tt)*) => { $crate::out::write(&format!($($t)*)) };
+}
+
+/// `println!` for the commands.
+macro_rules! outln {
+    () => { $crate::out::write("\n") };
+    ($($t:tt)*) => { $crate::out::write(&format!("{}\n", format_args!($($t)*))) };
+}
+
+pub fn write(text: &str) {
+    write_bytes(text.as_bytes());
+}
+
+/// Bytes as they come (a child's output passed through).
+pub fn write_bytes(bytes: &[u8]) {
+    if CLOSED.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            CLOSED.store(true, Ordering::Relaxed);
+        } else if let Ok(mut f) = FAILED.lock() {
+            f.get_or_insert_with(|| e.to_string());
+        }
+    }
+}
+
+/// The first write error other than a closed pipe.
+pub fn failure() -> Option<String> {
+    FAILED.lock().ok().and_then(|f| f.clone())
+}
