@@ -97,8 +97,10 @@ pub fn load_requirements(dir: &camino::Utf8Path) -> Result<Requirements> {
     Ok(requirements(&parse(path.as_str(), &text)?))
 }
 
-/// Parse pyproject text; syntax errors carry `file:line:col`.
+/// Parse pyproject text; syntax errors carry `file:line:col`. A UTF-8 byte order mark
+/// is allowed (editors on Windows write one).
 pub fn parse(file: &str, text: &str) -> Result<DocumentMut> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     text.parse::<DocumentMut>().map_err(|e| {
         let msg = e.message().trim().to_string();
         match e.span() {
@@ -113,6 +115,23 @@ pub fn parse(file: &str, text: &str) -> Result<DocumentMut> {
 
 /// Rewrite `text` to the policy's state. Returns the new text and what changed.
 pub fn port(file: &str, text: &str, policy: &Policy) -> Result<(String, Vec<Change>)> {
+    // The file's own conventions survive: a byte order mark, and CRLF line ends when
+    // every line has them (lines port adds get them too).
+    let (bom, body) = match text.strip_prefix('\u{feff}') {
+        Some(rest) => ("\u{feff}", rest),
+        None => ("", text),
+    };
+    let crlf = body.contains("\r\n") && body.matches('\n').count() == body.matches("\r\n").count();
+    let (new, changes) = if crlf {
+        let (new, changes) = port_lf(file, &body.replace("\r\n", "\n"), policy)?;
+        (new.replace('\n', "\r\n"), changes)
+    } else {
+        port_lf(file, body, policy)?
+    };
+    Ok((format!("{bom}{new}"), changes))
+}
+
+fn port_lf(file: &str, text: &str, policy: &Policy) -> Result<(String, Vec<Change>)> {
     let mut doc = parse(file, text)?;
     let mut p = Porter {
         file,

@@ -137,5 +137,49 @@ fn a_policy_marker_that_panicked_the_parser_is_one_line() {
     let err = text(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("policy.toml") && !err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("policy.toml") && !err.contains("panicked"),
+        "{err}"
+    );
+}
+
+/// A CRLF file keeps its line ends and a BOM file its BOM; `--check` on the ported file
+/// is 0 and a second port changes no byte.
+#[test]
+fn crlf_and_bom_survive_port() {
+    let base = std::fs::read_to_string(fixtures().join("port/main/pyproject.toml")).unwrap();
+    for (name, original) in [
+        ("crlf", base.replace('\n', "\r\n")),
+        ("bom", format!("\u{feff}{base}")),
+        ("both", format!("\u{feff}{}", base.replace('\n', "\r\n"))),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pyproject.toml");
+        std::fs::write(&file, &original).unwrap();
+        let o = run(xtask().arg("--project").arg(dir.path()).arg("port"));
+        assert_eq!(o.status.code(), Some(0), "{name}: {}", text(&o.stderr));
+        let ported = std::fs::read_to_string(&file).unwrap();
+        assert_ne!(ported, original, "{name}");
+        assert_eq!(
+            ported.starts_with('\u{feff}'),
+            original.starts_with('\u{feff}'),
+            "{name}: BOM"
+        );
+        if original.contains("\r\n") {
+            assert_eq!(
+                ported.matches('\n').count(),
+                ported.matches("\r\n").count(),
+                "{name}: every line ends in CRLF"
+            );
+        } else {
+            assert!(!ported.contains('\r'), "{name}");
+        }
+        let o = run(xtask()
+            .arg("--project")
+            .arg(dir.path())
+            .args(["port", "--check"]));
+        assert_eq!(o.status.code(), Some(0), "{name}: {}", text(&o.stdout));
+        run(xtask().arg("--project").arg(dir.path()).arg("port"));
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), ported, "{name}");
+    }
 }
