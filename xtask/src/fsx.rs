@@ -5,12 +5,31 @@
 use std::io::Write;
 
 use anyhow::{Context, Result, bail};
-use camino::Utf8Path;
+use camino::{Utf8Path, Utf8PathBuf};
 
+use crate::error;
+use crate::process::Sigint;
+
+/// Temporary files are named `.xtask-tmp-<pid>-<random>`, so a later run can tell the
+/// ones a killed run left behind (their process is gone) and remove only those.
+const TMP_PREFIX: &str = ".xtask-tmp-";
+
+/// Replace `path` with `bytes` atomically. A symbolic link is followed (its target is
+/// rewritten, the link stays); the file keeps its mode, and its owner and group when we
+/// are root; a file we may not write is refused (exit 2). Interrupts wait until the
+/// rename is done or the temporary file removed.
 pub fn write_atomic(path: &Utf8Path, bytes: &[u8]) -> Result<()> {
-    let dir = parent_dir(path);
+    let target = resolve_link(path)?;
+    let existing = std::fs::metadata(&target).ok();
+    if existing.is_some() {
+        check_writable(&target).map_err(|e| error::usage(format!("{path}: {e:#}")))?;
+    }
+    let dir = parent_dir(&target);
+    remove_leftovers(dir);
+    let _section = Sigint::catch()?;
     let mut builder = tempfile::Builder::new();
-    builder.prefix(".xtask-");
+    let prefix = format!("{TMP_PREFIX}{}-", std::process::id());
+    builder.prefix(&prefix);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -21,18 +40,98 @@ pub fn write_atomic(path: &Utf8Path, bytes: &[u8]) -> Result<()> {
         .tempfile_in(dir)
         .with_context(|| format!("cannot create a temporary file in {dir}"))?;
     tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    if let Ok(meta) = std::fs::metadata(path) {
+    if let Some(meta) = &existing {
         tmp.as_file().set_permissions(meta.permissions())?;
+        keep_owner(tmp.as_file(), meta)?;
     }
-    tmp.persist(path)
+    tmp.as_file().sync_all()?;
+    tmp.persist(&target)
         .map_err(|e| e.error)
-        .with_context(|| format!("cannot replace {path}"))?;
+        .with_context(|| format!("cannot replace {target}"))?;
+    sync_dir(dir);
     Ok(())
 }
 
+/// Where a path really is: the final target of a symbolic link (which may not exist
+/// yet), else the path itself.
+fn resolve_link(path: &Utf8Path) -> Result<Utf8PathBuf> {
+    let mut p = path.to_path_buf();
+    for _ in 0..40 {
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let to = p
+                    .read_link_utf8()
+                    .map_err(|e| error::usage(format!("{path}: cannot read the link: {e}")))?;
+                p = match to.is_absolute() {
+                    true => to,
+                    false => parent_dir(&p).join(to),
+                };
+            }
+            _ => return Ok(p),
+        }
+    }
+    Err(error::usage(format!(
+        "{path}: too many levels of symbolic links"
+    )))
+}
+
+#[cfg(unix)]
+fn keep_owner(file: &std::fs::File, meta: &std::fs::Metadata) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    // Only root can give a file away; a user's own files stay theirs anyway.
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        std::os::unix::fs::fchown(file, Some(meta.uid()), Some(meta.gid()))
+            .context("cannot keep the file's owner")?;
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn keep_owner(_file: &std::fs::File, _meta: &std::fs::Metadata) -> Result<()> {
+    Ok(())
+}
+
+/// Make the rename durable: fsync the folder that holds the file.
+fn sync_dir(dir: &Utf8Path) {
+    #[cfg(unix)]
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// Remove temporary files of ours whose process is gone (a run killed mid-write).
+fn remove_leftovers(dir: &Utf8Path) {
+    let Ok(entries) = dir.read_dir_utf8() else {
+        return;
+    };
+    for e in entries.filter_map(Result::ok) {
+        let Some(rest) = e.file_name().strip_prefix(TMP_PREFIX) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<i32>().ok()) else {
+            continue;
+        };
+        if pid as u32 != std::process::id() && !alive(pid) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+#[cfg(unix)]
+fn alive(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    let exists = unsafe { libc::kill(pid, 0) } == 0;
+    exists || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+#[cfg(not(unix))]
+fn alive(_pid: i32) -> bool {
+    true
+}
+
 /// Whether `path` could be written: its folder exists and is writable, and the file,
-/// if it exists, is not read-only.
+/// if it exists, may be written by us (asked of the OS; nothing is created).
 pub fn check_writable(path: &Utf8Path) -> Result<()> {
     let dir = parent_dir(path);
     if !dir.is_dir() {
@@ -41,16 +140,32 @@ pub fn check_writable(path: &Utf8Path) -> Result<()> {
     if path.is_dir() {
         bail!("is a folder");
     }
-    if let Ok(meta) = std::fs::metadata(path)
-        && meta.permissions().readonly()
-    {
-        bail!("file is read-only");
+    if let Ok(meta) = std::fs::metadata(path) {
+        if meta.permissions().readonly() {
+            bail!("file is read-only");
+        }
+        if !may_write(path) {
+            bail!("you may not write this file");
+        }
     }
-    tempfile::Builder::new()
-        .prefix(".xtask-probe-")
-        .tempfile_in(dir)
-        .map(drop)
-        .with_context(|| format!("folder {dir} is not writable"))
+    if !may_write(dir) {
+        bail!("folder {dir} is not writable");
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn may_write(path: &Utf8Path) -> bool {
+    let Ok(c) = std::ffi::CString::new(path.as_str()) else {
+        return false;
+    };
+    // SAFETY: a valid C string; access(2) only reads it.
+    unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
+}
+
+#[cfg(not(unix))]
+fn may_write(_path: &Utf8Path) -> bool {
+    true
 }
 
 /// A stable 64-bit fingerprint (FNV-1a) of some bytes, as hex: for change detection.

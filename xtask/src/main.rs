@@ -98,6 +98,7 @@ enum Command {
 
 fn main() {
     error::install_panic_hook();
+    process::install_signal_handlers();
     let code = match std::panic::catch_unwind(real_main) {
         Ok(code) => code,
         Err(_) => {
@@ -113,6 +114,8 @@ fn main() {
         }
         None => code,
     };
+    // Asked to stop: 130 for SIGINT, 143 for SIGTERM, once the work in flight is undone.
+    let code = process::signal_received().map_or(code, |sig| 128 + sig);
     std::process::exit(code);
 }
 

@@ -80,6 +80,10 @@ impl Cmd {
     /// Run with captured output, killed after `timeout`. Never fails: the outcome says
     /// what happened, so probing code can turn it into a warning.
     pub fn probe(&self, timeout: Duration) -> Probe {
+        let watch = Sigint::catch();
+        if signal_received().is_some() {
+            return Probe::Interrupted;
+        }
         let handle = match self
             .expression()
             .stdin_null()
@@ -92,7 +96,12 @@ impl Cmd {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Probe::NotFound,
             Err(e) => return Probe::SpawnError(e.to_string()),
         };
-        match handle.wait_timeout(timeout) {
+        let forward = Forward::start(handle.pids());
+        let waited = handle.wait_timeout(timeout);
+        drop(forward);
+        drop(watch);
+        match waited {
+            Ok(Some(_)) if signal_received().is_some() => Probe::Interrupted,
             Ok(Some(out)) => Probe::Exited {
                 code: out.status.code(),
                 stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -120,8 +129,14 @@ impl Cmd {
     pub fn run_status(&self) -> Result<Status> {
         eprintln!("$ {}", self.display());
         let sigint = Sigint::catch()?;
-        let out = match self.expression().unchecked().run() {
-            Ok(out) => out,
+        if sigint.seen() {
+            return Ok(Status {
+                code: None,
+                interrupted: true,
+            });
+        }
+        let handle = match self.expression().unchecked().start() {
+            Ok(h) => h,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(error::absent(format!(
                     "`{}` not found on PATH",
@@ -130,9 +145,15 @@ impl Cmd {
             }
             Err(e) => return Err(anyhow::anyhow!("cannot start `{}`: {e}", self.display())),
         };
+        let forward = Forward::start(handle.pids());
+        let out = handle.wait();
+        drop(forward);
+        let status = out
+            .map_err(|e| anyhow::anyhow!("waiting for `{}`: {e}", self.display()))?
+            .status;
         Ok(Status {
-            code: out.status.code(),
-            interrupted: sigint.seen() || was_interrupted(out.status),
+            code: status.code(),
+            interrupted: sigint.seen() || was_interrupted(status),
         })
     }
 
@@ -155,6 +176,7 @@ impl Cmd {
             }
             Err(e) => return Err(anyhow::anyhow!("cannot start `{}`: {e}", self.display())),
         };
+        let forward = Forward::start(reader.pids());
         let mut all = Vec::new();
         let mut buf = [0u8; 8192];
         let mut reading = &reader;
@@ -170,6 +192,7 @@ impl Cmd {
             file.write_all(&buf[..n])?;
             all.extend_from_slice(&buf[..n]);
         }
+        drop(forward);
         let status = reader
             .try_wait()?
             .map(|o| o.status)
@@ -227,27 +250,123 @@ impl Status {
     }
 }
 
-/// While alive, SIGINT sets a flag instead of ending this process.
+/// The SIGINT or SIGTERM received, 0 while none.
+static SIGNAL: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+/// Sections that handle a signal themselves (a child running, a file being replaced).
+static WATCHED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static INSTALLED: std::sync::Once = std::sync::Once::new();
+
+/// SIGINT and SIGTERM end the tool with 130 / 143 at once, unless a [`Sigint`] section
+/// is open: then they are recorded, the section finishes its work (stops its child,
+/// removes its temporary file) and `main` exits with the signal's code.
+pub fn install_signal_handlers() {
+    INSTALLED.call_once(|| {
+        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            // SAFETY: the handler only touches atomics and calls _exit, both
+            // async-signal-safe.
+            let _ = unsafe {
+                signal_hook::low_level::register(sig, move || {
+                    SIGNAL.store(sig, std::sync::atomic::Ordering::SeqCst);
+                    if WATCHED.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                        libc::_exit(128 + sig);
+                    }
+                })
+            };
+        }
+    });
+}
+
+/// The signal that asked the tool to stop (SIGINT or SIGTERM), if one came.
+pub fn signal_received() -> Option<i32> {
+    match SIGNAL.load(std::sync::atomic::Ordering::SeqCst) {
+        0 => None,
+        s => Some(s),
+    }
+}
+
+/// While alive, SIGINT and SIGTERM set a flag instead of ending this process.
 pub struct Sigint {
-    flag: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    id: signal_hook::SigId,
+    _private: (),
 }
 
 impl Sigint {
     pub fn catch() -> Result<Sigint> {
-        let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let id = signal_hook::flag::register(signal_hook::consts::SIGINT, flag.clone())?;
-        Ok(Sigint { flag, id })
+        install_signal_handlers();
+        WATCHED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(Sigint { _private: () })
     }
 
     pub fn seen(&self) -> bool {
-        self.flag.load(std::sync::atomic::Ordering::SeqCst)
+        signal_received().is_some()
     }
 }
 
 impl Drop for Sigint {
     fn drop(&mut self) {
-        signal_hook::low_level::unregister(self.id);
+        WATCHED.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Until dropped, passes a signal the tool received on to `pids` (children in this
+/// process group): after a grace period (a Ctrl-C from the terminal reached them
+/// already), the same signal, then SIGKILL. So no child outlives the tool when only
+/// the tool was signalled (a scheduler's or `timeout`'s SIGTERM).
+struct Forward {
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Forward {
+    fn start(pids: Vec<u32>) -> Forward {
+        use std::sync::atomic::Ordering::SeqCst;
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = done.clone();
+        let thread = std::thread::spawn(move || {
+            let wait = |d: Duration| {
+                let end = std::time::Instant::now() + d;
+                while std::time::Instant::now() < end {
+                    if flag.load(SeqCst) {
+                        return true;
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                flag.load(SeqCst)
+            };
+            let sig = loop {
+                if flag.load(SeqCst) {
+                    return;
+                }
+                if let Some(sig) = signal_received() {
+                    break sig;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            };
+            for (grace, signal) in [(2, sig), (5, libc::SIGKILL)] {
+                if wait(Duration::from_secs(grace)) {
+                    return;
+                }
+                for pid in &pids {
+                    // SAFETY: signalling our own child by pid while it has not been
+                    // reaped (the caller waits for it after dropping this).
+                    unsafe {
+                        libc::kill(*pid as libc::pid_t, signal);
+                    }
+                }
+            }
+        });
+        Forward {
+            done,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Forward {
+    fn drop(&mut self) {
+        self.done.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
@@ -336,6 +455,8 @@ fn was_interrupted(status: std::process::ExitStatus) -> bool {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Probe {
     NotFound,
+    /// The tool was asked to stop (SIGINT / SIGTERM) and stopped the command.
+    Interrupted,
     SpawnError(String),
     TimedOut(Duration),
     Exited {
@@ -362,6 +483,7 @@ impl Probe {
     pub fn failure_line(&self) -> String {
         match self {
             Probe::NotFound => "not found".into(),
+            Probe::Interrupted => "interrupted".into(),
             Probe::SpawnError(e) => format!("could not start: {e}"),
             Probe::TimedOut(t) => format!("no answer within {} s", t.as_secs()),
             Probe::Exited {

@@ -183,3 +183,196 @@ fn crlf_and_bom_survive_port() {
         assert_eq!(std::fs::read_to_string(&file).unwrap(), ported, "{name}");
     }
 }
+
+fn port_in(dir: &std::path::Path) -> std::process::Output {
+    run(xtask().arg("--project").arg(dir).arg("port"))
+}
+
+/// A symlinked pyproject.toml: the target is ported, the link stays a link. As root, the
+/// user's ownership survives; a read-only file is refused and left as it was.
+#[cfg(unix)]
+#[test]
+fn file_identity_is_kept() {
+    use std::os::unix::fs::MetadataExt;
+    let base = std::fs::read_to_string(fixtures().join("port/main/pyproject.toml")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let real = dir.path().join("real");
+    std::fs::create_dir(&real).unwrap();
+    std::fs::write(real.join("pyproject.toml"), &base).unwrap();
+    let app = dir.path().join("app");
+    std::fs::create_dir(&app).unwrap();
+    std::os::unix::fs::symlink("../real/pyproject.toml", app.join("pyproject.toml")).unwrap();
+    let o = port_in(&app);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(
+        std::fs::symlink_metadata(app.join("pyproject.toml"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_ne!(
+        std::fs::read_to_string(real.join("pyproject.toml")).unwrap(),
+        base
+    );
+
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        let own = tempfile::tempdir().unwrap();
+        let file = own.path().join("pyproject.toml");
+        std::fs::write(&file, &base).unwrap();
+        std::os::unix::fs::chown(&file, Some(1234), Some(2345)).unwrap();
+        let o = port_in(own.path());
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+        let meta = std::fs::metadata(&file).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (1234, 2345));
+        assert_ne!(std::fs::read_to_string(&file).unwrap(), base);
+    }
+
+    let ro = tempfile::tempdir().unwrap();
+    let file = ro.path().join("pyproject.toml");
+    std::fs::write(&file, &base).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o444)).unwrap();
+    }
+    let o = port_in(ro.path());
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), base);
+}
+
+fn leftovers(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".xtask"))
+        .collect()
+}
+
+/// SIGKILL and SIGINT at random moments of a port: the file is always whole (the old
+/// or the new text), SIGINT exits 130 (or 0 when it came too late) and leaves nothing,
+/// and what a SIGKILL left is gone after the next run.
+#[cfg(unix)]
+#[test]
+fn kill_loop_leaves_whole_files_and_no_leftovers() {
+    // A big file, so a port takes long enough to be hit mid-way.
+    let mut big = std::fs::read_to_string(fixtures().join("port/main/pyproject.toml")).unwrap();
+    big.push_str("\n[tool.filler]\n");
+    for i in 0..20_000 {
+        big.push_str(&format!("key{i} = \"{}\"\n", "x".repeat(40)));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pyproject.toml");
+    std::fs::write(&file, &big).unwrap();
+    let o = port_in(dir.path());
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let ported = std::fs::read_to_string(&file).unwrap();
+    let started = std::time::Instant::now();
+    port_in(dir.path());
+    let took = started.elapsed();
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15 ^ u64::from(std::process::id());
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    eprintln!("kill loop: a port takes {took:?}");
+    let (mut hit_int, mut hit_kill) = (0, 0);
+    for round in 0..40 {
+        std::fs::write(&file, &big).unwrap();
+        let kill = round % 2 == 0;
+        let mut child = xtask()
+            .arg("--project")
+            .arg(dir.path())
+            .arg("port")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Past the first 30 ms: before main() installs its handlers, SIGINT's default
+        // action would end the process (as it does for any program).
+        let delay = 30_000 + next() % (took.as_micros() as u64 + 1);
+        std::thread::sleep(std::time::Duration::from_micros(delay));
+        // SAFETY: signalling our own child.
+        unsafe {
+            libc::kill(
+                child.id() as libc::pid_t,
+                if kill { libc::SIGKILL } else { libc::SIGINT },
+            );
+        }
+        let status = child.wait().unwrap();
+        let now = std::fs::read_to_string(&file).unwrap();
+        assert!(now == big || now == ported, "round {round}: a torn file");
+        if kill {
+            hit_kill += usize::from(status.code().is_none());
+        } else {
+            let code = status.code();
+            assert!(
+                matches!(code, Some(0 | 130)),
+                "round {round}: SIGINT gave {status:?}"
+            );
+            hit_int += usize::from(code == Some(130));
+            // Nothing of its own (a SIGKILLed round's file waits for the next write).
+            let mine = format!(".xtask-tmp-{}-", child.id());
+            let left = leftovers(dir.path());
+            assert!(!left.iter().any(|n| n.starts_with(&mine)), "{left:?}");
+        }
+    }
+    assert!(hit_int > 0 && hit_kill > 0, "no signal landed mid-run");
+    // The next run removes what the SIGKILLs left.
+    std::fs::write(&file, &big).unwrap();
+    assert_eq!(port_in(dir.path()).status.code(), Some(0));
+    assert!(
+        leftovers(dir.path()).is_empty(),
+        "{:?}",
+        leftovers(dir.path())
+    );
+}
+
+/// SIGTERM to the tool alone (what a scheduler or `timeout` sends) while validate runs
+/// its tensor smoke test: the child is stopped with it, and the exit is 143.
+#[cfg(unix)]
+#[test]
+fn a_signal_to_validate_stops_its_child() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("child.pid");
+    let stub = dir.path().join("tensor-smoke");
+    std::fs::write(
+        &stub,
+        format!(
+            "#!/bin/sh\necho $$ > '{}'\nexec sleep 300\n",
+            pidfile.display()
+        ),
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let mut child = xtask()
+        .args(["validate", "--level", "2", "--smoke-bin"])
+        .arg(&stub)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !pidfile.is_file() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // SAFETY: signalling our own child (xtask), not its child.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(143));
+    // SAFETY: signal 0 only asks whether the process exists.
+    let alive = unsafe { libc::kill(pid, 0) } == 0;
+    assert!(!alive, "tensor-smoke (pid {pid}) outlived the tool");
+}
