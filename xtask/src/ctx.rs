@@ -77,6 +77,20 @@ impl Ctx {
     pub fn project_opt(&self) -> Option<&Utf8Path> {
         self.project.as_deref()
     }
+
+    /// The files the commands read: the project's pyproject.toml and uv.lock, and the
+    /// policy (so `--output` can never overwrite one of them).
+    fn inputs(&self) -> Vec<Utf8PathBuf> {
+        let mut out = vec![match &self.policy_flag {
+            Some(p) => p.clone(),
+            None => self.workspace.join(crate::policy::DEFAULT_PATH),
+        }];
+        if let Some(p) = &self.project {
+            out.push(p.join("pyproject.toml"));
+            out.push(p.join("uv.lock"));
+        }
+        out
+    }
 }
 
 /// A path as an absolute one, symbolic links and `..` resolved.
@@ -130,9 +144,20 @@ pub struct OutputArgs {
 }
 
 impl OutputArgs {
-    /// Check `--output` can be written before doing any work.
-    pub fn preflight(&self) -> Result<()> {
+    /// Check `--output` can be written, and is none of the command's inputs, before
+    /// doing any work.
+    pub fn preflight(&self, ctx: &Ctx) -> Result<()> {
         if let Some(path) = &self.output {
+            let same =
+                |a: &Utf8Path, b: &Utf8Path| match (a.canonicalize_utf8(), b.canonicalize_utf8()) {
+                    (Ok(a), Ok(b)) => a == b,
+                    _ => false,
+                };
+            if let Some(input) = ctx.inputs().iter().find(|i| same(path, i)) {
+                return Err(error::usage(format!(
+                    "--output {path}: that is {input}, which this command reads; choose another file"
+                )));
+            }
             fsx::check_writable(path).map_err(|e| {
                 error::usage(format!("--output {path}: {e:#} (choose a writable path)"))
             })?;

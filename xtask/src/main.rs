@@ -119,6 +119,14 @@ fn main() {
     std::process::exit(code);
 }
 
+/// Whether `--json` was given to the command (not passed on after `--`).
+fn json_requested() -> bool {
+    std::env::args()
+        .skip(1)
+        .take_while(|a| a != "--")
+        .any(|a| a == "--json")
+}
+
 fn real_main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -158,10 +166,16 @@ fn real_main() -> i32 {
         Ok(()) => 0,
         Err(e) => {
             let line = error::line_of(&e);
+            let code = error::code_of(&e);
             if !line.is_empty() {
                 eprintln!("error: {line}");
             }
-            error::code_of(&e).as_i32()
+            // Whoever asked for JSON reads stdout: give them the error there too.
+            if json_requested() && !out::wrote_anything() {
+                let v = serde_json::json!({"error": {"code": code.as_i32(), "kind": code, "message": line}});
+                outln!("{v}");
+            }
+            code.as_i32()
         }
     }
 }

@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 static CLOSED: AtomicBool = AtomicBool::new(false);
+static WROTE: AtomicBool = AtomicBool::new(false);
 static FAILED: Mutex<Option<String>> = Mutex::new(None);
 
 /// `print!` for the commands.
@@ -27,6 +28,7 @@ pub fn write(text: &str) {
 
 /// Bytes as they come (a child's output passed through).
 pub fn write_bytes(bytes: &[u8]) {
+    WROTE.store(true, Ordering::Relaxed);
     if CLOSED.load(Ordering::Relaxed) {
         return;
     }
@@ -43,4 +45,9 @@ pub fn write_bytes(bytes: &[u8]) {
 /// The first write error other than a closed pipe.
 pub fn failure() -> Option<String> {
     FAILED.lock().ok().and_then(|f| f.clone())
+}
+
+/// Whether anything was written to stdout (a command's own JSON report, say).
+pub fn wrote_anything() -> bool {
+    WROTE.load(Ordering::Relaxed)
 }

@@ -219,6 +219,37 @@ pub struct Policy {
     pub universe: MarkerTree,
 }
 
+/// An index uv can use: a name of ASCII letters, digits, `-`, `_` and `.`, and an
+/// http(s) or file URL with a host (or a path, for file URLs).
+fn check_index(name: &str, url: &str) -> Result<()> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        bail!(
+            "[indexes] {name:?} is not an index name uv accepts (ASCII letters, digits, -, _ and .)"
+        );
+    }
+    let rest = ["https://", "http://", "file://"]
+        .iter()
+        .find_map(|scheme| url.strip_prefix(scheme));
+    let host_ok = rest.is_some_and(|r| {
+        let host = r.split(['/', '?', '#']).next().unwrap_or("");
+        (!host.is_empty() || url.starts_with("file://")) && !r.chars().any(char::is_whitespace)
+    });
+    if !host_ok {
+        bail!("[indexes.{name}] url {url:?} is not a URL (write https://HOST/PATH)");
+    }
+    Ok(())
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_alphabetic() || c == '_')
+        && chars.all(|c| c.is_alphanumeric() || c == '_')
+}
+
 /// `[pytest.gpu]` checked: needs are gpu, cuda or mps; markers are registered in
 /// `[pytest.markers]` (so `port` registers them); patterns name a test (`path::name`).
 fn gpu_tests(p: &PytestPolicy) -> Result<GpuTests> {
@@ -296,6 +327,9 @@ impl Policy {
         pep::specifiers(&python.requires_python)
             .with_context(|| format!("[python] requires-python {:?}", python.requires_python))?;
 
+        for (name, ix) in &file.indexes {
+            check_index(name, &ix.url)?;
+        }
         let mut targets = Vec::new();
         for (name, t) in file.targets {
             if !file.indexes.contains_key(&t.torch_index) {
@@ -415,6 +449,13 @@ impl Policy {
             }
         }
         let gpu_tests = gpu_tests(&file.pytest)?;
+        for marker in file.pytest.markers.keys() {
+            if !is_identifier(marker) {
+                bail!(
+                    "[pytest.markers] {marker:?} is not a marker name (letters, digits and _, not starting with a digit)"
+                );
+            }
+        }
         for (what, v) in [
             ("[uv] version", &file.uv.version),
             ("[uv] minimum", &file.uv.minimum),

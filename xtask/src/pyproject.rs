@@ -101,7 +101,7 @@ pub fn load_requirements(dir: &camino::Utf8Path) -> Result<Requirements> {
 /// is allowed (editors on Windows write one).
 pub fn parse(file: &str, text: &str) -> Result<DocumentMut> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    text.parse::<DocumentMut>().map_err(|e| {
+    let doc = text.parse::<DocumentMut>().map_err(|e| {
         let msg = e.message().trim().to_string();
         match e.span() {
             Some(span) => {
@@ -110,7 +110,82 @@ pub fn parse(file: &str, text: &str) -> Result<DocumentMut> {
             }
             None => error::usage(format!("{file}: invalid TOML: {msg}")),
         }
-    })
+    })?;
+    check_shapes(file, &doc)?;
+    Ok(doc)
+}
+
+/// What a TOML value is, for messages.
+fn kind(item: &Item) -> &'static str {
+    match item {
+        Item::None => "nothing",
+        Item::Table(_) | Item::Value(Value::InlineTable(_)) => "a table",
+        Item::ArrayOfTables(_) => "an array of tables",
+        Item::Value(Value::String(_)) => "a string",
+        Item::Value(Value::Integer(_)) | Item::Value(Value::Float(_)) => "a number",
+        Item::Value(Value::Boolean(_)) => "a boolean",
+        Item::Value(Value::Datetime(_)) => "a date",
+        Item::Value(Value::Array(_)) => "a list",
+    }
+}
+
+/// The fields the commands read have the types PEP 621 / PEP 735 give them; anything
+/// else is one line naming the file and the field (exit 2), never a silent skip.
+fn check_shapes(file: &str, doc: &DocumentMut) -> Result<()> {
+    let bad = |field: &str, want: &str, found: &str| {
+        Err(error::usage(format!(
+            "{file}: {field} must be {want} (found {found})"
+        )))
+    };
+    let list_of_strings = |field: &str, item: &Item, allow_tables: bool| -> Result<()> {
+        let Some(a) = item.as_array() else {
+            return bad(field, "a list of strings", kind(item));
+        };
+        for (i, v) in a.iter().enumerate() {
+            let ok = v.is_str() || (allow_tables && v.is_inline_table());
+            if !ok {
+                let found = kind(&Item::Value(v.clone()));
+                return bad(
+                    field,
+                    "a list of strings",
+                    &format!("{found} as item {}", i + 1),
+                );
+            }
+        }
+        Ok(())
+    };
+    if let Some(project) = doc.get("project") {
+        let Some(p) = project.as_table_like() else {
+            return bad("[project]", "a table", kind(project));
+        };
+        for key in ["name", "version", "requires-python"] {
+            if let Some(v) = p.get(key)
+                && !v.is_str()
+            {
+                return bad(&format!("[project] {key}"), "a string", kind(v));
+            }
+        }
+        if let Some(deps) = p.get("dependencies") {
+            list_of_strings("[project] dependencies", deps, false)?;
+        }
+        if let Some(opt) = p.get("optional-dependencies") {
+            let Some(t) = opt.as_table_like() else {
+                return bad("[project.optional-dependencies]", "a table", kind(opt));
+            };
+            for (k, v) in t.iter() {
+                list_of_strings(&format!("[project.optional-dependencies] {k}"), v, false)?;
+            }
+        }
+    }
+    if let Some(groups) = doc.get("dependency-groups") {
+        let Some(t) = groups.as_table_like() else {
+            return bad("[dependency-groups]", "a table", kind(groups));
+        };
+        for (k, v) in t.iter() {
+            list_of_strings(&format!("[dependency-groups] {k}"), v, true)?;
+        }
+    }
+    Ok(())
 }
 
 /// Rewrite `text` to the policy's state. Returns the new text and what changed.

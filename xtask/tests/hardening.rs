@@ -376,3 +376,138 @@ fn a_signal_to_validate_stops_its_child() {
     let alive = unsafe { libc::kill(pid, 0) } == 0;
     assert!(!alive, "tensor-smoke (pid {pid}) outlived the tool");
 }
+
+fn pyproject_with(body: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("pyproject.toml"),
+        format!("[project]\nname = \"x\"\nversion = \"1\"\nrequires-python = \"==3.12.*\"\n{body}"),
+    )
+    .unwrap();
+    dir
+}
+
+/// Fields of the wrong type are one line naming the file and the field, exit 2.
+#[test]
+fn wrong_types_are_refused_not_skipped() {
+    for (body, needle) in [
+        (
+            "dependencies = \"torch\"\n",
+            "[project] dependencies must be a list of strings (found a string)",
+        ),
+        (
+            "dependencies = {torch = 1}\n",
+            "[project] dependencies must be a list of strings (found a table)",
+        ),
+        ("dependencies = 3\n", "(found a number)"),
+        (
+            "dependencies = [\"six\", 3]\n",
+            "(found a number as item 2)",
+        ),
+        (
+            "[dependency-groups]\ndev = \"pytest\"\n",
+            "[dependency-groups] dev must be a list of strings",
+        ),
+    ] {
+        let dir = pyproject_with(body);
+        std::fs::write(
+            dir.path().join("uv.lock"),
+            "version = 1\nrevision = 3\nrequires-python = \"==3.12.*\"\n",
+        )
+        .unwrap();
+        for cmd in ["port", "audit"] {
+            let o = run(xtask().arg("--project").arg(dir.path()).arg(cmd));
+            let err = text(&o.stderr);
+            assert_eq!(o.status.code(), Some(2), "{cmd} {body}: {err}");
+            assert_eq!(err.lines().count(), 1, "{cmd} {body}: {err}");
+            assert!(
+                err.contains("pyproject.toml: ") && err.contains(needle),
+                "{cmd} {body}: {err}"
+            );
+        }
+    }
+}
+
+/// `--output` naming one of the command's own inputs is refused before anything runs.
+#[test]
+fn output_never_overwrites_an_input() {
+    let dir = copy_fixture("port/main");
+    let py = dir.path().join("pyproject.toml");
+    let before = std::fs::read_to_string(&py).unwrap();
+    let o = run(xtask()
+        .arg("--project")
+        .arg(dir.path())
+        .args(["port", "--check", "--output"])
+        .arg(&py));
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("which this command reads"), "{err}");
+    assert_eq!(std::fs::read_to_string(&py).unwrap(), before);
+}
+
+/// A lock marker that does not parse: exit 2, and with --json an error object on stdout.
+#[test]
+fn json_errors_are_json() {
+    let dir = pyproject_with("dependencies = [\"six\"]\n");
+    std::fs::write(
+        dir.path().join("uv.lock"),
+        "version = 1\nrevision = 3\nrequires-python = \"==3.12.*\"\n\n[[package]]\nname = \"x\"\nversion = \"1\"\nsource = { virtual = \".\" }\ndependencies = [{ name = \"six\", marker = \"sys_platform ==\" }]\n\n[package.metadata]\nrequires-dist = [{ name = \"six\" }]\n\n[[package]]\nname = \"six\"\nversion = \"1.17.0\"\nsource = { registry = \"https://registry.invalid/simple\" }\n",
+    )
+    .unwrap();
+    let o = run(xtask()
+        .arg("--project")
+        .arg(dir.path())
+        .args(["audit", "--json"]));
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", text(&o.stdout)));
+    assert_eq!(v["error"]["code"], 2);
+    assert_eq!(v["error"]["kind"], "usage");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("uv.lock: marker"),
+        "{v}"
+    );
+}
+
+/// Policy values uv or pytest would reject are refused when the policy loads.
+#[test]
+fn bad_policy_values_are_exit_2() {
+    let policy = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../templates/platforms.toml"),
+    )
+    .unwrap();
+    for (from, to, needle) in [
+        (
+            "url = \"https://download.pytorch.org/whl/cu128\"",
+            "url = \"download.pytorch.org/whl/cu128\"",
+            "is not a URL",
+        ),
+        (
+            "[indexes.pytorch-cpu]",
+            "[indexes.\"pytorch cpu\"]",
+            "is not an index name",
+        ),
+        (
+            "x86_64 = \"tests for x86_64\"",
+            "x86_64 = \"tests for x86_64\"\n\"bad name\" = \"x\"",
+            "is not a marker name",
+        ),
+    ] {
+        let bad = policy.replacen(from, to, 1);
+        assert_ne!(bad, policy, "{from}");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("policy.toml");
+        std::fs::write(&file, bad).unwrap();
+        let o = run(xtask().arg("--policy").arg(&file).arg("matrix"));
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{to}: {err}");
+        assert!(
+            err.lines().count() == 1 && err.contains(needle),
+            "{to}: {err}"
+        );
+    }
+}

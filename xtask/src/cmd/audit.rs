@@ -72,7 +72,7 @@ struct Report {
 
 impl Audit {
     pub fn run(self, ctx: &Ctx) -> Result<()> {
-        self.out.preflight()?;
+        self.out.preflight(ctx)?;
         let project = ctx.project()?;
         let policy = ctx.policy()?;
         let targets = policy.select(&self.targets)?;

@@ -50,7 +50,7 @@ struct MatrixJson {
 
 impl Matrix {
     pub fn run(self, ctx: &Ctx) -> Result<()> {
-        self.out.preflight()?;
+        self.out.preflight(ctx)?;
         let policy = ctx.policy()?;
         let json = to_json(policy);
         let markdown = self.markdown;

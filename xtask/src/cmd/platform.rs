@@ -15,7 +15,7 @@ pub struct Platform {
 
 impl Platform {
     pub fn run(self, ctx: &Ctx) -> Result<()> {
-        self.out.preflight()?;
+        self.out.preflight(ctx)?;
         let policy = ctx.policy()?;
         let report = platform::probe::detect(policy);
         for w in &report.warnings {

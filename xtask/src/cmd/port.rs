@@ -38,7 +38,7 @@ struct Report<'a> {
 
 impl Port {
     pub fn run(self, ctx: &Ctx) -> Result<()> {
-        self.out.preflight()?;
+        self.out.preflight(ctx)?;
         let project = ctx.project()?;
         let path = project.join("pyproject.toml");
         let policy = ctx.policy()?;

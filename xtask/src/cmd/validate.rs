@@ -128,7 +128,7 @@ impl Validate {
         if !self.merge.is_empty() {
             return merge(&self.merge);
         }
-        self.out.preflight()?;
+        self.out.preflight(ctx)?;
         let policy = ctx.policy()?;
         let plat = platform::probe::detect(policy);
         let mut versions = BTreeMap::new();

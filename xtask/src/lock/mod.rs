@@ -8,7 +8,7 @@ pub mod tags;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use anyhow::{Result, anyhow};
+use anyhow::Result;
 use indexmap::IndexMap;
 use pep508_rs::{MarkerEnvironment, MarkerTree};
 use serde::Deserialize;
@@ -348,8 +348,11 @@ impl Lock {
                     let tree = match marker_cache.get(m) {
                         Some(t) => t.clone(),
                         None => {
-                            let t = pep::marker(m)
-                                .map_err(|e| anyhow!("marker {m:?} in uv.lock: {e}"))?;
+                            let t = pep::marker(m).map_err(|e| {
+                                crate::error::usage(format!(
+                                    "uv.lock: marker {m:?}: {e:#} (re-create the lock with `cargo xtask lock`)"
+                                ))
+                            })?;
                             marker_cache.insert(m, t.clone());
                             t
                         }
@@ -471,7 +474,11 @@ impl Lock {
                     let tree = match cache.get(m.as_str()) {
                         Some(t) => t.clone(),
                         None => {
-                            let t = pep::marker(m)?;
+                            let t = pep::marker(m).map_err(|e| {
+                                crate::error::usage(format!(
+                                    "uv.lock: resolution marker {m:?}: {e:#} (re-create the lock with `cargo xtask lock`)"
+                                ))
+                            })?;
                             cache.insert(m.as_str(), t.clone());
                             t
                         }
