@@ -391,7 +391,7 @@ impl Porter<'_> {
             if wanted.is_empty() {
                 continue;
             }
-            let groups = table_mut(doc.as_table_mut(), &["dependency-groups"])?;
+            let groups = table_mut(self.file, doc.as_table_mut(), &["dependency-groups"])?;
             let array = groups
                 .entry(group)
                 .or_insert_with(|| Item::Value(Value::Array(Array::new())))
@@ -436,7 +436,7 @@ impl Porter<'_> {
                 .join(", ")
         );
         {
-            let sources = table_mut(doc.as_table_mut(), &["tool", "uv", "sources"])?;
+            let sources = table_mut(self.file, doc.as_table_mut(), &["tool", "uv", "sources"])?;
             for name in torch {
                 let key = sources
                     .iter()
@@ -483,7 +483,7 @@ impl Porter<'_> {
             }
         }
         let referenced = referenced_indexes(doc);
-        let uv = table_mut(doc.as_table_mut(), &["tool", "uv"])?;
+        let uv = standard_table_mut(self.file, doc.as_table_mut(), &["tool", "uv"])?;
         let item = uv
             .entry("index")
             .or_insert_with(|| Item::ArrayOfTables(toml_edit::ArrayOfTables::new()));
@@ -581,7 +581,7 @@ impl Porter<'_> {
             .iter()
             .map(|t| t.marker.clone())
             .collect();
-        let uv = table_mut(doc.as_table_mut(), &["tool", "uv"])?;
+        let uv = table_mut(self.file, doc.as_table_mut(), &["tool", "uv"])?;
         if let Some(item) = uv.get("index-strategy")
             && item.as_str() == Some("unsafe-best-match")
         {
@@ -641,7 +641,11 @@ impl Porter<'_> {
     // ---- pytest markers --------------------------------------------------------------
 
     fn pytest_markers(&mut self, doc: &mut DocumentMut) -> Result<()> {
-        let ini = table_mut(doc.as_table_mut(), &["tool", "pytest", "ini_options"])?;
+        let ini = table_mut(
+            self.file,
+            doc.as_table_mut(),
+            &["tool", "pytest", "ini_options"],
+        )?;
         let array = ini
             .entry("markers")
             .or_insert_with(|| Item::Value(Value::Array(Array::new())))
@@ -741,13 +745,15 @@ pub fn has_top_level_or(marker: &str) -> bool {
                 '\'' | '"' => quote = Some(c),
                 '(' => depth += 1,
                 ')' => depth -= 1,
+                // `or` as a word: after a space, `)` or a closing quote (compact
+                // markers such as `sys_platform=='darwin'or ...` are valid PEP 508).
                 'o' if depth == 0
                     && bytes.get(i + 1) == Some(&'r')
                     && i > 0
-                    && bytes[i - 1].is_whitespace()
+                    && (bytes[i - 1].is_whitespace() || "')\"".contains(bytes[i - 1]))
                     && bytes
                         .get(i + 2)
-                        .is_some_and(|c| c.is_whitespace() || *c == '(') =>
+                        .is_some_and(|c| c.is_whitespace() || "('\"".contains(*c)) =>
                 {
                     return true;
                 }
@@ -992,8 +998,36 @@ fn get_array_mut<'a>(doc: &'a mut DocumentMut, path: &[String]) -> Option<&'a mu
 }
 
 /// The table at `path`, creating missing ones (implicit parents, so `[tool.uv.sources]`
-/// is written without empty `[tool]` headers).
-fn table_mut<'a>(root: &'a mut Table, path: &[&str]) -> Result<&'a mut Table> {
+/// is written without empty `[tool]` headers). Inline tables on the way are used as they
+/// are (`tool = { uv = { sources = {...} } }`); missing parts under one are inline too.
+fn table_mut<'a>(
+    file: &str,
+    root: &'a mut Table,
+    path: &[&str],
+) -> Result<&'a mut dyn toml_edit::TableLike> {
+    let mut t: &mut dyn toml_edit::TableLike = root;
+    let mut inline = false;
+    for (i, part) in path.iter().enumerate() {
+        let item = t.entry(part).or_insert_with(|| {
+            if inline {
+                Item::Value(Value::InlineTable(toml_edit::InlineTable::new()))
+            } else {
+                let mut n = Table::new();
+                n.set_implicit(i + 1 < path.len());
+                Item::Table(n)
+            }
+        });
+        inline = item.is_inline_table();
+        t = item
+            .as_table_like_mut()
+            .ok_or_else(|| not_a_table(file, &path[..=i]))?;
+    }
+    Ok(t)
+}
+
+/// Like [`table_mut`], for what only a standard table can hold (an array of tables):
+/// inline tables on the path become standard tables, with the same content.
+fn standard_table_mut<'a>(file: &str, root: &'a mut Table, path: &[&str]) -> Result<&'a mut Table> {
     let mut t = root;
     for (i, part) in path.iter().enumerate() {
         let item = t.entry(part).or_insert_with(|| {
@@ -1001,15 +1035,24 @@ fn table_mut<'a>(root: &'a mut Table, path: &[&str]) -> Result<&'a mut Table> {
             n.set_implicit(i + 1 < path.len());
             Item::Table(n)
         });
-        t = item.as_table_mut().ok_or_else(|| {
-            anyhow!(
-                "{} is not a table ([{}])",
-                path[..=i].join("."),
-                path[..=i].join(".")
-            )
-        })?;
+        if item.is_inline_table()
+            && let Item::Value(Value::InlineTable(it)) = std::mem::take(item)
+        {
+            *item = Item::Table(it.into_table());
+        }
+        t = item
+            .as_table_mut()
+            .ok_or_else(|| not_a_table(file, &path[..=i]))?;
     }
     Ok(t)
+}
+
+fn not_a_table(file: &str, path: &[&str]) -> anyhow::Error {
+    error::usage(format!(
+        "{file}: {} is not a table (write it as [{}])",
+        path.join("."),
+        path.join(".")
+    ))
 }
 
 /// Replace a string value keeping its surrounding whitespace and comments.
@@ -1090,6 +1133,10 @@ mod tests {
         ));
         assert!(!has_top_level_or("(a == 'b' or c == 'd') and e == 'f'"));
         assert!(!has_top_level_or("platform_machine == 'x or y'"));
+        assert!(has_top_level_or(
+            "sys_platform=='darwin'or platform_machine=='x86_64'"
+        ));
+        assert!(has_top_level_or("(a=='b')or(c=='d')"));
         assert!(!has_top_level_or("python_version >= '3.10'"));
     }
 }

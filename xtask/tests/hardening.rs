@@ -511,3 +511,66 @@ fn bad_policy_values_are_exit_2() {
         );
     }
 }
+
+/// Valid input that was refused: compact markers, and inline or dotted layouts of the
+/// tables port writes to. Each ports (exit 0), stays valid TOML with torch sourced per
+/// platform, and `--check` is 0 afterwards.
+#[test]
+fn compact_markers_and_inline_layouts_port() {
+    for (layout, before, after) in [
+        (
+            "compact marker",
+            "",
+            "dependencies = [\"bitsandbytes>=0.46; sys_platform=='darwin'or platform_machine=='x86_64'\", \"torch==2.8.0\"]\n",
+        ),
+        (
+            "inline ini_options",
+            "",
+            "dependencies = [\"torch==2.8.0\"]\n\n[tool.pytest]\nini_options = { markers = [\"slow: long\"] }\n",
+        ),
+        (
+            "inline tool",
+            "",
+            "dependencies = [\"torch==2.8.0\"]\n\n[tool]\nuv = { sources = { torch = { index = \"pytorch\" } } }\n",
+        ),
+        (
+            "inline sources",
+            "",
+            "dependencies = [\"torch==2.8.0\"]\n\n[tool.uv]\nsources = { torch = { index = \"pytorch\" } }\n",
+        ),
+        (
+            "dotted at the root",
+            "tool.uv.sources = { torch = { index = \"pytorch\" } }\n\n",
+            "dependencies = [\"torch==2.8.0\"]\n",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pyproject.toml");
+        std::fs::write(
+            &file,
+            format!("{before}[project]\nname = \"x\"\nversion = \"1\"\nrequires-python = \"==3.12.*\"\n{after}"),
+        )
+        .unwrap();
+        let o = port_in(dir.path());
+        assert_eq!(o.status.code(), Some(0), "{layout}: {}", text(&o.stderr));
+        let o = run(xtask()
+            .arg("--project")
+            .arg(dir.path())
+            .args(["port", "--check"]));
+        assert_eq!(o.status.code(), Some(0), "{layout}: {}", text(&o.stdout));
+        let v: toml::Value = toml::from_str(&std::fs::read_to_string(&file).unwrap())
+            .unwrap_or_else(|e| panic!("{layout}: {e}"));
+        let torch = v["tool"]["uv"]["sources"]["torch"].as_array().unwrap();
+        assert_eq!(torch.len(), 2, "{layout}: {v}");
+        if layout == "compact marker" {
+            let deps = v["project"]["dependencies"].as_array().unwrap();
+            assert!(
+                deps[0]
+                    .as_str()
+                    .unwrap()
+                    .contains("(sys_platform=='darwin'or platform_machine=='x86_64') and ("),
+                "{layout}: {deps:?}"
+            );
+        }
+    }
+}
