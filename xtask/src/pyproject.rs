@@ -460,7 +460,18 @@ impl Porter<'_> {
                         replaced_indexes.push(idx.clone());
                     }
                 }
-                sources.insert(&key, Item::Value(Value::Array(sources_array(&wanted))));
+                let mut new = Value::Array(sources_array(&wanted));
+                // The replaced line's trailing comment stays with it.
+                if let Some(suffix) = sources
+                    .get(&key)
+                    .and_then(Item::as_value)
+                    .and_then(|v| v.decor().suffix())
+                    .and_then(|s| s.as_str())
+                    .filter(|s| s.contains('#'))
+                {
+                    new.decor_mut().set_suffix(suffix.to_string());
+                }
+                sources.insert(&key, Item::Value(new));
                 self.change(
                     &format!("tool.uv.sources.{key}"),
                     format!(
@@ -944,8 +955,22 @@ fn push_line(array: &mut Array, text: &str) {
         .map_or("\n    ".to_string(), |p| {
             format!("\n{}", p.rsplit('\n').next().unwrap_or("    "))
         });
+    // A comment after the last item's comma is stored as the list's trailing text: it
+    // belongs to that item's line, so the new item goes after it.
+    let trailing = array.trailing().as_str().unwrap_or_default().to_string();
+    let comment = match trailing.find('\n') {
+        Some(n) if trailing[..n].contains('#') => {
+            array.set_trailing(&trailing[n..]);
+            trailing[..n].to_string()
+        }
+        None if trailing.contains('#') => {
+            array.set_trailing("\n");
+            trailing.clone()
+        }
+        _ => String::new(),
+    };
     let mut v = Value::from(text);
-    v.decor_mut().set_prefix(indent);
+    v.decor_mut().set_prefix(format!("{comment}{indent}"));
     array.push_formatted(v);
     array.set_trailing_comma(true);
     if !array.trailing().as_str().is_some_and(|t| t.contains('\n')) {

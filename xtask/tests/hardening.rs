@@ -574,3 +574,25 @@ fn compact_markers_and_inline_layouts_port() {
         }
     }
 }
+
+/// Comments survive: the one after the last item of a list port appends to stays on
+/// that item's line, and a replaced torch source keeps its trailing comment.
+#[test]
+fn comments_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pyproject.toml");
+    std::fs::write(
+        &file,
+        "[project]\nname = \"x\"\nversion = \"1\"\nrequires-python = \"==3.12.*\"\ndependencies = [\"torch==2.8.0\"]\n\n[tool.pytest.ini_options]\nmarkers = [\n    \"slow: long tests\",  # keep me\n]\n\n[tool.uv.sources]\ntorch = { index = \"pytorch\" }  # chosen by the team\n",
+    )
+    .unwrap();
+    let o = port_in(dir.path());
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let ported = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        ported.contains("    \"slow: long tests\",  # keep me\n    \"arm64_cuda: "),
+        "{ported}"
+    );
+    assert!(ported.contains("]  # chosen by the team\n"), "{ported}");
+    assert_eq!(ported.matches('#').count(), 2, "{ported}");
+}
