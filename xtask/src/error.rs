@@ -125,6 +125,20 @@ pub fn install_panic_hook() {
     }));
 }
 
+/// For tests: keep the default panic output, except inside [`quietly`].
+#[cfg(test)]
+pub fn quiet_panics_in_tests() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let prev = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET.with(|q| q.get()) {
+                prev(info);
+            }
+        }));
+    });
+}
+
 /// The last panic recorded by the hook.
 pub fn last_panic() -> Option<String> {
     LAST_PANIC.lock().ok().and_then(|mut l| l.take())

@@ -10,6 +10,8 @@ mod ctx;
 mod diff;
 mod error;
 mod fsx;
+#[cfg(test)]
+mod fuzz;
 mod lock;
 mod pep;
 mod pins;

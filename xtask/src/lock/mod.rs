@@ -210,12 +210,21 @@ impl Project {
                 "{lock_path}: cannot read: {e} (run `cargo xtask lock` in {dir}, after `cargo xtask port` for a multi-platform lock)"
             ))
         })?;
-        let lock = parse(lock_path.as_str(), &text)?;
         let py_path = dir.join("pyproject.toml");
         let py_text = std::fs::read_to_string(&py_path)
             .map_err(|e| error::usage(format!("{py_path}: cannot read: {e}")))?;
-        let reqs =
-            crate::pyproject::requirements(&crate::pyproject::parse(py_path.as_str(), &py_text)?);
+        Project::from_texts(lock_path, &text, py_path.as_str(), &py_text)
+    }
+
+    /// The same from the two files' texts.
+    pub fn from_texts(
+        lock_path: camino::Utf8PathBuf,
+        text: &str,
+        py_path: &str,
+        py_text: &str,
+    ) -> Result<Project> {
+        let lock = parse(lock_path.as_str(), text)?;
+        let reqs = crate::pyproject::requirements(&crate::pyproject::parse(py_path, py_text)?);
         let root = lock.root(reqs.name.as_deref()).ok_or_else(|| {
             error::usage(format!(
                 "{lock_path}: no package for the project {:?} (the lock belongs to another project; run `cargo xtask lock`)",
