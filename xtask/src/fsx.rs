@@ -24,6 +24,15 @@ pub fn write_atomic(path: &Utf8Path, bytes: &[u8]) -> Result<()> {
     if existing.is_some() {
         check_writable(&target).map_err(|e| error::usage(format!("{path}: {e:#}")))?;
     }
+    #[cfg(unix)]
+    if let Some(links) = existing.as_ref().map(std::os::unix::fs::MetadataExt::nlink)
+        && links > 1
+    {
+        // An atomic replace gives this name a new file; the other names keep the old.
+        eprintln!(
+            "note: {path} has {links} hard links: only this name gets the new text (the others keep the old file)"
+        );
+    }
     let dir = parent_dir(&target);
     remove_leftovers(dir);
     let _section = Sigint::catch()?;

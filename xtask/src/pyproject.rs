@@ -367,7 +367,8 @@ impl Porter<'_> {
                     continue;
                 }
                 if let Some(new) =
-                    with_rule_marker(&text, &req, rule, self.policy, extra.as_deref())?
+                    with_rule_marker(&text, &req, rule, self.policy, extra.as_deref())
+                        .map_err(|e| anyhow!("{}: {location}: {e:#}", self.file))?
                 {
                     set_value_str(array.get_mut(i).expect("index in range"), &new);
                     self.changes.push(Change {
@@ -396,7 +397,12 @@ impl Porter<'_> {
                 .entry(group)
                 .or_insert_with(|| Item::Value(Value::Array(Array::new())))
                 .as_array_mut()
-                .ok_or_else(|| anyhow!("{}: dependency-groups.{group} is not a list", self.file))?;
+                .ok_or_else(|| {
+                    error::usage(format!(
+                        "{}: dependency-groups.{group} is not a list",
+                        self.file
+                    ))
+                })?;
             for spec in wanted {
                 let req = pep::requirement(spec)?;
                 let name = policy::normalize(req.name.as_ref());
@@ -499,10 +505,10 @@ impl Porter<'_> {
             .entry("index")
             .or_insert_with(|| Item::ArrayOfTables(toml_edit::ArrayOfTables::new()));
         let Some(list) = item.as_array_of_tables_mut() else {
-            bail!(
+            return Err(error::usage(format!(
                 "{}: tool.uv.index must be written as [[tool.uv.index]] tables",
                 self.file
-            );
+            )));
         };
         // Drop indexes that only served the sources we replaced.
         let mut i = 0;
@@ -662,10 +668,10 @@ impl Porter<'_> {
             .or_insert_with(|| Item::Value(Value::Array(Array::new())))
             .as_array_mut()
             .ok_or_else(|| {
-                anyhow!(
+                error::usage(format!(
                     "{}: tool.pytest.ini_options.markers is not a list",
                     self.file
-                )
+                ))
             })?;
         let existing: Vec<String> = array
             .iter()

@@ -228,6 +228,23 @@ fn file_identity_is_kept() {
         assert_ne!(std::fs::read_to_string(&file).unwrap(), base);
     }
 
+    // A hard link: the rewrite is atomic, so this name gets a new file; it says so.
+    let hl = tempfile::tempdir().unwrap();
+    let file = hl.path().join("pyproject.toml");
+    std::fs::write(&file, &base).unwrap();
+    std::fs::hard_link(&file, hl.path().join("pyproject.backup.toml")).unwrap();
+    let o = port_in(hl.path());
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("has 2 hard links"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(hl.path().join("pyproject.backup.toml")).unwrap(),
+        base
+    );
+
     let ro = tempfile::tempdir().unwrap();
     let file = ro.path().join("pyproject.toml");
     std::fs::write(&file, &base).unwrap();
