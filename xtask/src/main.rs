@@ -88,6 +88,8 @@ enum Command {
     Clean(cmd::clean::Clean),
     /// Set up, run, build or serve the documentation site with npm (Makefile: setup-doc, run-doc, ...)
     Docs(cmd::docs::Docs),
+    /// Write the app's GitHub Actions CI from the policy: native jobs per target, images, GPU runners
+    Workflow(cmd::workflow::Workflow),
     /// Write per-target requirements files (or a pylock.toml) from uv.lock, with hashes (Makefile: requirements)
     Requirements(cmd::requirements::Requirements),
     /// Build, run, clean or render the app's Docker image for a target (amd64-cuda, arm64-cuda, cpu)
@@ -159,6 +161,7 @@ fn real_main() -> i32 {
         Command::Bundles(c) => c.run(&ctx),
         Command::Clean(c) => c.run(&ctx),
         Command::Docs(c) => c.run(&ctx),
+        Command::Workflow(c) => c.run(&ctx),
         Command::Requirements(c) => c.run(&ctx),
         Command::Docker(c) => c.run(&ctx),
         Command::Dist(c) => c.run(&ctx),

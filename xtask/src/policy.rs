@@ -27,6 +27,23 @@ struct File {
     pytest: PytestPolicy,
     uv: UvPolicy,
     app: AppPolicy,
+    #[serde(default)]
+    workflow: WorkflowPolicy,
+}
+
+/// `[workflow]`: what `cargo xtask workflow` writes into the app's CI.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct WorkflowPolicy {
+    /// The registry images are pushed to (`ghcr.io`).
+    #[serde(default)]
+    pub registry: String,
+    /// Actions by role (checkout, cache, ...): `owner/repo@<40-hex commit> # vX.Y.Z`.
+    #[serde(default)]
+    pub actions: IndexMap<String, String>,
+    /// Self-hosted GPU runners, each a list of labels, when `--gpu-runner` is not given.
+    #[serde(default)]
+    pub gpu_runners: Vec<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -82,6 +99,7 @@ struct TargetFile {
     macos: Option<String>,
     pytest_marker: Option<String>,
     group: Option<String>,
+    runner: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -159,6 +177,8 @@ pub struct Target {
     pub macos: Option<String>,
     pub pytest_marker: Option<String>,
     pub group: Option<String>,
+    /// The hosted CI runner label of machines of this target (`cargo xtask workflow`).
+    pub runner: Option<String>,
     /// The marker environment for the policy's Python version.
     pub env: MarkerEnvironment,
 }
@@ -213,6 +233,7 @@ pub struct Policy {
     pub gpu_tests: GpuTests,
     pub uv: UvPolicy,
     pub app: AppPolicy,
+    pub workflow: WorkflowPolicy,
     /// Everything a lock made under this policy covers: the `environments` (every
     /// machine of the targets' operating systems, not only the targets) and the Python
     /// range. Marker implication is decided over this, as uv resolves over it.
@@ -240,6 +261,17 @@ fn check_index(name: &str, url: &str) -> Result<()> {
     });
     if !host_ok {
         bail!("[indexes.{name}] url {url:?} is not a URL (write https://HOST/PATH)");
+    }
+    Ok(())
+}
+
+/// `owner/repo@<full commit> # vX`: pinned to a commit, its version beside it.
+fn check_action_pin(role: &str, pin: &str) -> Result<()> {
+    let (uses, comment) = pin.split_once(" # ").unwrap_or((pin, ""));
+    let (repo, sha) = uses.split_once('@').unwrap_or((uses, ""));
+    let full_sha = sha.len() == 40 && sha.chars().all(|c| c.is_ascii_hexdigit());
+    if repo.split('/').count() < 2 || !full_sha || comment.trim().is_empty() {
+        bail!("[workflow.actions] {role} = {pin:?}: write owner/repo@<40-hex commit> # <version>");
     }
     Ok(())
 }
@@ -360,6 +392,7 @@ impl Policy {
                 macos: t.macos,
                 pytest_marker: t.pytest_marker,
                 group: t.group,
+                runner: t.runner,
                 env,
             });
         }
@@ -449,6 +482,9 @@ impl Policy {
             }
         }
         let gpu_tests = gpu_tests(&file.pytest)?;
+        for (role, pin) in &file.workflow.actions {
+            check_action_pin(role, pin)?;
+        }
         for marker in file.pytest.markers.keys() {
             if !is_identifier(marker) {
                 bail!(
@@ -475,6 +511,7 @@ impl Policy {
             gpu_tests,
             uv: file.uv,
             app: file.app,
+            workflow: file.workflow,
         })
     }
 

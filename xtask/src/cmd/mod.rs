@@ -17,6 +17,7 @@ pub mod setup;
 pub mod test;
 pub mod validate;
 pub mod wave;
+pub mod workflow;
 
 use clap::error::ErrorKind;
 

@@ -1,0 +1,431 @@
+//! `cargo xtask workflow`: the app's GitHub Actions CI, generated from the policy: one
+//! job per target on its native hosted runner, an image per architecture built natively
+//! and joined under one multi-arch tag, and GPU validation on self-hosted runners.
+
+use std::fmt::Write as _;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::ctx::{Ctx, OutputArgs};
+use crate::error;
+use crate::fsx;
+use crate::policy::{Policy, Target};
+
+const FILE: &str = ".github/workflows/xtask.yml";
+const ACTIONLINT: &str = ".github/actionlint.yaml";
+
+#[derive(clap::Args, Debug)]
+#[command(after_help = "\
+Writes .github/workflows/xtask.yml in the project from templates/platforms.toml:
+  - per target, on its hosted runner (the target's `runner`): port --check, audit, setup-dev, \
+test-unit, validate --level 3 (report uploaded), and the dist bundle for that OS and \
+architecture (uploaded: the aarch64 one is what a Grace Hopper cluster runs); cargo and uv \
+caches keyed by Cargo.lock and uv.lock;
+  - on pushes, each target's image built natively (no QEMU) and pushed to [workflow] registry, \
+then one job joining them under one multi-arch tag;
+  - per --gpu-runner (or the policy's [workflow] gpu-runners), validate --level 4 --require cuda \
+on that self-hosted runner.
+Every action is pinned to a commit ([workflow.actions]); permissions are read-only except for \
+the image jobs (packages: write); runs of one ref cancel older ones on pull requests.
+
+A re-run with nothing changed writes nothing; --check exits 1 when the file differs (for the \
+app's own CI); --diff shows how.
+
+Examples:
+  cargo xtask workflow
+  cargo xtask workflow --gpu-runner 'self-hosted,linux,arm64,gpu'
+  cargo xtask workflow --check")]
+pub struct Workflow {
+    /// Write nothing; exit 1 when the file differs from what the policy gives
+    #[arg(long, conflicts_with = "diff")]
+    check: bool,
+    /// Print a unified diff of what would change; write nothing
+    #[arg(long)]
+    diff: bool,
+    /// Labels of a self-hosted GPU runner, comma-separated; repeatable
+    #[arg(long = "gpu-runner", value_name = "LABELS")]
+    gpu_runners: Vec<String>,
+    #[command(flatten)]
+    out: OutputArgs,
+}
+
+#[derive(Serialize)]
+struct Report<'a> {
+    file: &'a str,
+    changed: bool,
+    written: bool,
+    jobs: Vec<String>,
+}
+
+impl Workflow {
+    pub fn run(self, ctx: &Ctx) -> Result<()> {
+        self.out.preflight(ctx)?;
+        let project = ctx.project()?;
+        let policy = ctx.policy()?;
+        let gpu: Vec<Vec<String>> = if self.gpu_runners.is_empty() {
+            policy.workflow.gpu_runners.clone()
+        } else {
+            self.gpu_runners
+                .iter()
+                .map(|l| labels(l))
+                .collect::<Result<_>>()?
+        };
+        let (text, jobs) = render(policy, &gpu)?;
+        let mut files = vec![(FILE, text)];
+        if let Some(cfg) = actionlint_config(&gpu) {
+            files.push((ACTIONLINT, cfg));
+        }
+        let mut changed_files = Vec::new();
+        let mut diffs = String::new();
+        for (rel, text) in &files {
+            let path = project.join(rel);
+            let old = std::fs::read_to_string(&path).unwrap_or_default();
+            if old == *text {
+                continue;
+            }
+            changed_files.push(path.to_string());
+            diffs.push_str(&crate::diff::unified(
+                &old,
+                text,
+                &format!("a/{rel}"),
+                &format!("b/{rel}"),
+                3,
+            ));
+            if !self.check && !self.diff {
+                let dir = path.parent().expect("a file in a folder");
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| error::usage(format!("{dir}: cannot create: {e}")))?;
+                fsx::write_atomic(&path, text.as_bytes())?;
+            }
+        }
+        let written = !changed_files.is_empty() && !self.check && !self.diff;
+        let main = project.join(FILE);
+        let report = Report {
+            file: main.as_str(),
+            changed: !changed_files.is_empty(),
+            written,
+            jobs,
+        };
+        self.out.emit(&report, || {
+            if self.diff {
+                return diffs.clone();
+            }
+            match (report.changed, written) {
+                (false, _) => format!("{main}: up to date ({} jobs)\n", report.jobs.len()),
+                (true, true) => format!(
+                    "written: {} ({} jobs: {})\n",
+                    changed_files.join(", "),
+                    report.jobs.len(),
+                    report.jobs.join(", ")
+                ),
+                (true, false) => format!(
+                    "differs from what the policy gives: {}\n",
+                    changed_files.join(", ")
+                ),
+            }
+        })?;
+        if self.check && report.changed {
+            return Err(error::failed(format!(
+                "{} differ(s) from what the policy gives; run `cargo xtask workflow`",
+                changed_files.join(", ")
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// actionlint's configuration naming the self-hosted runners' own labels (it knows the
+/// hosted ones and the standard self-hosted ones), so the generated file lints clean.
+fn actionlint_config(gpu: &[Vec<String>]) -> Option<String> {
+    const KNOWN: &[&str] = &[
+        "self-hosted",
+        "linux",
+        "macos",
+        "windows",
+        "x64",
+        "arm",
+        "arm64",
+    ];
+    let mut custom: Vec<&str> = gpu
+        .iter()
+        .flatten()
+        .map(String::as_str)
+        .filter(|l| !KNOWN.contains(&l.to_ascii_lowercase().as_str()))
+        .collect();
+    custom.sort_unstable();
+    custom.dedup();
+    if custom.is_empty() {
+        return None;
+    }
+    let mut s = String::from(
+        "# Generated by `cargo xtask workflow`: the labels of the self-hosted GPU runners.\nself-hosted-runner:\n  labels:\n",
+    );
+    for l in custom {
+        let _ = writeln!(s, "    - {l}");
+    }
+    Some(s)
+}
+
+/// `self-hosted,linux,arm64,gpu` as labels.
+fn labels(list: &str) -> Result<Vec<String>> {
+    let l: Vec<String> = list
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    let bad = l.iter().find(|s| {
+        !s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    });
+    match (l.is_empty(), bad) {
+        (true, _) => Err(error::usage(format!(
+            "--gpu-runner {list:?}: give runner labels, e.g. self-hosted,linux,arm64,gpu"
+        ))),
+        (_, Some(b)) => Err(error::usage(format!(
+            "--gpu-runner {list:?}: {b:?} is not a runner label"
+        ))),
+        _ => Ok(l),
+    }
+}
+
+/// The pinned `uses:` of an action role.
+fn uses<'a>(policy: &'a Policy, role: &str) -> Result<&'a str> {
+    policy
+        .workflow
+        .actions
+        .get(role)
+        .map(String::as_str)
+        .ok_or_else(|| error::usage(format!("the policy has no [workflow.actions] {role}")))
+}
+
+/// The workflow's text and its job ids.
+fn render(policy: &Policy, gpu: &[Vec<String>]) -> Result<(String, Vec<String>)> {
+    let a = |role: &str| uses(policy, role);
+    let mut y = String::new();
+    let mut jobs = Vec::new();
+    let _ = write!(
+        y,
+        "\
+# Generated by `cargo xtask workflow` from templates/platforms.toml: edit the policy and run it
+# again (`cargo xtask workflow --check` fails when this file and the policy disagree).
+name: xtask
+
+on:
+  push:
+    branches: [main]
+  pull_request:
+  workflow_dispatch:
+
+permissions:
+  contents: read
+
+concurrency:
+  group: ${{{{ github.workflow }}}}-${{{{ github.ref }}}}
+  cancel-in-progress: ${{{{ github.event_name == 'pull_request' }}}}
+
+jobs:
+"
+    );
+    let uv = &policy.uv.version;
+    let setup = |y: &mut String| -> Result<()> {
+        let _ = write!(
+            y,
+            "      - uses: {}
+        with:
+          persist-credentials: false
+      - uses: {}
+        with:
+          path: |
+            ~/.cargo/registry/index
+            ~/.cargo/registry/cache
+            ~/.cargo/git/db
+            target
+          key: cargo-${{{{ runner.os }}}}-${{{{ runner.arch }}}}-${{{{ hashFiles('Cargo.lock') }}}}
+      - uses: {}
+        with:
+          version: \"{uv}\"
+          enable-cache: true
+          cache-dependency-glob: uv.lock
+",
+            a("checkout")?,
+            a("cache")?,
+            a("setup-uv")?,
+        );
+        Ok(())
+    };
+    let hosted: Vec<&Target> = policy
+        .targets
+        .iter()
+        .filter(|t| t.runner.is_some())
+        .collect();
+    for t in &hosted {
+        let id = format!("test-{}", t.name);
+        let runner = t.runner.as_deref().expect("filtered");
+        let _ = write!(
+            y,
+            "  {id}:\n    name: {} ({runner})\n    runs-on: {runner}\n    timeout-minutes: 90\n    steps:\n",
+            t.name
+        );
+        setup(&mut y)?;
+        let report = format!("validate-{}.json", t.name);
+        let _ = write!(
+            y,
+            "      - run: cargo xtask port --check
+      - run: cargo xtask audit --target {name}
+      - run: cargo xtask setup-dev
+      - run: cargo xtask test-unit
+      - run: cargo xtask validate --level 3 --json --output {report}
+      - run: cargo xtask dist
+      - uses: {upload}
+        if: always()
+        with:
+          name: validate-{name}
+          path: {report}
+          if-no-files-found: ignore
+      - uses: {upload}
+        with:
+          name: bundle-{name}
+          path: dist/*.tar.gz
+",
+            name = t.name,
+            upload = a("upload-artifact")?,
+        );
+        jobs.push(id);
+    }
+    let images: Vec<&&Target> = hosted
+        .iter()
+        .filter(|t| t.docker_platform.is_some() && t.docker_alias.is_some())
+        .collect();
+    let registry = &policy.workflow.registry;
+    let login = |y: &mut String| -> Result<()> {
+        let _ = write!(
+            y,
+            "      - uses: {}
+        with:
+          registry: {registry}
+          username: ${{{{ github.actor }}}}
+          password: ${{{{ secrets.GITHUB_TOKEN }}}}
+",
+            a("login")?
+        );
+        Ok(())
+    };
+    for t in &images {
+        let alias = t.docker_alias.as_deref().expect("filtered");
+        let runner = t.runner.as_deref().expect("filtered");
+        let id = format!("image-{alias}");
+        let _ = write!(
+            y,
+            "  {id}:\n    name: image {alias} ({runner}, native)\n    if: github.event_name == 'push'\n    needs: test-{name}\n    runs-on: {runner}\n    timeout-minutes: 120\n    permissions:\n      contents: read\n      packages: write\n    steps:\n      - uses: {checkout}\n        with:\n          persist-credentials: false\n      - uses: {buildx}\n",
+            name = t.name,
+            checkout = a("checkout")?,
+            buildx = a("setup-buildx")?,
+        );
+        login(&mut y)?;
+        let _ = write!(
+            y,
+            "      - name: build and push {alias}
+        run: |
+          image=\"{registry}/${{GITHUB_REPOSITORY,,}}\"
+          cargo xtask docker build {alias} --push --tag \"$image:{alias}-$GITHUB_SHA\"
+"
+        );
+        jobs.push(id);
+    }
+    if !images.is_empty() {
+        let needs: Vec<String> = images
+            .iter()
+            .map(|t| format!("image-{}", t.docker_alias.as_deref().expect("filtered")))
+            .collect();
+        let refs: Vec<String> = images
+            .iter()
+            .map(|t| {
+                format!(
+                    "\"$image:{}-$GITHUB_SHA\"",
+                    t.docker_alias.as_deref().expect("filtered")
+                )
+            })
+            .collect();
+        let _ = write!(
+            y,
+            "  image-multiarch:\n    name: one multi-arch image\n    if: github.event_name == 'push'\n    needs: [{}]\n    runs-on: ubuntu-24.04\n    timeout-minutes: 30\n    permissions:\n      contents: read\n      packages: write\n    steps:\n      - uses: {}\n",
+            needs.join(", "),
+            a("setup-buildx")?,
+        );
+        login(&mut y)?;
+        let _ = write!(
+            y,
+            "      - name: join the architectures under one tag
+        run: |
+          image=\"{registry}/${{GITHUB_REPOSITORY,,}}\"
+          docker buildx imagetools create --tag \"$image:$GITHUB_SHA\" --tag \"$image:latest\" \\
+            {}
+          docker buildx imagetools inspect \"$image:$GITHUB_SHA\"
+",
+            refs.join(" ")
+        );
+        jobs.push("image-multiarch".into());
+    }
+    for labels in gpu {
+        let slug = labels.join("-");
+        let id = format!("gpu-{slug}");
+        let report = format!("validate-gpu-{slug}.json");
+        let _ = write!(
+            y,
+            "  {id}:\n    name: GPU validation ({})\n    runs-on: [{}]\n    timeout-minutes: 120\n    steps:\n",
+            labels.join(", "),
+            labels.join(", ")
+        );
+        setup(&mut y)?;
+        let _ = write!(
+            y,
+            "      - run: cargo xtask setup-dev
+      - run: cargo xtask validate --level 4 --require cuda --json --output {report}
+      - uses: {}
+        if: always()
+        with:
+          name: validate-gpu-{slug}
+          path: {report}
+          if-no-files-found: ignore
+",
+            a("upload-artifact")?,
+        );
+        jobs.push(id);
+    }
+    Ok((y, jobs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_target_gets_its_runner_and_pinned_actions() {
+        let policy = Policy::parse(include_str!("../../../templates/platforms.toml")).unwrap();
+        let (y, jobs) = render(&policy, &[labels("self-hosted,linux,arm64,gpu").unwrap()]).unwrap();
+        assert_eq!(
+            jobs,
+            [
+                "test-linux-x86_64-cuda",
+                "test-linux-aarch64-cuda",
+                "test-macos-arm64-mps",
+                "image-amd64-cuda",
+                "image-arm64-cuda",
+                "image-multiarch",
+                "gpu-self-hosted-linux-arm64-gpu"
+            ]
+        );
+        assert!(y.contains("runs-on: ubuntu-24.04-arm\n"));
+        assert!(y.contains("runs-on: [self-hosted, linux, arm64, gpu]"));
+        for line in y.lines().filter(|l| l.trim_start().starts_with("- uses:")) {
+            let pin = line.split("@").nth(1).unwrap_or("");
+            assert!(
+                pin.len() > 40 && pin[..40].chars().all(|c| c.is_ascii_hexdigit()),
+                "{line}"
+            );
+        }
+        assert!(!y.contains("pull_request_target"));
+        assert!(labels("a b").is_err());
+    }
+}
