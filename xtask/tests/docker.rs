@@ -255,6 +255,17 @@ fn docker_bad_input_is_one_line() {
         2,
         "--build-arg NOEQUALS",
     );
+    expect(&["push", "amd64-cuda"], 2, "--registry REGISTRY/NAME");
+    expect(
+        &["push", "amd64-cuda", "--registry", "nohost"],
+        2,
+        "--registry nohost: give REGISTRY/NAME",
+    );
+    expect(
+        &["run", "amd64-cuda", "arm64-cuda"],
+        2,
+        "one target at a time",
+    );
     // The PATH trap: a client from 23 on without buildx cannot build with BuildKit.
     if Path::new("/usr/local/bin/docker").is_file() {
         let o = run(Command::new("/usr/local/bin/docker").args(["buildx", "version"]));
@@ -332,4 +343,171 @@ fn dockerfile_is_hadolint_clean() {
         text(&o.stdout),
         text(&o.stderr)
     );
+}
+
+/// Debian's docker-registry on a free loopback port, stopped when dropped.
+struct Registry {
+    child: std::process::Child,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    fn start() -> Option<Registry> {
+        let Some(bin) = which("docker-registry") else {
+            skip_or_fail(
+                "docker",
+                "docker-registry is not on PATH (apt-get install docker-registry)",
+            );
+            return None;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new(bin)
+            .arg("serve")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(&addr).is_err() {
+            assert!(Instant::now() < deadline, "the registry did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Some(Registry {
+            child,
+            addr,
+            _dir: dir,
+        })
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `docker push` for real: the amd64 image built natively and the arm64 one under QEMU,
+/// both pushed to a registry on loopback and joined in one manifest list; pulled back
+/// by platform, each runs and answers on its own architecture.
+#[test]
+fn push_publishes_one_multiarch_image() {
+    let (Some(docker), Some(_)) = (engine("amd64"), engine("arm64")) else {
+        return;
+    };
+    let Some(reg) = Registry::start() else { return };
+    let Some(dir) = locked("docker/app") else {
+        return;
+    };
+    let r = &reg.addr;
+    let d = |args: &[&str]| {
+        let o = run(Command::new(&docker).args(args));
+        assert!(o.status.success(), "docker {args:?}: {}", text(&o.stderr));
+        text(&o.stdout)
+    };
+    // The local base and uv images as multi-arch images in the registry, as the real
+    // ones (ubuntu, uv) are.
+    for (name, local) in [("base", "xtask-ci/base:bookworm-"), ("uv", "xtask-ci/uv:")] {
+        let mut refs = Vec::new();
+        for arch in ["amd64", "arm64"] {
+            let remote = format!("{r}/{name}:{arch}");
+            d(&["tag", &format!("{local}{arch}"), &remote]);
+            d(&["push", "-q", &remote]);
+            refs.push(remote);
+        }
+        let list = format!("{r}/{name}:multi");
+        let mut create = vec!["manifest", "create", "--insecure", list.as_str()];
+        create.extend(refs.iter().map(String::as_str));
+        d(&create);
+        d(&["manifest", "push", "--insecure", "--purge", &list]);
+    }
+    let repo = format!("{r}/fixture");
+    let mut args: Vec<String> = [
+        "push",
+        "amd64-cuda",
+        "arm64-cuda",
+        "--registry",
+        &repo,
+        "--tag",
+        "t1",
+        "--insecure",
+        "--docker",
+        DOCKER,
+    ]
+    .map(String::from)
+    .to_vec();
+    args.extend(
+        [
+            format!("BASE_IMAGE={r}/base:multi"),
+            format!("UV_IMAGE={r}/uv:multi"),
+            "APP_MODULE=fixture_app.app".into(),
+        ]
+        .into_iter()
+        .flat_map(|a| ["--build-arg".to_string(), a]),
+    );
+    let ca = "/etc/ssl/certs/ca-certificates.crt";
+    if Path::new(ca).is_file() {
+        args.extend(["--ca-bundle".into(), ca.into()]);
+    }
+    let started = Instant::now();
+    let o = xt_docker(
+        dir.path(),
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let out = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{}", text(&o.stderr));
+    eprintln!(
+        "docker push of two architectures: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    for (alias, platform) in [("amd64-cuda", "linux/amd64"), ("arm64-cuda", "linux/arm64")] {
+        assert!(
+            out.contains(&format!("pushed {repo}:t1-{alias} ({platform}) sha256:")),
+            "{out}"
+        );
+    }
+    assert!(
+        out.contains(&format!("published {repo}:t1 for linux/amd64, linux/arm64")),
+        "{out}"
+    );
+    let list = d(&["manifest", "inspect", "--insecure", &format!("{repo}:t1")]);
+    assert!(
+        list.contains("\"architecture\": \"amd64\"")
+            && list.contains("\"architecture\": \"arm64\""),
+        "{list}"
+    );
+    let image = format!("{repo}:t1");
+    for (platform, machine) in [("linux/amd64", "x86_64"), ("linux/arm64", "aarch64")] {
+        let _ = run(Command::new(&docker).args(["rmi", "-f", &image]));
+        d(&["pull", "-q", "--platform", platform, &image]);
+        let answer = d(&[
+            "run",
+            "--rm",
+            "--platform",
+            platform,
+            &image,
+            "python3",
+            "-c",
+            "import platform, fixture_app; print(platform.machine())",
+        ]);
+        assert_eq!(answer.trim(), machine, "{platform}");
+    }
+    let _ = run(Command::new(&docker).args(["rmi", "-f", &image]));
 }

@@ -39,9 +39,15 @@ pub struct Docker {
     /// build (the default), run, clean, render or scan; or directly the target to build
     #[arg(value_name = "ACTION|TARGET")]
     first: String,
-    /// The target, after an action
+    /// The target, after an action (push takes several)
     #[arg(value_name = "TARGET")]
-    second: Option<String>,
+    targets: Vec<String>,
+    /// push: the repository to push to, REGISTRY/NAME (e.g. ghcr.io/h2oai/h2o-llmstudio)
+    #[arg(long, value_name = "REG/NAME")]
+    registry: Option<String>,
+    /// push: talk plain HTTP to the registry (docker manifest's --insecure; loopback registries)
+    #[arg(long)]
+    insecure: bool,
     /// Image name and tag (the Makefile's DOCKER_IMAGE) [default: <project>:<alias>]
     #[arg(long, env = "DOCKER_IMAGE", value_name = "IMAGE")]
     tag: Option<String>,
@@ -89,6 +95,13 @@ pub struct Docker {
     detach: bool,
 }
 
+/// One target's image.
+struct Image {
+    platform: String,
+    alias: String,
+    tag: String,
+}
+
 /// How to invoke a BuildKit build with a client.
 struct Builder {
     client: Utf8PathBuf,
@@ -102,6 +115,7 @@ enum Action {
     Clean,
     Render,
     Scan,
+    Push,
 }
 
 impl Action {
@@ -112,6 +126,7 @@ impl Action {
             "clean" => Some(Action::Clean),
             "render" => Some(Action::Render),
             "scan" => Some(Action::Scan),
+            "push" => Some(Action::Push),
             _ => None,
         }
     }
@@ -119,24 +134,63 @@ impl Action {
 
 impl Docker {
     pub fn run(self, ctx: &Ctx) -> Result<()> {
-        let (action, target_name) = match (Action::parse(&self.first), &self.second) {
-            (Some(a), Some(t)) => (a, t.clone()),
-            (Some(_), None) => {
+        let (action, names) = match (Action::parse(&self.first), self.targets.as_slice()) {
+            (Some(_), []) => {
                 return Err(error::usage(format!(
                     "docker {}: name a target (e.g. amd64-cuda, arm64-cuda, cpu)",
                     self.first
                 )));
             }
-            (None, None) => (Action::Build, self.first.clone()),
-            (None, Some(_)) => {
+            (Some(Action::Push), many) => (Action::Push, many.to_vec()),
+            (Some(a), [one]) => (a, vec![one.clone()]),
+            (Some(_), _) => {
                 return Err(error::usage(format!(
-                    "docker {}: unknown action (choose build, run, clean, render or scan)",
+                    "docker {}: one target at a time (only push takes several)",
+                    self.first
+                )));
+            }
+            (None, []) => (Action::Build, vec![self.first.clone()]),
+            (None, _) => {
+                return Err(error::usage(format!(
+                    "docker {}: unknown action (choose build, run, clean, render, scan or push)",
                     self.first
                 )));
             }
         };
         let policy = ctx.policy()?;
-        let target = resolve_target(policy, &target_name)?;
+        let project = ctx.project()?;
+        let reqs = pyproject::load_requirements(project)?;
+        let version = reqs.version.clone().unwrap_or_else(|| "0".into());
+        if action == Action::Push {
+            return self.push_all(ctx, project, policy, &names, &version);
+        }
+        let image = self.image(policy, &names[0], &reqs, None)?;
+        match action {
+            Action::Build | Action::Render => self.build(
+                ctx,
+                project,
+                policy,
+                &image,
+                &version,
+                action == Action::Render,
+                self.push,
+            ),
+            Action::Run => self.run_image(project, &image.platform, &image.tag, &image.alias),
+            Action::Clean => self.clean(&image.tag),
+            Action::Scan => self.scan(&image.tag),
+            Action::Push => unreachable!("handled above"),
+        }
+    }
+
+    /// A target's image: platform, alias and tag (`tag` overrides the default name).
+    fn image(
+        &self,
+        policy: &Policy,
+        target_name: &str,
+        reqs: &pyproject::Requirements,
+        tag: Option<String>,
+    ) -> Result<Image> {
+        let target = resolve_target(policy, target_name)?;
         let platform = match (&self.platform, &target.docker_platform) {
             (Some(p), _) => p.clone(),
             (None, Some(p)) => p.clone(),
@@ -147,9 +201,6 @@ impl Docker {
                 )));
             }
         };
-        let project = ctx.project()?;
-        let reqs = pyproject::load_requirements(project)?;
-        let version = reqs.version.clone().unwrap_or_else(|| "0".into());
         let name = policy::normalize(reqs.name.as_deref().unwrap_or("app"));
         // `cpu` is its own image name even where it builds the same platform as a CUDA
         // target, so the two never overwrite each other.
@@ -161,24 +212,110 @@ impl Docker {
                 .clone()
                 .unwrap_or_else(|| target.name.clone())
         };
-        let tag = self
-            .tag
-            .clone()
+        let tag = tag
+            .or_else(|| self.tag.clone())
             .unwrap_or_else(|| format!("{name}:{alias}"));
-        match action {
-            Action::Build | Action::Render => self.build(
-                ctx,
-                project,
-                policy,
-                &platform,
-                &tag,
-                &version,
-                action == Action::Render,
-            ),
-            Action::Run => self.run_image(project, &platform, &tag, &alias),
-            Action::Clean => self.clean(&tag),
-            Action::Scan => self.scan(&tag),
+        Ok(Image {
+            platform,
+            alias,
+            tag,
+        })
+    }
+
+    /// Build and push each target's image, then publish one manifest list for all of
+    /// them; print every digest.
+    fn push_all(
+        &self,
+        ctx: &Ctx,
+        project: &Utf8Path,
+        policy: &Policy,
+        names: &[String],
+        version: &str,
+    ) -> Result<()> {
+        let Some(repo) = &self.registry else {
+            return Err(error::usage(
+                "docker push: name the repository with --registry REGISTRY/NAME",
+            ));
+        };
+        if repo.contains(char::is_whitespace) || !repo.contains('/') || repo.contains('@') {
+            return Err(error::usage(format!(
+                "--registry {repo}: give REGISTRY/NAME without a tag (e.g. ghcr.io/h2oai/h2o-llmstudio)"
+            )));
         }
+        let reqs = pyproject::load_requirements(project)?;
+        let tag = self.tag.clone().unwrap_or_else(|| version.to_string());
+        let list = format!("{repo}:{tag}");
+        let builder = if self.dry_run {
+            None
+        } else {
+            Some(self.choose_builder()?)
+        };
+        let mut refs = Vec::new();
+        for n in names {
+            let mut image = self.image(policy, n, &reqs, None)?;
+            image.tag = format!("{repo}:{tag}-{}", image.alias);
+            self.build(ctx, project, policy, &image, version, false, true)?;
+            refs.push(image);
+        }
+        let buildx = builder.as_ref().is_none_or(|b| b.buildx);
+        let client = builder.as_ref().map_or_else(
+            || self.docker.clone().unwrap_or_else(|| "docker".into()),
+            |b| b.client.clone(),
+        );
+        let insecure: &[&str] = if self.insecure { &["--insecure"] } else { &[] };
+        let join = if buildx {
+            vec![
+                Cmd::new(client.as_str())
+                    .args(["buildx", "imagetools", "create", "--tag", &list])
+                    .args(refs.iter().map(|r| r.tag.as_str())),
+            ]
+        } else {
+            vec![
+                Cmd::new(client.as_str())
+                    .args(["manifest", "create", "--amend"])
+                    .args(insecure)
+                    .arg(&list)
+                    .args(refs.iter().map(|r| r.tag.as_str())),
+                Cmd::new(client.as_str())
+                    .args(["manifest", "push", "--purge"])
+                    .args(insecure)
+                    .arg(&list),
+            ]
+        };
+        if self.dry_run {
+            for c in &join {
+                outln!("{}", c.display());
+            }
+            return Ok(());
+        }
+        for r in &refs {
+            let digest = if buildx {
+                Cmd::new(client.as_str())
+                    .args(["buildx", "imagetools", "inspect", &r.tag])
+                    .args(["--format", "{{json .Manifest.Digest}}"])
+                    .probe(Duration::from_secs(60))
+                    .ok_stdout()
+                    .map(|s| s.trim().trim_matches('"').to_string())
+            } else {
+                Cmd::new(client.as_str())
+                    .args(["inspect", "--format", "{{index .RepoDigests 0}}", &r.tag])
+                    .probe(Duration::from_secs(30))
+                    .ok_stdout()
+                    .and_then(|s| s.trim().rsplit('@').next().map(str::to_string))
+            };
+            outln!(
+                "pushed {} ({}) {}",
+                r.tag,
+                r.platform,
+                digest.as_deref().unwrap_or("(digest unknown)")
+            );
+        }
+        for c in &join {
+            c.run_shown()?;
+        }
+        let platforms: Vec<&str> = refs.iter().map(|r| r.platform.as_str()).collect();
+        outln!("published {list} for {}", platforms.join(", "));
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -187,11 +324,12 @@ impl Docker {
         ctx: &Ctx,
         project: &Utf8Path,
         policy: &Policy,
-        platform: &str,
-        tag: &str,
+        image: &Image,
         version: &str,
         render: bool,
+        push: bool,
     ) -> Result<()> {
+        let (platform, tag) = (image.platform.as_str(), image.tag.as_str());
         let lock = project.join("uv.lock");
         if !lock.is_file() {
             return Err(error::usage(format!(
@@ -265,7 +403,7 @@ impl Docker {
             cmd = cmd.arg("--secret").arg(format!("id=cabundle,src={ca}"));
         }
         if builder.buildx {
-            if self.push {
+            if push {
                 cmd = cmd.arg("--push");
             } else {
                 cmd = cmd.arg("--load");
@@ -300,7 +438,7 @@ impl Docker {
         );
         self.require_daemon(&builder.client)?;
         cmd.run_shown()?;
-        if self.push && !builder.buildx {
+        if push && !builder.buildx {
             Cmd::new(builder.client.as_str())
                 .args(["push", tag])
                 .run_shown()?;

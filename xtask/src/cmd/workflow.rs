@@ -317,7 +317,7 @@ jobs:
         let id = format!("image-{alias}");
         let _ = write!(
             y,
-            "  {id}:\n    name: image {alias} ({runner}, native)\n    if: github.event_name == 'push'\n    needs: test-{name}\n    runs-on: {runner}\n    timeout-minutes: 120\n    permissions:\n      contents: read\n      packages: write\n    steps:\n      - uses: {checkout}\n        with:\n          persist-credentials: false\n      - uses: {buildx}\n",
+            "  {id}:\n    name: image {alias} ({runner}, native)\n    if: github.event_name == 'push'\n    needs: test-{name}\n    runs-on: {runner}\n    timeout-minutes: 120\n    permissions:\n      contents: read\n      packages: write\n    outputs:\n      digest: ${{{{ steps.push.outputs.digest }}}}\n    steps:\n      - uses: {checkout}\n        with:\n          persist-credentials: false\n      - uses: {buildx}\n",
             name = t.name,
             checkout = a("checkout")?,
             buildx = a("setup-buildx")?,
@@ -326,9 +326,12 @@ jobs:
         let _ = write!(
             y,
             "      - name: build and push {alias}
+        id: push
         run: |
           image=\"{registry}/${{GITHUB_REPOSITORY,,}}\"
           cargo xtask docker build {alias} --push --tag \"$image:{alias}-$GITHUB_SHA\"
+          digest=$(docker buildx imagetools inspect \"$image:{alias}-$GITHUB_SHA\" --format '{{{{json .Manifest.Digest}}}}' | tr -d '\"')
+          echo \"digest=$digest\" >> \"$GITHUB_OUTPUT\"
 "
         );
         jobs.push(id);
@@ -338,15 +341,27 @@ jobs:
             .iter()
             .map(|t| format!("image-{}", t.docker_alias.as_deref().expect("filtered")))
             .collect();
-        let refs: Vec<String> = images
+        let vars: Vec<String> = images
             .iter()
             .map(|t| {
+                t.docker_alias
+                    .as_deref()
+                    .expect("filtered")
+                    .replace('-', "_")
+                    .to_ascii_uppercase()
+            })
+            .collect();
+        let env: String = images
+            .iter()
+            .zip(&vars)
+            .map(|(t, v)| {
                 format!(
-                    "\"$image:{}-$GITHUB_SHA\"",
+                    "          {v}: ${{{{ needs.image-{}.outputs.digest }}}}\n",
                     t.docker_alias.as_deref().expect("filtered")
                 )
             })
             .collect();
+        let refs: Vec<String> = vars.iter().map(|v| format!("\"$image@${v}\"")).collect();
         let _ = write!(
             y,
             "  image-multiarch:\n    name: one multi-arch image\n    if: github.event_name == 'push'\n    needs: [{}]\n    runs-on: ubuntu-24.04\n    timeout-minutes: 30\n    permissions:\n      contents: read\n      packages: write\n    steps:\n      - uses: {}\n",
@@ -356,8 +371,9 @@ jobs:
         login(&mut y)?;
         let _ = write!(
             y,
-            "      - name: join the architectures under one tag
-        run: |
+            "      - name: join the architectures (by digest) under one tag
+        env:
+{env}        run: |
           image=\"{registry}/${{GITHUB_REPOSITORY,,}}\"
           docker buildx imagetools create --tag \"$image:$GITHUB_SHA\" --tag \"$image:latest\" \\
             {}
