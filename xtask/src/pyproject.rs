@@ -220,7 +220,34 @@ fn port_lf(file: &str, text: &str, policy: &Policy) -> Result<(String, Vec<Chang
     p.sources(&mut doc, &torch)?;
     p.uv_settings(&mut doc)?;
     p.pytest_markers(&mut doc)?;
+    if !p.changes.is_empty() {
+        plain_header_keys(&mut doc);
+    }
     Ok((doc.to_string(), p.changes))
+}
+
+/// Clear the whitespace around the keys of the tables port writes to (`[tool.uv .sources]`
+/// is valid TOML): toml_edit renders every header below a key with that key's first
+/// spelling, so new headers would copy it and a second run would spell them otherwise.
+fn plain_header_keys(doc: &mut DocumentMut) {
+    let plain = |t: &mut dyn toml_edit::TableLike, key: &str| {
+        if let Some(mut k) = t.key_mut(key) {
+            k.leaf_decor_mut().clear();
+            k.dotted_decor_mut().clear();
+        }
+    };
+    let root = doc.as_table_mut();
+    plain(root, "tool");
+    if let Some(tool) = root.get_mut("tool").and_then(Item::as_table_like_mut) {
+        for key in ["uv", "pytest"] {
+            plain(tool, key);
+            if let Some(t) = tool.get_mut(key).and_then(Item::as_table_like_mut) {
+                for sub in ["sources", "index", "ini_options"] {
+                    plain(t, sub);
+                }
+            }
+        }
+    }
 }
 
 struct Porter<'a> {

@@ -556,6 +556,12 @@ fn compact_markers_and_inline_layouts_port() {
             "dependencies = [\"torch==2.8.0\"]\n\n[tool.uv]\nsources = { torch = { index = \"pytorch\" } }\n",
         ),
         (
+            // Found by the fuzzer: toml_edit spelled new headers like the first one.
+            "space in a header key",
+            "",
+            "dependencies = [\"torch==2.8.0\"]\n\n[tool.uv .sources]\ntorch = { index = \"pytorch\" }\n",
+        ),
+        (
             "dotted at the root",
             "tool.uv.sources = { torch = { index = \"pytorch\" } }\n\n",
             "dependencies = [\"torch==2.8.0\"]\n",
