@@ -52,9 +52,11 @@ fn guarded<T, E: std::fmt::Display>(
     text: &str,
     parse: impl FnOnce() -> std::result::Result<T, E>,
 ) -> Result<T> {
-    match crate::error::quietly(parse) {
+    // The error is rendered inside the guard as well: pep508_rs's Display of an error
+    // underlines the input by byte offsets and panics inside a multi-byte character.
+    match crate::error::quietly(|| parse().map_err(|e| first_line(&e.to_string()))) {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(anyhow!("{}", first_line(&e.to_string()))),
+        Ok(Err(e)) => Err(anyhow!("{e}")),
         Err(()) => Err(anyhow!("{what} {text:?} is not valid PEP 508")),
     }
 }
@@ -167,6 +169,8 @@ mod tests {
             "foo-é",
             "foo ; sys_platform == 'linux'é",
             "foo ; sys_platform == 'linux' é",
+            // Found by the fuzzer: the error's Display panicked, not the parser.
+            "foo ; sys_platform == 'linux'%éé",
         ] {
             assert!(requirement(bad).is_err(), "{bad}");
         }
