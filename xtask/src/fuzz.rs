@@ -95,15 +95,9 @@ const TOKENS: &[&str] = &[
     "0.46",
 ];
 
-/// Requirement-shaped strings: names that end in a separator, markers compact,
-/// unicode, extras, URLs.
+/// Requirement-shaped strings (besides `pep::PANICKING`): compact markers, unicode,
+/// extras, URLs, the policy's packages.
 const REQUIREMENTS: &[&str] = &[
-    "foo- >=1",
-    "foo_;python_version>'3'",
-    "foo.[x]",
-    "foo-@ https://x.invalid/a.whl",
-    "foo-é",
-    "foo ; sys_platform == 'linux'é",
     "bitsandbytes>=0.46; sys_platform=='darwin'or platform_machine=='x86_64'",
     "bitsandbytes==0.45.5",
     "bitsandbytes",
@@ -170,6 +164,16 @@ fn floor(s: &str, mut i: usize) -> usize {
     i
 }
 
+/// A requirement-shaped string, quotes made single so it fits in a TOML string.
+fn requirement(rng: &mut Rng) -> String {
+    let list = if rng.below(3) == 0 {
+        pep::PANICKING
+    } else {
+        REQUIREMENTS
+    };
+    rng.pick(list).replace('"', "'")
+}
+
 /// One to three mutations of `text`.
 fn mutate(rng: &mut Rng, text: &str) -> String {
     let mut s = text.to_string();
@@ -202,7 +206,7 @@ fn mutate(rng: &mut Rng, text: &str) -> String {
                     let k = rng.below(quotes.len() / 2) * 2;
                     let (a, b) = (quotes[k], quotes[k + 1]);
                     if a < b {
-                        let req = rng.pick(REQUIREMENTS).replace('"', "'");
+                        let req = requirement(rng);
                         s.replace_range(a + 1..b, &req);
                     }
                 }
@@ -211,7 +215,7 @@ fn mutate(rng: &mut Rng, text: &str) -> String {
             7 => {
                 if let Some(i) = s.find("dependencies = [") {
                     let at = i + "dependencies = [".len();
-                    let req = rng.pick(REQUIREMENTS).replace('"', "'");
+                    let req = requirement(rng);
                     s.insert_str(at, &format!("\"{req}\", "));
                 }
             }
