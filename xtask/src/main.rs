@@ -9,6 +9,7 @@ mod cmd;
 mod ctx;
 mod diff;
 mod error;
+mod fleet;
 mod fsx;
 #[cfg(test)]
 mod fuzz;

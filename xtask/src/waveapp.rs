@@ -247,10 +247,13 @@ impl Running {
 }
 
 impl Drop for Running {
+    /// Whatever ends the tool's part (an error, a panic on a closed stderr), the app it
+    /// started does not outlive it.
     fn drop(&mut self) {
-        if self.exited().is_some() {
-            let _ = std::fs::remove_file(&self.record);
+        if self.exited().is_none() {
+            self.group.stop(Duration::from_secs(5));
         }
+        let _ = std::fs::remove_file(&self.record);
     }
 }
 

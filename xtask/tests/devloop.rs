@@ -333,6 +333,53 @@ fn wave_waits_answers_and_stops_on_ctrl_c() {
     ctrl_c(child, port);
 }
 
+/// The tool's own stderr gone (its reader died) when it is told to stop: printing
+/// fails, and still the app it started is stopped with it.
+#[cfg(unix)]
+#[test]
+fn the_app_stops_even_when_stderr_is_gone() {
+    let Some(e) = env() else { return };
+    let dir = locked_fixture(&e, "devloop/app");
+    let d = dir.path();
+    assert_eq!(run(xt(d).arg("setup-dev")).status.code(), Some(0));
+    let port = free_port();
+    let mut child = xt(d)
+        .args([
+            "wave",
+            "--wait",
+            "--app",
+            "fixture_app.app",
+            "--port",
+            &port.to_string(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        assert!(Instant::now() < deadline, "never ready");
+        match lines.next() {
+            Some(Ok(l)) if l.starts_with("ready: ") => break,
+            Some(_) => {}
+            None => panic!("xtask ended before it was ready"),
+        }
+    }
+    drop(lines); // closes the only reader of its stderr
+    // SAFETY: signalling the child we spawned.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGINT);
+    }
+    let status = child.wait().unwrap();
+    assert!(matches!(status.code(), Some(101 | 130)), "{status:?}");
+    let gone = Instant::now() + Duration::from_secs(5);
+    while http_get(port).is_some() && Instant::now() < gone {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(http_get(port).is_none(), "the app outlived the tool");
+}
+
 /// The real thing: h2o-wave from PyPI, whose `wave run` starts its bundled waved server
 /// and the app; both stop on Ctrl-C.
 #[cfg(unix)]

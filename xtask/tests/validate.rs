@@ -126,20 +126,46 @@ fn reports_merge_into_one_table() {
     let a = dir.path().join("a.json");
     let o = validate(&["--level", "1", "--output", a.to_str().unwrap()]);
     assert!(o.status.code() == Some(0), "{}", text(&o.stderr));
-    let mut other: serde_json::Value =
+    let base: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&a).unwrap()).unwrap();
-    other["host"]["hostname"] = "gh200-node-07".into();
-    other["checks"].as_array_mut().unwrap().push(serde_json::json!({
-        "level": 2, "group": "cuda", "name": "device copy", "status": "pass",
-        "device": "#0 NVIDIA GH200 480GB", "rate": 3500.0, "unit": "GB/s", "peak_fraction": 0.875
-    }));
-    let b = dir.path().join("b.json");
-    std::fs::write(&b, other.to_string()).unwrap();
-    let o = run(xtask().args(["validate", "--merge"]).arg(&a).arg(&b));
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    // Three GH200 nodes as Slurm names them; node2's GPU is a third as fast.
+    let mut files = Vec::new();
+    for (node, gemm) in [
+        ("node1", 51_000.0),
+        ("node2", 17_000.0),
+        ("node3", 50_000.0),
+    ] {
+        let mut r = base.clone();
+        r["host"]["node"] = node.into();
+        r["host"]["hostname"] = "same-image-hostname".into();
+        r["checks"].as_array_mut().unwrap().push(serde_json::json!({
+            "level": 2, "group": "cuda", "name": "cuBLAS SGEMM", "status": "pass",
+            "device": "#0 NVIDIA GH200 480GB", "rate": gemm, "unit": "GFLOP/s"
+        }));
+        let f = dir.path().join(format!("{node}.json"));
+        std::fs::write(&f, r.to_string()).unwrap();
+        files.push(f);
+    }
+    let o = run(xtask().args(["validate", "--merge"]).args(&files));
     let out = text(&o.stdout);
-    assert!(out.contains("gh200-node-07"), "{out}");
-    assert!(out.contains("3500.0 GB/s (88% of peak)"), "{out}");
+    assert_eq!(o.status.code(), Some(1), "{out}{}", text(&o.stderr));
+    for node in ["node1", "node2", "node3"] {
+        assert!(out.lines().any(|l| l.starts_with(node)), "{out}");
+    }
+    assert!(
+        out.contains("node2: cuda cuBLAS SGEMM [NVIDIA GH200 480GB] 17000.0 GFLOP/s = 0.34 of the median 50000.0"),
+        "{out}"
+    );
+    assert!(text(&o.stderr).contains("0 of 3 node(s) failed a check, 1 outlier(s)"));
+    // The healthy nodes alone: no outlier, exit 0; JSON for dashboards.
+    let o = run(xtask()
+        .args(["validate", "--json", "--merge"])
+        .arg(&files[0])
+        .arg(&files[2]));
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["nodes"].as_array().unwrap().len(), 2);
+    assert_eq!(v["outliers"].as_array().unwrap().len(), 0);
     std::fs::write(dir.path().join("bad.json"), "{").unwrap();
     let o = run(xtask()
         .args(["validate", "--merge"])

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ctx::{Ctx, OutputArgs};
 use crate::error;
+use crate::fleet;
 use crate::lock;
 use crate::platform::{self, Backend};
 use crate::policy::Policy;
@@ -53,6 +54,9 @@ pub struct Validate {
     /// Print one table from reports written with --output on many hosts; runs nothing
     #[arg(long, num_args = 1.., value_name = "REPORT")]
     merge: Vec<Utf8PathBuf>,
+    /// --merge: flag a node whose rate is below this fraction of the fleet median for the same device
+    #[arg(long, default_value_t = 0.8, value_name = "FRACTION")]
+    slow_fraction: f64,
     #[command(flatten)]
     out: OutputArgs,
 }
@@ -107,6 +111,10 @@ impl Check {
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Host {
+    /// The scheduler's name for the node ($SLURMD_NODENAME, or $NODE_NAME as a
+    /// Kubernetes pod is usually given it), when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
     pub hostname: String,
     pub os: String,
     pub arch: String,
@@ -126,7 +134,7 @@ pub struct Report {
 impl Validate {
     pub fn run(self, ctx: &Ctx) -> Result<()> {
         if !self.merge.is_empty() {
-            return merge(&self.merge);
+            return self.merge_reports();
         }
         self.out.preflight(ctx)?;
         let policy = ctx.policy()?;
@@ -190,6 +198,9 @@ impl Validate {
         }
         let report = Report {
             host: Host {
+                node: ["SLURMD_NODENAME", "NODE_NAME"]
+                    .iter()
+                    .find_map(|v| std::env::var(v).ok().filter(|n| !n.is_empty())),
                 hostname: hostname(),
                 os: plat.os.clone(),
                 arch: plat.arch.clone(),
@@ -747,54 +758,64 @@ fn row(c: &Check, prefix: &str) -> String {
     format!("{}\n", line.trim_end())
 }
 
-/// `--merge`: one table from many hosts' reports.
-fn merge(files: &[Utf8PathBuf]) -> Result<()> {
-    let mut reports = Vec::new();
-    for f in files {
-        let text = std::fs::read_to_string(f)
-            .map_err(|e| error::usage(format!("--merge {f}: cannot read: {e}")))?;
-        let r: Report = serde_json::from_str(&text)
-            .map_err(|e| error::usage(format!("--merge {f}: not a validate report: {e}")))?;
-        reports.push(r);
-    }
-    let mut out = String::new();
-    let width = reports
-        .iter()
-        .map(|r| r.host.hostname.len())
-        .max()
-        .unwrap_or(4);
-    let mut failed = 0;
-    for r in &reports {
-        let n = |st: &str| r.checks.iter().filter(|c| c.status == st).count();
-        failed += n("fail");
-        let _ = writeln!(
-            out,
-            "{:width$}  {:18} {:4} {:3} pass {:3} fail {:3} skip  {}",
-            r.host.hostname,
-            r.host.target,
-            r.host.backend,
-            n("pass"),
-            n("fail"),
-            n("skip"),
-            r.host.gpus.join(", ")
-        );
-    }
-    out.push('\n');
-    for r in &reports {
-        for c in r
-            .checks
-            .iter()
-            .filter(|c| c.status == "fail" || c.rate.is_some())
-        {
-            out.push_str(&row(c, &format!("{:width$}  ", r.host.hostname)));
+impl Validate {
+    /// `--merge`: one row per node, then the nodes that are slow for their device.
+    fn merge_reports(&self) -> Result<()> {
+        if !(self.slow_fraction > 0.0 && self.slow_fraction <= 1.0) {
+            return Err(error::usage(format!(
+                "--slow-fraction {}: give a fraction in (0, 1], e.g. 0.8",
+                self.slow_fraction
+            )));
         }
+        let mut reports = Vec::new();
+        for f in &self.merge {
+            let text = std::fs::read_to_string(f)
+                .map_err(|e| error::usage(format!("--merge {f}: cannot read: {e}")))?;
+            let r: Report = serde_json::from_str(&text)
+                .map_err(|e| error::usage(format!("--merge {f}: not a validate report: {e}")))?;
+            reports.push((f.file_stem().unwrap_or("?").to_string(), r));
+        }
+        let name = |r: &Report| {
+            r.host
+                .node
+                .clone()
+                .unwrap_or_else(|| r.host.hostname.clone())
+        };
+        let nodes: Vec<fleet::NodeReport> = reports
+            .iter()
+            .map(|(stem, r)| {
+                let n = name(r);
+                // Two reports that name the same node are told apart by their file.
+                let same = reports.iter().filter(|(_, o)| name(o) == n).count() > 1;
+                fleet::NodeReport {
+                    node: if same { format!("{n} ({stem})") } else { n },
+                    target: &r.host.target,
+                    backend: &r.host.backend,
+                    checks: r
+                        .checks
+                        .iter()
+                        .map(|c| fleet::Measured {
+                            group: &c.group,
+                            name: &c.name,
+                            device: c.device.as_deref(),
+                            status: &c.status,
+                            rate: c.rate,
+                            unit: c.unit.as_deref(),
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+        let merged = fleet::merge(&nodes, self.slow_fraction);
+        self.out.emit(&merged, || merged.render())?;
+        let failed = merged.failed_nodes();
+        if failed > 0 || !merged.outliers.is_empty() {
+            return Err(error::failed(format!(
+                "{failed} of {} node(s) failed a check, {} outlier(s)",
+                merged.nodes.len(),
+                merged.outliers.len()
+            )));
+        }
+        Ok(())
     }
-    out!("{out}");
-    if failed > 0 {
-        return Err(error::failed(format!(
-            "{failed} failed check(s) across {} host(s)",
-            reports.len()
-        )));
-    }
-    Ok(())
 }
