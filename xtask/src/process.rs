@@ -135,16 +135,11 @@ impl Cmd {
                 interrupted: true,
             });
         }
-        let handle = match self.expression().unchecked().start() {
-            Ok(h) => h,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(error::absent(format!(
-                    "`{}` not found on PATH",
-                    self.program.to_string_lossy()
-                )));
-            }
-            Err(e) => return Err(anyhow::anyhow!("cannot start `{}`: {e}", self.display())),
-        };
+        let handle = self
+            .expression()
+            .unchecked()
+            .start()
+            .map_err(|e| self.start_failed(e))?;
         let forward = Forward::start(handle.pids());
         let out = handle.wait();
         drop(forward);
@@ -157,6 +152,18 @@ impl Cmd {
         })
     }
 
+    /// A child that could not start: absent (exit 3) when the program is not found.
+    fn start_failed(&self, e: std::io::Error) -> anyhow::Error {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            error::absent(format!(
+                "`{}` not found on PATH",
+                self.program.to_string_lossy()
+            ))
+        } else {
+            anyhow::anyhow!("cannot start `{}`: {e}", self.display())
+        }
+    }
+
     /// Like [`Cmd::run_status`], with stdout and stderr merged, shown as they come and
     /// also written to `log` (the Makefile's `2>&1 | tee reports/x.log`). Returns the
     /// status and the text, for callers that judge the output (mypy's "Success").
@@ -166,16 +173,12 @@ impl Cmd {
         let sigint = Sigint::catch()?;
         let mut file = std::fs::File::create(log)
             .map_err(|e| error::usage(format!("{}: cannot write: {e}", log.display())))?;
-        let reader = match self.expression().stderr_to_stdout().unchecked().reader() {
-            Ok(r) => r,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(error::absent(format!(
-                    "`{}` not found on PATH",
-                    self.program.to_string_lossy()
-                )));
-            }
-            Err(e) => return Err(anyhow::anyhow!("cannot start `{}`: {e}", self.display())),
-        };
+        let reader = self
+            .expression()
+            .stderr_to_stdout()
+            .unchecked()
+            .reader()
+            .map_err(|e| self.start_failed(e))?;
         let forward = Forward::start(reader.pids());
         let mut all = Vec::new();
         let mut buf = [0u8; 8192];

@@ -258,10 +258,9 @@ impl Docker {
             refs.push(image);
         }
         let buildx = builder.as_ref().is_none_or(|b| b.buildx);
-        let client = builder.as_ref().map_or_else(
-            || self.docker.clone().unwrap_or_else(|| "docker".into()),
-            |b| b.client.clone(),
-        );
+        let client = builder
+            .as_ref()
+            .map_or_else(|| self.shown_client(), |b| b.client.clone());
         let insecure: &[&str] = if self.insecure { &["--insecure"] } else { &[] };
         let join = if buildx {
             vec![
@@ -373,7 +372,7 @@ impl Docker {
         let shown_only = render || self.dry_run;
         let builder = if shown_only {
             Builder {
-                client: self.docker.clone().unwrap_or_else(|| "docker".into()),
+                client: self.shown_client(),
                 buildx: true,
             }
         } else {
@@ -445,6 +444,11 @@ impl Docker {
         }
         outln!("built {tag} for {platform}");
         Ok(())
+    }
+
+    /// The client a dry run or render shows without asking any: --docker, else `docker`.
+    fn shown_client(&self) -> Utf8PathBuf {
+        self.docker.clone().unwrap_or_else(|| "docker".into())
     }
 
     fn clients(&self) -> Vec<DockerClient> {
@@ -543,7 +547,7 @@ impl Docker {
             .clone()
             .unwrap_or_else(|| project.join("llmstudio_mnt"));
         let client = if self.dry_run {
-            self.docker.clone().unwrap_or_else(|| "docker".into())
+            self.shown_client()
         } else {
             let client = self.client()?;
             self.require_daemon(&client)?;
@@ -668,7 +672,7 @@ impl Docker {
     fn clean(&self, tag: &str) -> Result<()> {
         let filters = [format!("ancestor={tag}"), format!("label={LABEL}={tag}")];
         if self.dry_run {
-            let client = self.docker.clone().unwrap_or_else(|| "docker".into());
+            let client = self.shown_client();
             eprintln!("dry run: nothing is removed; a real clean runs:");
             for f in &filters {
                 outln!(
