@@ -356,17 +356,24 @@ fn the_app_stops_even_when_stderr_is_gone() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        assert!(Instant::now() < deadline, "never ready");
-        match lines.next() {
-            Some(Ok(l)) if l.starts_with("ready: ") => break,
-            Some(_) => {}
-            None => panic!("xtask ended before it was ready"),
+    // A reader that stops at the ready line and then closes the only read end of the
+    // tool's stderr.
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("ready: the app answers") {
+                let _ = tx.send(());
+                return;
+            }
         }
+    });
+    if rx.recv_timeout(Duration::from_secs(120)).is_err() {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("wave --wait never said the app is ready");
     }
-    drop(lines); // closes the only reader of its stderr
+    std::thread::sleep(Duration::from_millis(200));
     // SAFETY: signalling the child we spawned.
     unsafe {
         libc::kill(child.id() as libc::pid_t, libc::SIGINT);

@@ -234,7 +234,7 @@ impl Walk<'_> {
         let mut seen = Vec::new();
         let ready = loop {
             match rx.recv_timeout(Duration::from_secs(120)) {
-                Ok(l) if l.starts_with("ready: ") => break l,
+                Ok(l) if l.contains("ready: the app answers") => break l,
                 Ok(l) => seen.push(l),
                 Err(_) => {
                     let _ = child.kill();

@@ -189,7 +189,7 @@ fn ui_tests_served_app_and_stop() {
     let err = BufReader::new(llm.stderr.take().unwrap());
     let mut lines = err.lines().map_while(Result::ok);
     assert!(
-        lines.any(|l| l.starts_with("ready: ")),
+        lines.any(|l| l.contains("ready: the app answers")),
         "llmstudio never became ready"
     );
     let (out, _) = app.ok(&["stop-llmstudio"]);
