@@ -34,12 +34,33 @@ pub fn run(sizes: &Sizes) -> Vec<Check> {
     let count = CudaContext::device_count().unwrap_or(0).max(0) as usize;
     let mut out = Vec::new();
     for ordinal in 0..count {
+        let start = out.len();
         match device(ordinal, sizes, &mut out) {
             Ok(()) => {}
             Err(e) => out.push(Check::fail(B, Some(&format!("#{ordinal}")), "device", e)),
         }
+        let uuid = CudaContext::new(ordinal)
+            .ok()
+            .and_then(|c| c.uuid().ok())
+            .map(|u| uuid_string(&u.bytes));
+        for c in &mut out[start..] {
+            c.device_uuid.clone_from(&uuid);
+        }
     }
     out
+}
+
+/// A CUDA device UUID as nvidia-smi writes it: `GPU-` and 16 bytes in 8-4-4-4-12 hex.
+pub fn uuid_string(bytes: &[std::ffi::c_char; 16]) -> String {
+    let hex: Vec<String> = bytes.iter().map(|b| format!("{:02x}", *b as u8)).collect();
+    format!(
+        "GPU-{}-{}-{}-{}-{}",
+        hex[0..4].concat(),
+        hex[4..6].concat(),
+        hex[6..8].concat(),
+        hex[8..10].concat(),
+        hex[10..16].concat()
+    )
 }
 
 fn err<E: std::fmt::Debug>(what: &str) -> impl FnOnce(E) -> String + '_ {
@@ -325,5 +346,21 @@ fn gemm_cfg<T>(n: usize, alpha: T, beta: T) -> GemmConfig<T> {
         ldb: n,
         beta,
         ldc: n,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn uuids_read_as_nvidia_smi_writes_them() {
+        let bytes: [u8; 16] = [
+            0x5c, 0x2e, 0x1a, 0x07, 0x9f, 0x10, 0x4b, 0x8e, 0xa1, 0xd2, 0x00, 0x31, 0xfe, 0x7a,
+            0x64, 0x0b,
+        ];
+        let c = bytes.map(|b| b as std::ffi::c_char);
+        assert_eq!(
+            super::uuid_string(&c),
+            "GPU-5c2e1a07-9f10-4b8e-a1d2-0031fe7a640b"
+        );
     }
 }

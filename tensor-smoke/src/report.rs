@@ -14,6 +14,10 @@ pub enum Status {
 pub struct Check {
     pub backend: String,
     pub device: Option<String>,
+    /// The device's UUID as nvidia-smi writes it (`GPU-…`), where the backend knows it:
+    /// what names one GPU of a node in a fleet's report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_uuid: Option<String>,
     pub name: String,
     pub status: Status,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -39,6 +43,7 @@ impl Check {
         Check {
             backend: backend.into(),
             device: device.map(str::to_string),
+            device_uuid: None,
             name: name.into(),
             status: Status::Pass,
             reason: None,

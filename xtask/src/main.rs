@@ -21,6 +21,7 @@ mod policy;
 mod process;
 mod pyproject;
 mod pytest;
+mod report;
 mod uv;
 mod waveapp;
 
@@ -51,6 +52,8 @@ struct Cli {
 enum Command {
     /// Validate this machine: platform, GPU tensor smoke test, torch, GPU tests (levels 1-4)
     Validate(cmd::validate::Validate),
+    /// Validate every node of a cluster (Slurm), or render the job (Slurm, Kubernetes), then find the bad node
+    Fleet(cmd::fleet::Fleet),
     /// Show what this machine is: OS, architecture, target, GPU backend and tools
     Platform(cmd::platform::Platform),
     /// Rewrite pyproject.toml so the app locks and installs on every target (indexes, sources, markers)
@@ -143,6 +146,7 @@ fn real_main() -> i32 {
     };
     let result = ctx::Ctx::new(cli.project, cli.policy).and_then(|ctx| match command {
         Command::Validate(c) => c.run(&ctx),
+        Command::Fleet(c) => c.run(&ctx),
         Command::Platform(c) => c.run(&ctx),
         Command::Port(c) => c.run(&ctx),
         Command::Matrix(c) => c.run(&ctx),

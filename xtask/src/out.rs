@@ -51,3 +51,60 @@ pub fn failure() -> Option<String> {
 pub fn wrote_anything() -> bool {
     WROTE.load(Ordering::Relaxed)
 }
+
+/// Progress on stderr for a long wait: a live line on a terminal, elsewhere a line
+/// every 15 s. Never fails: a closed stderr only loses the progress.
+pub struct Progress {
+    tty: bool,
+    last: Option<std::time::Instant>,
+    open: bool,
+}
+
+impl Progress {
+    pub fn new() -> Progress {
+        use std::io::IsTerminal;
+        Progress {
+            tty: std::io::stderr().is_terminal(),
+            last: None,
+            open: false,
+        }
+    }
+
+    /// What is being waited for, and for how long so far.
+    pub fn show(&mut self, what: &str, elapsed: std::time::Duration) {
+        let every = std::time::Duration::from_secs(if self.tty { 1 } else { 15 });
+        match self.last {
+            Some(t) if t.elapsed() < every => return,
+            None if !self.tty => {
+                self.last = Some(std::time::Instant::now());
+                return;
+            }
+            _ => {}
+        }
+        let secs = elapsed.as_secs();
+        let mut err = std::io::stderr().lock();
+        if self.tty {
+            let _ = write!(err, "\r\x1b[2K{what} ... {secs} s");
+            self.open = true;
+        } else {
+            let _ = writeln!(err, "{what} ... {secs} s");
+        }
+        self.last = Some(std::time::Instant::now());
+    }
+
+    /// An event worth its own line (the live line is redrawn after it).
+    pub fn line(&mut self, text: &str) {
+        self.clear();
+        let _ = writeln!(std::io::stderr().lock(), "{text}");
+        if self.tty {
+            self.last = None;
+        }
+    }
+
+    pub fn clear(&mut self) {
+        if self.open {
+            let _ = write!(std::io::stderr().lock(), "\r\x1b[2K");
+            self.open = false;
+        }
+    }
+}

@@ -80,8 +80,18 @@ impl Cmd {
     /// Run with captured output, killed after `timeout`. Never fails: the outcome says
     /// what happened, so probing code can turn it into a warning.
     pub fn probe(&self, timeout: Duration) -> Probe {
+        self.probe_with(timeout, true)
+    }
+
+    /// `probe` for clean-up after the tool was interrupted (cancelling a scheduler's
+    /// job): it runs even though a signal came, and is not handed that signal.
+    pub fn cleanup(&self, timeout: Duration) -> Probe {
+        self.probe_with(timeout, false)
+    }
+
+    fn probe_with(&self, timeout: Duration, interruptible: bool) -> Probe {
         let watch = Sigint::catch();
-        if signal_received().is_some() {
+        if interruptible && signal_received().is_some() {
             return Probe::Interrupted;
         }
         let handle = match self
@@ -96,12 +106,12 @@ impl Cmd {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Probe::NotFound,
             Err(e) => return Probe::SpawnError(e.to_string()),
         };
-        let forward = Forward::start(handle.pids());
+        let forward = interruptible.then(|| Forward::start(handle.pids()));
         let waited = handle.wait_timeout(timeout);
         drop(forward);
         drop(watch);
         match waited {
-            Ok(Some(_)) if signal_received().is_some() => Probe::Interrupted,
+            Ok(Some(_)) if interruptible && signal_received().is_some() => Probe::Interrupted,
             Ok(Some(out)) => Probe::Exited {
                 code: out.status.code(),
                 stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

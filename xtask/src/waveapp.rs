@@ -4,7 +4,7 @@
 //! readiness: waved answers, then the app's own server answers (it registers its route
 //! with waved before it listens).
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
@@ -181,7 +181,7 @@ impl Running {
     /// Wait until waved and the app's own server answer, showing progress. Stops the app
     /// on timeout (exit 1 naming what never came up) and on Ctrl-C (130).
     pub fn wait_ready(&self, timeout: Duration, sigint: &Sigint) -> Result<Ready> {
-        let mut w = Progress::new();
+        let mut w = crate::out::Progress::new();
         let started = Instant::now();
         let (mut waved_up, mut app_up) = (None, None);
         loop {
@@ -254,50 +254,6 @@ impl Drop for Running {
             self.group.stop(Duration::from_secs(5));
         }
         let _ = std::fs::remove_file(&self.record);
-    }
-}
-
-/// A live line on a terminal; elsewhere a line every 15 s.
-struct Progress {
-    tty: bool,
-    last: Option<Instant>,
-    open: bool,
-}
-
-impl Progress {
-    fn new() -> Progress {
-        Progress {
-            tty: std::io::stderr().is_terminal(),
-            last: None,
-            open: false,
-        }
-    }
-
-    fn show(&mut self, what: &str, elapsed: Duration) {
-        let every = Duration::from_secs(if self.tty { 1 } else { 15 });
-        match self.last {
-            Some(t) if t.elapsed() < every => return,
-            None if !self.tty => {
-                self.last = Some(Instant::now());
-                return;
-            }
-            _ => {}
-        }
-        let secs = elapsed.as_secs();
-        if self.tty {
-            eprint!("\r\x1b[2K{what} ... {secs} s");
-            self.open = true;
-        } else {
-            eprintln!("{what} ... {secs} s");
-        }
-        self.last = Some(Instant::now());
-    }
-
-    fn clear(&mut self) {
-        if self.open {
-            eprint!("\r\x1b[2K");
-            self.open = false;
-        }
     }
 }
 

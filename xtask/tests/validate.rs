@@ -123,11 +123,18 @@ fn level_3_without_a_project_says_which_levels_ran() {
 #[test]
 fn reports_merge_into_one_table() {
     let dir = tempfile::tempdir().unwrap();
-    let a = dir.path().join("a.json");
-    let o = validate(&["--level", "1", "--output", a.to_str().unwrap()]);
+    // `{node}` in --output is the scheduler's node name.
+    let a = dir.path().join("gpu-a17.json");
+    let o = run(xtask()
+        .args(["validate", "--level", "1", "--output"])
+        .arg(dir.path().join("{node}.json"))
+        .env("SLURMD_NODENAME", "gpu-a17")
+        .env("SLURM_JOB_ID", "4242"));
     assert!(o.status.code() == Some(0), "{}", text(&o.stderr));
     let base: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&a).unwrap()).unwrap();
+    assert_eq!(base["host"]["node"], "gpu-a17");
+    assert_eq!(base["host"]["job"], "4242");
     // Three GH200 nodes as Slurm names them; node2's GPU is a third as fast.
     let mut files = Vec::new();
     for (node, gemm) in [
@@ -153,11 +160,17 @@ fn reports_merge_into_one_table() {
         assert!(out.lines().any(|l| l.starts_with(node)), "{out}");
     }
     assert!(
-        out.contains("node2: cuda cuBLAS SGEMM [NVIDIA GH200 480GB] 17000.0 GFLOP/s = 0.34 of the median 50000.0"),
+        out.contains("node2: cuda cuBLAS SGEMM [#0 NVIDIA GH200 480GB] 17000.0 GFLOP/s = 0.34 of the median 50000.0"),
         "{out}"
     );
-    assert!(text(&o.stderr).contains("0 of 3 node(s) failed a check, 1 outlier(s)"));
+    assert!(
+        text(&o.stderr)
+            .contains("0 of 3 node(s) failed or wrote no report; 1 slow GPU check(s) on node2"),
+        "{}",
+        text(&o.stderr)
+    );
     // The healthy nodes alone: no outlier, exit 0; JSON for dashboards.
+    std::fs::remove_file(&a).unwrap();
     let o = run(xtask()
         .args(["validate", "--json", "--merge"])
         .arg(&files[0])

@@ -18,8 +18,9 @@ enum Profile {
 #[derive(clap::Args, Debug)]
 #[command(after_help = "\
 Builds for this machine's architecture (run it once on an x86_64 and once on an aarch64 host, or in \
-their containers). Copy the .tar.gz to the nodes, unpack, and run `bin/xtask validate --output \
-$(hostname).json`; then `cargo xtask validate --merge *.json` anywhere.")]
+their containers). Unpack the .tar.gz on storage the nodes share; `bin/xtask fleet validate \
+--scheduler slurm --nodes N` runs it on every node and merges (or `bin/xtask validate --output \
+'reports/{node}.json'` on each node, then `bin/xtask fleet merge reports/`).")]
 pub struct Dist {
     /// Cargo profile to build with
     #[arg(long, value_enum, default_value_t = Profile::Release)]
@@ -81,8 +82,10 @@ impl Dist {
             root.join("README.txt"),
             format!(
                 "llmstudio-xtask for {os}-{arch}: run `bin/xtask validate` (levels 1-2 need nothing else;\n\
-                 levels 3-4 take --project DIR and uv). `bin/xtask validate --output $(hostname).json` on each\n\
-                 node, then `bin/xtask validate --merge *.json`. Every other command works from here too\n\
+                 levels 3-4 take --project DIR and uv). On a Slurm login node, `bin/xtask fleet validate\n\
+                 --scheduler slurm --nodes N` validates every node and names the bad one; elsewhere run\n\
+                 `bin/xtask validate --output 'reports/{{node}}.json'` on each node, then `bin/xtask fleet merge\n\
+                 reports/`. Every other command works from here too\n\
                  (`bin/xtask --project APP test`, `docker build`, ...): templates/ and docker/ are its data.\n"
             ),
         )?;

@@ -7,6 +7,7 @@ pub mod clean;
 pub mod dist;
 pub mod docker;
 pub mod docs;
+pub mod fleet;
 pub mod lint;
 pub mod lock;
 pub mod matrix;
@@ -57,10 +58,23 @@ pub fn clap_error(e: clap::Error) -> i32 {
 /// clap's multi-line message as one line: the error, any tip, and where to look.
 fn one_line(rendered: &str) -> String {
     let lines: Vec<&str> = rendered.lines().map(str::trim).collect();
-    let mut out = lines
-        .iter()
-        .find(|l| l.starts_with("error:"))
-        .map_or_else(|| "error: invalid arguments".to_string(), |l| l.to_string());
+    let at = lines.iter().position(|l| l.starts_with("error:"));
+    let mut out = at.map_or_else(
+        || "error: invalid arguments".to_string(),
+        |i| lines[i].to_string(),
+    );
+    // "...were not provided:" lists the arguments on the lines below it.
+    if let Some(i) = at
+        && out.ends_with(':')
+    {
+        let listed: Vec<&str> = lines[i + 1..]
+            .iter()
+            .take_while(|l| !l.is_empty())
+            .copied()
+            .collect();
+        out.push(' ');
+        out.push_str(&listed.join(", "));
+    }
     for tip in lines.iter().filter(|l| l.starts_with("tip:")) {
         out.push_str(&format!(" ({tip})"));
     }
@@ -78,6 +92,11 @@ mod tests {
         assert_eq!(
             one_line(rendered),
             "error: unrecognized subcommand 'platfrom' (tip: a similar subcommand exists: 'platform'); run `cargo xtask --help` for usage"
+        );
+        let rendered = "error: the following required arguments were not provided:\n  --image <IMAGE>\n\nUsage: cargo xtask fleet render --scheduler <SCHEDULER> --nodes <NODES> --image <IMAGE>\n";
+        assert_eq!(
+            one_line(rendered),
+            "error: the following required arguments were not provided: --image <IMAGE>; run `cargo xtask --help` for usage"
         );
     }
 }

@@ -4,13 +4,12 @@
 //! GPU-marked tests. Skips carry their reason; `--require` makes a backend mandatory.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Result;
 use camino::{Utf8Path, Utf8PathBuf};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::ctx::{Ctx, OutputArgs};
 use crate::error;
@@ -20,13 +19,7 @@ use crate::platform::{self, Backend};
 use crate::policy::Policy;
 use crate::process::{Cmd, find};
 use crate::pytest;
-
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Require {
-    Cuda,
-    Mps,
-    Gpu,
-}
+use crate::report::{self, Check, GpuId, Host, Report, Require};
 
 #[derive(clap::Args, Debug)]
 #[command(after_help = "\
@@ -36,8 +29,9 @@ tensor ops against the CPU, a tiny GPT-2 that trains and generates); 4 the proje
 tests. Levels 1-2 need no Python project. Exit 0 when every check that ran passed, 1 on a failed \
 check, 3 when --require names a backend that could not run.
 
-Many nodes: run `cargo xtask validate --output node.json` on each (a `cargo xtask dist` bundle \
-runs it without cargo), then `cargo xtask validate --merge *.json`.")]
+--output may hold `{node}`: the scheduler's node name ($SLURMD_NODENAME, $NODE_NAME) or the \
+hostname. Many nodes: `cargo xtask fleet validate` (Slurm) runs a dist bundle on each and merges; \
+`cargo xtask fleet merge DIR` reads reports gathered any other way.")]
 pub struct Validate {
     /// Highest level to run (1-4)
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=4))]
@@ -51,7 +45,7 @@ pub struct Validate {
     /// Smaller problem sizes (faster, less precise rates)
     #[arg(long)]
     quick: bool,
-    /// Print one table from reports written with --output on many hosts; runs nothing
+    /// Print one table from reports written with --output on many hosts; runs nothing (as `fleet merge`)
     #[arg(long, num_args = 1.., value_name = "REPORT")]
     merge: Vec<Utf8PathBuf>,
     /// --merge: flag a node whose rate is below this fraction of the fleet median for the same device
@@ -61,82 +55,24 @@ pub struct Validate {
     out: OutputArgs,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Check {
-    /// 1-4; reports of tensor-smoke and the torch script have none (set when read).
-    #[serde(default)]
-    pub level: u8,
-    /// platform, cpu, cuda, wgpu, torch, pytest (tensor-smoke calls it `backend`)
-    #[serde(default, alias = "backend")]
-    pub group: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub device: Option<String>,
-    pub name: String,
-    /// pass, fail, skip
-    pub status: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_abs_err: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tolerance: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seconds: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rate: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub unit: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub peak_fraction: Option<f64>,
-}
-
-impl Check {
-    fn new(level: u8, group: &str, name: &str, status: &str, reason: Option<String>) -> Check {
-        Check {
-            level,
-            group: group.into(),
-            device: None,
-            name: name.into(),
-            status: status.into(),
-            reason,
-            max_abs_err: None,
-            tolerance: None,
-            seconds: None,
-            rate: None,
-            unit: None,
-            peak_fraction: None,
-        }
-    }
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Host {
-    /// The scheduler's name for the node ($SLURMD_NODENAME, or $NODE_NAME as a
-    /// Kubernetes pod is usually given it), when there is one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub node: Option<String>,
-    pub hostname: String,
-    pub os: String,
-    pub arch: String,
-    pub target: String,
-    pub backend: String,
-    pub gpus: Vec<String>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Report {
-    pub host: Host,
-    pub versions: BTreeMap<String, String>,
-    pub levels_run: Vec<u8>,
-    pub checks: Vec<Check>,
-}
-
 impl Validate {
     pub fn run(self, ctx: &Ctx) -> Result<()> {
         if !self.merge.is_empty() {
             return self.merge_reports();
         }
-        self.out.preflight(ctx)?;
+        let (node, job) = report::scheduler_identity();
+        // `{node}` in --output: one file per node on a shared filesystem.
+        let mut out = self.out.clone();
+        if let Some(o) = &out.output
+            && o.as_str().contains("{node}")
+        {
+            let name = node
+                .clone()
+                .unwrap_or_else(hostname)
+                .replace(['/', '\\'], "_");
+            out.output = Some(o.as_str().replace("{node}", &name).into());
+        }
+        out.preflight(ctx)?;
         let policy = ctx.policy()?;
         let plat = platform::probe::detect(policy);
         let mut versions = BTreeMap::new();
@@ -198,68 +134,44 @@ impl Validate {
         }
         let report = Report {
             host: Host {
-                node: ["SLURMD_NODENAME", "NODE_NAME"]
-                    .iter()
-                    .find_map(|v| std::env::var(v).ok().filter(|n| !n.is_empty())),
+                node,
+                job,
                 hostname: hostname(),
                 os: plat.os.clone(),
                 arch: plat.arch.clone(),
                 target: plat.target.clone(),
                 backend: plat.backend.as_str().into(),
-                gpus: plat.gpus.iter().map(|g| g.name.clone()).collect(),
+                driver: plat.cuda.as_ref().and_then(|c| c.driver_version.clone()),
+                gpus: plat
+                    .gpus
+                    .iter()
+                    .map(|g| GpuId {
+                        index: g.index,
+                        name: g.name.clone(),
+                        uuid: g.uuid.clone(),
+                        serial: g.serial.clone(),
+                        pci_bus_id: g.pci_bus_id.clone(),
+                    })
+                    .collect(),
             },
             versions,
             levels_run: levels,
             checks,
         };
-        self.out.emit(&report, || table(&report))?;
-        let failed: Vec<String> = report
-            .checks
-            .iter()
-            .filter(|c| c.status == "fail")
-            .map(|c| format!("{} {}", c.group, c.name))
-            .collect();
+        out.emit(&report, || report.table())?;
+        let failed = report.failed();
         if !failed.is_empty() {
             return Err(error::failed(format!("failed: {}", failed.join(", "))));
         }
-        if let Some(req) = self.require {
-            let ran = |group: &str| {
-                report
-                    .checks
-                    .iter()
-                    .any(|c| c.group == group && c.status == "pass")
-            };
-            let metal = report.checks.iter().any(|c| {
-                c.group == "wgpu"
-                    && c.status == "pass"
-                    && c.device.as_deref().is_some_and(|d| d.contains("Metal"))
-            });
-            let torch_on = |dev: &str| {
-                report.checks.iter().any(|c| {
-                    c.group == "torch"
-                        && c.status == "pass"
-                        && c.name == format!("torch sees {dev}")
-                })
-            };
-            let (ok, what) = match req {
-                Require::Cuda => (ran("cuda") || torch_on("CUDA"), "cuda"),
-                Require::Mps => (metal || torch_on("MPS"), "mps"),
-                Require::Gpu => (
-                    ran("cuda")
-                        || metal
-                        || torch_on("CUDA")
-                        || torch_on("MPS")
-                        || gpu_wgpu(&report),
-                    "gpu",
-                ),
-            };
-            if !ok {
-                return Err(error::absent(format!(
-                    "--require {what}: no {what} check ran on this host (backend {}: {})",
-                    plat.backend.as_str(),
-                    plat.backend_evidence.join("; ")
-                )));
-            }
+        if let Some(req) = self.require
+            && !report.meets(req)
+        {
+            let what = req.as_str();
+            return Err(error::absent(format!(
+                "--require {what}: no {what} check ran on this host (backend {}: {})",
+                plat.backend.as_str(),
+                plat.backend_evidence.join("; ")
+            )));
         }
         Ok(())
     }
@@ -370,14 +282,6 @@ pub fn smoke_features(os: &str) -> String {
         "macos" => "wgpu".into(),
         _ => "cpu".into(),
     }
-}
-
-fn gpu_wgpu(report: &Report) -> bool {
-    report.checks.iter().any(|c| {
-        c.group == "wgpu"
-            && c.status == "pass"
-            && c.device.as_deref().is_some_and(|d| !d.contains(", Cpu)"))
-    })
 }
 
 fn stdout_any(p: &crate::process::Probe) -> Option<String> {
@@ -699,123 +603,13 @@ fn level4(ctx: &Ctx, project: &Utf8Path, policy: &Policy, backend: Backend) -> R
     }])
 }
 
-fn table(r: &Report) -> String {
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "{} ({} {}, target {}, backend {}){}",
-        r.host.hostname,
-        r.host.os,
-        r.host.arch,
-        r.host.target,
-        r.host.backend,
-        if r.host.gpus.is_empty() {
-            String::new()
-        } else {
-            format!(": {}", r.host.gpus.join(", "))
-        }
-    );
-    for c in &r.checks {
-        s.push_str(&row(c, ""));
-    }
-    let n = |st: &str| r.checks.iter().filter(|c| c.status == st).count();
-    let _ = writeln!(
-        s,
-        "{} passed, {} failed, {} skipped (levels {:?})",
-        n("pass"),
-        n("fail"),
-        n("skip"),
-        r.levels_run
-    );
-    s
-}
-
-fn row(c: &Check, prefix: &str) -> String {
-    let status = if c.status == "fail" {
-        "FAIL"
-    } else {
-        c.status.as_str()
-    };
-    let mut line = format!(
-        "{prefix}{status:4} L{} {:8} {:26} {}",
-        c.level,
-        c.group,
-        c.name,
-        c.device
-            .as_deref()
-            .map(|d| format!("[{d}]"))
-            .unwrap_or_default()
-    );
-    if let (Some(rate), Some(unit)) = (c.rate, &c.unit) {
-        let _ = write!(line, " {rate:.1} {unit}");
-        if let Some(p) = c.peak_fraction {
-            let _ = write!(line, " ({:.0}% of peak)", p * 100.0);
-        }
-    }
-    if let Some(r) = &c.reason {
-        let _ = write!(line, " - {r}");
-    }
-    format!("{}\n", line.trim_end())
-}
-
 impl Validate {
-    /// `--merge`: one row per node, then the nodes that are slow for their device.
+    /// `--merge` (as `fleet merge`): one row per node, then the GPUs that are slow for their device.
     fn merge_reports(&self) -> Result<()> {
-        if !(self.slow_fraction > 0.0 && self.slow_fraction <= 1.0) {
-            return Err(error::usage(format!(
-                "--slow-fraction {}: give a fraction in (0, 1], e.g. 0.8",
-                self.slow_fraction
-            )));
-        }
-        let mut reports = Vec::new();
-        for f in &self.merge {
-            let text = std::fs::read_to_string(f)
-                .map_err(|e| error::usage(format!("--merge {f}: cannot read: {e}")))?;
-            let r: Report = serde_json::from_str(&text)
-                .map_err(|e| error::usage(format!("--merge {f}: not a validate report: {e}")))?;
-            reports.push((f.file_stem().unwrap_or("?").to_string(), r));
-        }
-        let name = |r: &Report| {
-            r.host
-                .node
-                .clone()
-                .unwrap_or_else(|| r.host.hostname.clone())
-        };
-        let nodes: Vec<fleet::NodeReport> = reports
-            .iter()
-            .map(|(stem, r)| {
-                let n = name(r);
-                // Two reports that name the same node are told apart by their file.
-                let same = reports.iter().filter(|(_, o)| name(o) == n).count() > 1;
-                fleet::NodeReport {
-                    node: if same { format!("{n} ({stem})") } else { n },
-                    target: &r.host.target,
-                    backend: &r.host.backend,
-                    checks: r
-                        .checks
-                        .iter()
-                        .map(|c| fleet::Measured {
-                            group: &c.group,
-                            name: &c.name,
-                            device: c.device.as_deref(),
-                            status: &c.status,
-                            rate: c.rate,
-                            unit: c.unit.as_deref(),
-                        })
-                        .collect(),
-                }
-            })
-            .collect();
-        let merged = fleet::merge(&nodes, self.slow_fraction);
+        fleet::check_fraction(self.slow_fraction)?;
+        let reports = fleet::read(&self.merge)?;
+        let merged = fleet::merge(&reports, &[], self.slow_fraction, self.require);
         self.out.emit(&merged, || merged.render())?;
-        let failed = merged.failed_nodes();
-        if failed > 0 || !merged.outliers.is_empty() {
-            return Err(error::failed(format!(
-                "{failed} of {} node(s) failed a check, {} outlier(s)",
-                merged.nodes.len(),
-                merged.outliers.len()
-            )));
-        }
-        Ok(())
+        merged.verdict()
     }
 }

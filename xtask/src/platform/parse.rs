@@ -69,6 +69,24 @@ pub fn nvidia_smi_csv(text: &str) -> (Vec<Gpu>, Vec<String>) {
     (gpus, warnings)
 }
 
+/// Add serials and PCI bus ids from `nvidia-smi --query-gpu=index,serial,pci.bus_id
+/// --format=csv,noheader` to the GPUs of the same index.
+pub fn nvidia_smi_identity(text: &str, gpus: &mut [Gpu]) {
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+        let [index, serial, bus] = fields[..] else {
+            continue;
+        };
+        let Ok(index) = index.parse::<u32>() else {
+            continue;
+        };
+        if let Some(g) = gpus.iter_mut().find(|g| g.index == index) {
+            g.serial = na(serial).map(str::to_string);
+            g.pci_bus_id = na(bus).map(str::to_string);
+        }
+    }
+}
+
 /// nvidia-smi writes `[N/A]` or `[Not Supported]` for fields it cannot read.
 fn na(field: &str) -> Option<&str> {
     if field.is_empty() || field.starts_with('[') {
@@ -273,6 +291,18 @@ mod tests {
             gpus.iter()
                 .all(|g| g.compute_capability.as_deref() == Some("9.0"))
         );
+    }
+
+    #[test]
+    fn serials_and_bus_ids_join_by_index() {
+        let (mut gpus, _) = nvidia_smi_csv(fixture!("nvidia-smi-8gpu.csv"));
+        // The shape nvidia-smi prints for this query; a card without a serial says [N/A].
+        let text = "1, 1652922011111, 00000000:2A:00.0\n0, [N/A], 00000000:19:00.0\nbad line\n";
+        nvidia_smi_identity(text, &mut gpus);
+        assert_eq!(gpus[0].serial, None);
+        assert_eq!(gpus[0].pci_bus_id.as_deref(), Some("00000000:19:00.0"));
+        assert_eq!(gpus[1].serial.as_deref(), Some("1652922011111"));
+        assert_eq!(gpus[2].pci_bus_id, None);
     }
 
     #[test]

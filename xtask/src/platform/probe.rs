@@ -142,16 +142,30 @@ fn nvidia_smi_gpus() -> (Vec<Gpu>, Vec<String>) {
     let Some(smi) = find("nvidia-smi") else {
         return (Vec::new(), Vec::new());
     };
-    let p = Cmd::new(smi)
+    let p = Cmd::new(&smi)
         .args([
             "--query-gpu=index,name,uuid,driver_version,memory.total,compute_cap",
             "--format=csv,noheader",
         ])
         .probe(SLOW);
-    match p.ok_stdout() {
+    let (mut gpus, warnings) = match p.ok_stdout() {
         Some(out) => parse::nvidia_smi_csv(out),
-        None => (Vec::new(), vec![format!("nvidia-smi {}", p.failure_line())]),
+        None => return (Vec::new(), vec![format!("nvidia-smi {}", p.failure_line())]),
+    };
+    // Serial numbers and PCI addresses name the card to pull; a driver that cannot
+    // report them leaves them out.
+    if !gpus.is_empty()
+        && let Some(out) = Cmd::new(smi)
+            .args([
+                "--query-gpu=index,serial,pci.bus_id",
+                "--format=csv,noheader",
+            ])
+            .probe(SLOW)
+            .ok_stdout()
+    {
+        parse::nvidia_smi_identity(out, &mut gpus);
     }
+    (gpus, warnings)
 }
 
 fn nvidia_smi_banner_cuda() -> Option<String> {

@@ -1,0 +1,248 @@
+//! Kubernetes: an Indexed Job that runs a dist bundle's `validate` in one pod per node
+//! (a required pod anti-affinity on the hostname), each writing `<node>.json` to a
+//! shared volume for `fleet merge`.
+
+use std::fmt::Write as _;
+
+use anyhow::Result;
+use serde_json::{Value, json};
+
+use crate::error;
+
+pub struct Job<'a> {
+    pub name: &'a str,
+    pub namespace: Option<&'a str>,
+    pub nodes: u32,
+    pub image: &'a str,
+    /// The dist bundle's folder inside the image.
+    pub bundle: &'a str,
+    /// `nvidia.com/gpu` per pod; none asks for no GPU (CPU-only validation).
+    pub gpus: Option<u32>,
+    /// A ReadWriteMany PersistentVolumeClaim the reports are written to.
+    pub claim: &'a str,
+    /// A claim holding the dist bundle, mounted read-only at `bundle` (else the image has it).
+    pub bundle_claim: Option<&'a str>,
+    pub validate: Vec<String>,
+}
+
+/// A DNS-1123 label (Job, namespace and claim names).
+fn dns_label(flag: &str, v: &str) -> Result<()> {
+    let ok = !v.is_empty()
+        && v.len() <= 63
+        && v.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !v.starts_with('-')
+        && !v.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(error::usage(format!(
+            "{flag} {v:?}: Kubernetes needs a DNS label (lowercase letters, digits and '-', at most 63)"
+        )))
+    }
+}
+
+impl Job<'_> {
+    pub fn manifest(&self) -> Result<String> {
+        dns_label("--job-name", self.name)?;
+        dns_label("--claim", self.claim)?;
+        if let Some(ns) = self.namespace {
+            dns_label("--namespace", ns)?;
+        }
+        if let Some(c) = self.bundle_claim {
+            dns_label("--bundle-claim", c)?;
+        }
+        if self.image.trim().is_empty() || self.image.contains(char::is_whitespace) {
+            return Err(error::usage(format!(
+                "--image {:?}: give an image reference that holds the dist bundle",
+                self.image
+            )));
+        }
+        if !self.bundle.starts_with('/') {
+            return Err(error::usage(format!(
+                "--bundle {}: inside the image the bundle needs an absolute path",
+                self.bundle
+            )));
+        }
+        let labels = json!({
+            "app.kubernetes.io/name": "llmstudio-xtask-fleet",
+            "app.kubernetes.io/instance": self.name,
+        });
+        let mut command = vec![
+            format!("{}/bin/xtask", self.bundle.trim_end_matches('/')),
+            "validate".into(),
+        ];
+        command.extend(self.validate.iter().cloned());
+        command.extend(["--output".into(), "/reports/{node}.json".into()]);
+        let mut container = json!({
+            "name": "validate",
+            "image": self.image,
+            "command": command,
+            "env": [{"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
+            "volumeMounts": [{"name": "reports", "mountPath": "/reports"}],
+        });
+        let mut pod = json!({
+            "restartPolicy": "Never",
+            "affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{
+                "labelSelector": {"matchLabels": labels.clone()},
+                "topologyKey": "kubernetes.io/hostname",
+            }]}},
+            "containers": [],
+            "volumes": [{"name": "reports", "persistentVolumeClaim": {"claimName": self.claim}}],
+        });
+        if let Some(k) = self.gpus {
+            container["resources"] = json!({"limits": {"nvidia.com/gpu": k}});
+            pod["tolerations"] = json!([{
+                "key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule",
+            }]);
+        }
+        if let Some(c) = self.bundle_claim {
+            container["volumeMounts"]
+                .as_array_mut()
+                .expect("a list")
+                .push(json!({"name": "bundle", "mountPath": self.bundle, "readOnly": true}));
+            pod["volumes"].as_array_mut().expect("a list").push(
+                json!({"name": "bundle", "persistentVolumeClaim": {"claimName": c, "readOnly": true}}),
+            );
+        }
+        pod["containers"] = json!([container]);
+        let mut metadata = json!({"name": self.name, "labels": labels.clone()});
+        if let Some(ns) = self.namespace {
+            metadata["namespace"] = json!(ns);
+        }
+        let job = json!({
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": metadata,
+            "spec": {
+                "completionMode": "Indexed",
+                "completions": self.nodes,
+                "parallelism": self.nodes,
+                "backoffLimit": 0,
+                "template": {"metadata": {"labels": labels}, "spec": pod},
+            },
+        });
+        let mut s = String::from(
+            "# Validates one node per pod with the llmstudio-xtask dist bundle; each pod writes\n\
+             # /reports/<node>.json to the claim. Then `bin/xtask fleet merge <claim's folder>`.\n\
+             # Written by `cargo xtask fleet render --scheduler kubernetes`.\n",
+        );
+        yaml(&mut s, &job, 0);
+        Ok(s)
+    }
+}
+
+/// Block-style YAML for a JSON value. Scalars are written as JSON, which YAML reads
+/// the same (strings double-quoted, so no value is taken for another type).
+fn yaml(out: &mut String, v: &Value, indent: usize) {
+    let pad = " ".repeat(indent);
+    match v {
+        Value::Object(map) => {
+            for (k, v) in map {
+                let key = Value::String(k.clone());
+                let key = if k.chars().all(|c| c.is_ascii_alphanumeric()) {
+                    k.clone()
+                } else {
+                    key.to_string()
+                };
+                match v {
+                    Value::Object(m) if !m.is_empty() => {
+                        let _ = writeln!(out, "{pad}{key}:");
+                        yaml(out, v, indent + 2);
+                    }
+                    Value::Array(a) if !a.is_empty() => {
+                        let _ = writeln!(out, "{pad}{key}:");
+                        yaml(out, v, indent);
+                    }
+                    _ => {
+                        let _ = writeln!(out, "{pad}{key}: {v}");
+                    }
+                }
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                match item {
+                    Value::Object(m) if !m.is_empty() => {
+                        let mut inner = String::new();
+                        yaml(&mut inner, item, indent + 2);
+                        // The first key goes on the dash's line.
+                        let _ = write!(out, "{pad}- {}", &inner[indent + 2..]);
+                    }
+                    _ => {
+                        let _ = writeln!(out, "{pad}- {item}");
+                    }
+                }
+            }
+        }
+        _ => {
+            let _ = writeln!(out, "{pad}{v}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job() -> Job<'static> {
+        Job {
+            name: "xtask-fleet",
+            namespace: Some("gpu-burnin"),
+            nodes: 4,
+            image: "registry.example/llmstudio-xtask:cuda",
+            bundle: "/opt/llmstudio-xtask",
+            gpus: Some(4),
+            claim: "fleet-reports",
+            bundle_claim: None,
+            validate: vec!["--level".into(), "2".into()],
+        }
+    }
+
+    #[test]
+    fn an_indexed_job_with_one_pod_per_node() {
+        let m = job().manifest().unwrap();
+        for line in [
+            "kind: \"Job\"",
+            "  completionMode: \"Indexed\"",
+            "  completions: 4",
+            "  parallelism: 4",
+            "            topologyKey: \"kubernetes.io/hostname\"",
+            "            \"nvidia.com/gpu\": 4",
+            "        - \"/reports/{node}.json\"",
+            "          claimName: \"fleet-reports\"",
+        ] {
+            assert!(m.lines().any(|l| l == line), "{line:?} not in\n{m}");
+        }
+        assert!(m.contains("        - name: \"NODE_NAME\"\n"), "{m}");
+        assert!(!m.contains("\"bundle\""), "{m}");
+        let m = Job {
+            bundle_claim: Some("llmstudio-xtask"),
+            ..job()
+        }
+        .manifest()
+        .unwrap();
+        assert!(
+            m.contains("          claimName: \"llmstudio-xtask\"\n          readOnly: true\n"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn names_kubernetes_refuses_are_refused_here() {
+        let e = Job {
+            name: "Fleet_1",
+            ..job()
+        }
+        .manifest()
+        .unwrap_err();
+        assert!(e.to_string().starts_with("--job-name \"Fleet_1\""), "{e}");
+        let e = Job {
+            bundle: "opt/x",
+            ..job()
+        }
+        .manifest()
+        .unwrap_err();
+        assert!(e.to_string().starts_with("--bundle opt/x"), "{e}");
+    }
+}

@@ -1,0 +1,235 @@
+//! Slurm: the batch script that runs a dist bundle's `validate` once on every node of
+//! an allocation, and what `scontrol` says about the job while it runs.
+
+use std::fmt::Write as _;
+
+use anyhow::Result;
+use camino::Utf8Path;
+
+use crate::error;
+
+/// What the batch script asks of Slurm and runs on each node.
+pub struct Job<'a> {
+    pub name: &'a str,
+    pub nodes: u32,
+    pub partition: Option<&'a str>,
+    pub gres: Option<&'a str>,
+    pub time: Option<&'a str>,
+    /// The dist bundle, as the nodes see it (absolute).
+    pub bundle: &'a Utf8Path,
+    /// Where the job writes `job-<id>/<node>.json` and `slurm-<id>.out` (absolute, shared).
+    pub reports: &'a Utf8Path,
+    /// validate's flags (`--level 2`, `--require cuda`, ...).
+    pub validate: Vec<String>,
+}
+
+/// A value for an `#SBATCH` line: Slurm reads those lines without a shell, so spaces,
+/// quotes and `%` (its filename patterns) cannot be written there.
+fn plain(flag: &str, value: &str) -> Result<()> {
+    if value.is_empty()
+        || value
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "\"'%\\#$`".contains(c))
+    {
+        return Err(error::usage(format!(
+            "{flag} {value:?}: Slurm cannot take spaces, quotes, `%`, `#`, `$` or backslashes here; choose a plain value or path"
+        )));
+    }
+    Ok(())
+}
+
+/// A word for bash, single-quoted unless it is plain.
+pub fn sh_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@{}".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+impl Job<'_> {
+    /// The batch script (`sbatch SCRIPT`). The reports folder must exist when it is submitted.
+    pub fn script(&self) -> Result<String> {
+        plain("--job-name", self.name)?;
+        plain("--reports", self.reports.as_str())?;
+        if let Some(p) = self.partition {
+            plain("--partition", p)?;
+        }
+        if let Some(g) = self.gres {
+            plain("--gres", g)?;
+        }
+        if let Some(t) = self.time {
+            plain("--time", t)?;
+        }
+        let mut s = String::from("#!/bin/bash\n");
+        s.push_str(
+            "# Validates every node of the allocation with the llmstudio-xtask dist bundle:\n\
+             # one task per node writes <reports>/job-<id>/<node>.json; then\n\
+             # `bin/xtask fleet merge <reports>/job-<id>` shows one row per node and the slow GPUs.\n\
+             # Written by `cargo xtask fleet render --scheduler slurm`.\n",
+        );
+        let _ = writeln!(s, "#SBATCH --job-name={}", self.name);
+        let _ = writeln!(s, "#SBATCH --nodes={}", self.nodes);
+        s.push_str("#SBATCH --ntasks-per-node=1\n");
+        // Rates are only comparable when nothing else runs on the node.
+        s.push_str("#SBATCH --exclusive\n");
+        if let Some(p) = self.partition {
+            let _ = writeln!(s, "#SBATCH --partition={p}");
+        }
+        if let Some(g) = self.gres {
+            let _ = writeln!(s, "#SBATCH --gres={g}");
+        }
+        if let Some(t) = self.time {
+            let _ = writeln!(s, "#SBATCH --time={t}");
+        }
+        let _ = writeln!(s, "#SBATCH --output={}/slurm-%j.out", self.reports);
+        s.push_str("set -euo pipefail\n");
+        let _ = writeln!(
+            s,
+            "reports={}/job-\"$SLURM_JOB_ID\"",
+            sh_quote(self.reports.as_str())
+        );
+        s.push_str("mkdir -p \"$reports\"\n");
+        // One task per node; a node whose validate fails does not stop the others.
+        s.push_str(
+            "srun --nodes=\"$SLURM_JOB_NUM_NODES\" --ntasks-per-node=1 --kill-on-bad-exit=0 --label \\\n",
+        );
+        let mut words: Vec<String> = vec![
+            sh_quote(self.bundle.join("bin").join("xtask").as_str()),
+            "validate".into(),
+        ];
+        words.extend(self.validate.iter().map(|w| sh_quote(w)));
+        words.push("--output".into());
+        words.push("\"$reports/{node}.json\"".into());
+        let _ = writeln!(s, "  {}", words.join(" "));
+        Ok(s)
+    }
+}
+
+/// What `scontrol show job -o ID` says about a job.
+#[derive(Debug, Default, PartialEq)]
+pub struct JobInfo {
+    pub state: String,
+    pub reason: String,
+    pub node_list: Option<String>,
+}
+
+impl JobInfo {
+    pub fn parse(line: &str) -> Option<JobInfo> {
+        let field = |key: &str| {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+                .map(str::to_string)
+        };
+        Some(JobInfo {
+            state: field("JobState")?,
+            reason: field("Reason").unwrap_or_default(),
+            node_list: field("NodeList").filter(|n| n != "(null)" && !n.is_empty()),
+        })
+    }
+
+    /// The job will not run (any further): done, failed, cancelled, timed out, ...
+    pub fn ended(&self) -> bool {
+        matches!(
+            self.state.as_str(),
+            "COMPLETED"
+                | "FAILED"
+                | "CANCELLED"
+                | "TIMEOUT"
+                | "NODE_FAIL"
+                | "PREEMPTED"
+                | "OUT_OF_MEMORY"
+                | "BOOT_FAIL"
+                | "DEADLINE"
+                | "SPECIAL_EXIT"
+        )
+    }
+}
+
+/// The job id `sbatch --parsable` prints (`123` or `123;cluster`).
+pub fn parse_job_id(stdout: &str) -> Option<String> {
+    let id = stdout.trim().split(';').next()?.trim();
+    (!id.is_empty() && id.chars().all(|c| c.is_ascii_digit())).then(|| id.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job<'a>(reports: &'a str, bundle: &'a str) -> Job<'a> {
+        Job {
+            name: "xtask-fleet",
+            nodes: 16,
+            partition: Some("gh200"),
+            gres: Some("gpu:4"),
+            time: Some("00:30:00"),
+            bundle: Utf8Path::new(bundle),
+            reports: Utf8Path::new(reports),
+            validate: vec![
+                "--level".into(),
+                "2".into(),
+                "--require".into(),
+                "cuda".into(),
+            ],
+        }
+    }
+
+    #[test]
+    fn the_script_asks_for_one_task_per_node_and_names_each_report_by_node() {
+        let s = job("/shared/fleet", "/shared/llmstudio-xtask-linux-aarch64")
+            .script()
+            .unwrap();
+        for line in [
+            "#SBATCH --nodes=16",
+            "#SBATCH --ntasks-per-node=1",
+            "#SBATCH --partition=gh200",
+            "#SBATCH --gres=gpu:4",
+            "#SBATCH --time=00:30:00",
+            "#SBATCH --output=/shared/fleet/slurm-%j.out",
+            "reports=/shared/fleet/job-\"$SLURM_JOB_ID\"",
+            "  /shared/llmstudio-xtask-linux-aarch64/bin/xtask validate --level 2 --require cuda --output \"$reports/{node}.json\"",
+        ] {
+            assert!(s.lines().any(|l| l == line), "{line:?} not in\n{s}");
+        }
+        assert!(s.starts_with("#!/bin/bash\n"));
+    }
+
+    #[test]
+    fn values_slurm_cannot_read_are_refused_with_the_flag() {
+        let e = job("/shared/my fleet", "/b").script().unwrap_err();
+        assert!(
+            e.to_string().starts_with("--reports \"/shared/my fleet\""),
+            "{e}"
+        );
+        assert_eq!(error::code_of(&e), error::Code::Usage);
+        assert!(job("/r%j", "/b").script().is_err());
+        assert_eq!(sh_quote("it's"), r"'it'\''s'");
+    }
+
+    #[test]
+    fn scontrol_lines_are_read() {
+        // The fields of `scontrol show job -o` (Slurm 22.05) that the tool reads.
+        let line = "JobId=2 JobName=xtask-fleet UserId=root(0) JobState=RUNNING Reason=None Dependency=(null) NodeList=node[1-2] BatchHost=node1 NumNodes=2";
+        let j = JobInfo::parse(line).unwrap();
+        assert_eq!(j.state, "RUNNING");
+        assert_eq!(j.node_list.as_deref(), Some("node[1-2]"));
+        assert!(!j.ended());
+        let j =
+            JobInfo::parse("JobId=3 JobState=PENDING Reason=Resources NodeList=(null)").unwrap();
+        assert_eq!((j.reason.as_str(), j.node_list), ("Resources", None));
+        assert!(
+            JobInfo::parse("JobState=CANCELLED Reason=None")
+                .unwrap()
+                .ended()
+        );
+        assert_eq!(
+            JobInfo::parse("slurm_load_jobs error: Invalid job id specified"),
+            None
+        );
+        assert_eq!(parse_job_id("42;cluster\n").as_deref(), Some("42"));
+        assert_eq!(parse_job_id("sbatch: error"), None);
+    }
+}
