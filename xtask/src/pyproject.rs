@@ -69,17 +69,28 @@ pub fn requirements(doc: &DocumentMut) -> Requirements {
         dependencies: strings(project.and_then(|p| p.get("dependencies"))),
         optional: table_of_lists(project.and_then(|p| p.get("optional-dependencies"))),
         groups: table_of_lists(doc.get("dependency-groups")),
-        default_groups: doc
-            .get("tool")
-            .and_then(|t| t.get("uv"))
-            .and_then(|t| t.get("default-groups"))
-            .and_then(Item::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_string)
-                    .collect()
-            }),
+        default_groups: {
+            let v = doc
+                .get("tool")
+                .and_then(|t| t.get("uv"))
+                .and_then(|t| t.get("default-groups"));
+            match v {
+                // `default-groups = "all"`: every group the project defines.
+                Some(v) if v.as_str() == Some("all") => Some(
+                    doc.get("dependency-groups")
+                        .and_then(Item::as_table_like)
+                        .map(|t| t.iter().map(|(k, _)| k.to_string()).collect())
+                        .unwrap_or_default(),
+                ),
+                Some(v) => v.as_array().map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                }),
+                None => None,
+            }
+        },
         pytest_markers: strings(
             doc.get("tool")
                 .and_then(|t| t.get("pytest"))

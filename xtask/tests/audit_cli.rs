@@ -244,12 +244,12 @@ fn bad_input_is_one_line() {
     expect_bad(
         dir.path(),
         &["--group", "docs"],
-        "--group docs: the project has no such dependency group (it has: dev)",
+        "--group docs: Group `docs` is not defined in the project's `dependency-groups` table (it has: dev)",
     );
     expect_bad(
         dir.path(),
         &["--extra", "gpu"],
-        "--extra gpu: the project has no such extra",
+        "--extra gpu: Extra `gpu` is not defined in the `optional-dependencies` table for `tiny` (it has: none)",
     );
 }
 

@@ -25,18 +25,33 @@ pub struct Audit {
     /// Include a dependency group, as `uv sync --group`; repeatable
     #[arg(long = "group", value_name = "GROUP")]
     groups: Vec<String>,
-    /// Include every dependency group
+    /// Include every dependency group (as uv sync --all-groups)
     #[arg(long)]
     all_groups: bool,
-    /// Leave out the dev group
+    /// Leave out a dependency group, even a default one or with --all-groups; repeatable
+    #[arg(long = "no-group", value_name = "GROUP")]
+    no_groups: Vec<String>,
+    /// Only these dependency groups: not the project, its extras or default groups; repeatable
+    #[arg(long = "only-group", value_name = "GROUP")]
+    only_groups: Vec<String>,
+    /// Leave out the dev group (other default groups stay: see --no-default-groups)
     #[arg(long)]
     no_dev: bool,
+    /// Only the dev group (as --only-group dev)
+    #[arg(long)]
+    only_dev: bool,
+    /// Leave out the default groups ([tool.uv] default-groups, else dev)
+    #[arg(long)]
+    no_default_groups: bool,
     /// Include an optional extra, as `uv sync --extra`; repeatable
     #[arg(long = "extra", value_name = "EXTRA")]
     extras: Vec<String>,
     /// Include every extra
     #[arg(long)]
     all_extras: bool,
+    /// Leave out an extra that --all-extras would include; repeatable
+    #[arg(long = "no-extra", value_name = "EXTRA")]
+    no_extras: Vec<String>,
     /// Print Markdown (for docs)
     #[arg(long, conflicts_with = "json")]
     markdown: bool,
@@ -89,6 +104,18 @@ impl Audit {
                 .map_err(|e| error::usage(format!("{}; pass --python X.Y", error::line_of(&e))))?,
         };
         let python_str = format!("{}.{}", python.0, python.1);
+        if let Some(requires) = reqs.requires_python.as_ref().or(lock.requires_python.as_ref())
+            && !lock::python_allowed(requires, python)
+        {
+            let from = if reqs.requires_python.is_some() {
+                "project.requires-python"
+            } else {
+                "uv.lock"
+            };
+            return Err(error::usage(format!(
+                "--python {python_str}: Python {python_str} is incompatible with the project's Python requirement: `{requires}` (from `{from}`)"
+            )));
+        }
 
         let mut warnings = proj.stale();
         if !warnings.is_empty() {
@@ -103,11 +130,19 @@ impl Audit {
         let sel = Selection {
             extras: self.extras.clone(),
             all_extras: self.all_extras,
+            no_extras: self.no_extras.clone(),
             groups: self.groups.clone(),
             all_groups: self.all_groups,
+            no_groups: self.no_groups.clone(),
+            only_groups: self.only_groups.clone(),
             no_dev: self.no_dev,
+            only_dev: self.only_dev,
+            no_default_groups: self.no_default_groups,
             default_groups: reqs.default_groups.clone(),
         };
+        // Refused selections (an unknown group, two sides of a declared conflict) stop
+        // here, once, as `uv sync` stops.
+        proj.choose(&sel)?;
 
         // Wheel names are the same for every target: parse them once.
         let auditor = Auditor::new(&proj, policy);

@@ -69,13 +69,12 @@ impl Requirements {
         }
         let python = proj.python()?;
         let py = format!("{}.{}", python.0, python.1);
-        let sel = Selection {
+        let chosen = proj.choose(&Selection {
             extras: self.extras.clone(),
             groups: self.groups.clone(),
-            no_dev: self.groups.is_empty(),
-            default_groups: Some(Vec::new()),
+            no_default_groups: true,
             ..Selection::default()
-        };
+        })?;
         let default_index = default_registry(lock);
         let out_dir = self
             .output_dir
@@ -89,7 +88,7 @@ impl Requirements {
         let mut missing = Vec::new();
         for t in &targets {
             let env = pep::environment(&t.sys_platform, &t.platform_machine, &py)?;
-            let walk = lock.walk(root, &env, &sel)?;
+            let walk = lock.walk(root, &env, &chosen)?;
             let plat = tags::Platform::for_target(t);
             let mut rows = Vec::new();
             for i in walk.reached {

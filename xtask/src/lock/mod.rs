@@ -4,13 +4,16 @@
 //! markers.
 
 pub mod audit;
+pub mod select;
 pub mod tags;
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+pub use select::{Chosen, Selection};
+
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 
 use anyhow::Result;
 use indexmap::IndexMap;
-use pep508_rs::{MarkerEnvironment, MarkerTree};
+use pep508_rs::{ExtraName, MarkerEnvironment, MarkerTree};
 use serde::Deserialize;
 
 use crate::error;
@@ -33,8 +36,33 @@ pub struct Lock {
     pub required_markers: Vec<String>,
     #[serde(default)]
     pub manifest: Option<Manifest>,
+    /// Declared conflicts, as uv recorded them (their items appear in edge markers).
+    #[serde(default)]
+    pub conflicts: Vec<Vec<ConflictEntry>>,
     #[serde(default)]
     pub package: Vec<Package>,
+}
+
+/// One item of a conflict set in uv.lock.
+#[derive(Debug, Deserialize)]
+pub struct ConflictEntry {
+    #[serde(default)]
+    pub package: Option<String>,
+    #[serde(default)]
+    pub extra: Option<String>,
+    #[serde(default)]
+    pub group: Option<String>,
+}
+
+impl ConflictEntry {
+    fn item(&self) -> Option<select::Item> {
+        let package = policy::normalize(self.package.as_deref()?);
+        Some(match (&self.extra, &self.group) {
+            (Some(e), _) => select::Item::Extra(package, policy::normalize(e)),
+            (None, Some(g)) => select::Item::Group(package, policy::normalize(g)),
+            (None, None) => select::Item::Project(package),
+        })
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -198,6 +226,8 @@ pub struct Project {
     pub reqs: crate::pyproject::Requirements,
     /// Index of the project's own package in `lock.package`.
     pub root: usize,
+    /// `[tool.uv] conflicts` of pyproject.toml.
+    pub conflicts: Vec<Vec<select::Item>>,
 }
 
 impl Project {
@@ -224,7 +254,17 @@ impl Project {
         py_text: &str,
     ) -> Result<Project> {
         let lock = parse(lock_path.as_str(), text)?;
-        let reqs = crate::pyproject::requirements(&crate::pyproject::parse(py_path, py_text)?);
+        let doc = crate::pyproject::parse(py_path, py_text)?;
+        let reqs = crate::pyproject::requirements(&doc);
+        let mut conflicts = select::conflicts_of(&doc, reqs.name.as_deref().unwrap_or_default());
+        if conflicts.is_empty() {
+            // Conflicts declared elsewhere in a workspace reach the lock only.
+            conflicts = lock
+                .conflicts
+                .iter()
+                .map(|set| set.iter().filter_map(ConflictEntry::item).collect())
+                .collect();
+        }
         let root = lock.root(reqs.name.as_deref()).ok_or_else(|| {
             error::usage(format!(
                 "{lock_path}: no package for the project {:?} (the lock belongs to another project; run `cargo xtask lock`)",
@@ -241,6 +281,7 @@ impl Project {
             lock,
             reqs,
             root,
+            conflicts,
         })
     }
 
@@ -267,21 +308,15 @@ impl Project {
         stale_reasons(&self.lock, self.root(), &self.reqs)
     }
 
-    pub fn walk(&self, env: &MarkerEnvironment, sel: &Selection) -> Result<Walk> {
-        self.lock.walk(self.root(), env, sel)
+    /// The flags applied to this project (refused as uv refuses them).
+    pub fn choose(&self, sel: &Selection) -> Result<Chosen> {
+        sel.choose(self.root(), &self.conflicts)
     }
-}
 
-/// What to install, as `uv sync` flags say it.
-#[derive(Debug, Clone, Default)]
-pub struct Selection {
-    pub extras: Vec<String>,
-    pub all_extras: bool,
-    pub groups: Vec<String>,
-    pub all_groups: bool,
-    pub no_dev: bool,
-    /// `[tool.uv] default-groups` from pyproject (uv's default: ["dev"]).
-    pub default_groups: Option<Vec<String>>,
+    pub fn walk(&self, env: &MarkerEnvironment, sel: &Selection) -> Result<Walk> {
+        let chosen = self.choose(sel)?;
+        self.lock.walk(self.root(), env, &chosen)
+    }
 }
 
 /// The result of walking the graph for one target, as indexes into `Lock::package`.
@@ -313,90 +348,38 @@ impl Lock {
         })
     }
 
-    /// Walk from `root` for a target environment.
-    pub fn walk<'a>(
-        &'a self,
-        root: &'a Package,
-        env: &MarkerEnvironment,
-        sel: &Selection,
-    ) -> Result<Walk> {
-        let by_name = self.by_name();
-        let mut reached: Vec<usize> = Vec::new();
-        let mut seen_pkg: HashSet<usize> = HashSet::new();
-        let mut seen_extra: HashSet<(usize, String)> = HashSet::new();
-        let mut excluded: BTreeSet<usize> = BTreeSet::new();
-        let mut queue: Vec<(&Dep, Option<&str>)> = Vec::new();
-
-        // The root's own edges.
-        for d in &root.dependencies {
-            queue.push((d, None));
-        }
-        let extras: Vec<&String> = if sel.all_extras {
-            root.optional_dependencies.keys().collect()
-        } else {
-            sel.extras.iter().collect()
-        };
-        for e in extras {
-            let Some(deps) = root.optional_dependencies.get(e) else {
-                return Err(error::usage(format!(
-                    "--extra {e}: the project has no such extra (it has: {})",
-                    join_keys(&root.optional_dependencies)
-                )));
-            };
-            queue.extend(deps.iter().map(|d| (d, None)));
-        }
-        for g in self.groups(root, sel)? {
-            queue.extend(root.dev_dependencies[&g].iter().map(|d| (d, None)));
-        }
-
-        let marker_cache = &mut BTreeMap::<&str, MarkerTree>::new();
-        while let Some((dep, _)) = queue.pop() {
-            let holds = match dep.marker.as_deref() {
-                None => true,
-                Some(m) => {
-                    let tree = match marker_cache.get(m) {
-                        Some(t) => t.clone(),
-                        None => {
-                            let t = pep::marker(m).map_err(|e| {
-                                crate::error::usage(format!(
-                                    "uv.lock: marker {m:?}: {e:#} (re-create the lock with `cargo xtask lock`)"
-                                ))
-                            })?;
-                            marker_cache.insert(m, t.clone());
-                            t
-                        }
-                    };
-                    pep::evaluate(&tree, env, None)
-                }
-            };
-            let candidates = by_name
-                .get(policy::normalize(&dep.name).as_str())
-                .cloned()
-                .unwrap_or_default();
-            let chosen = self.choose(&candidates, dep, env, marker_cache)?;
-            if !holds {
-                excluded.extend(candidates.iter().copied());
-                continue;
+    /// Walk from `root` for a target environment, as `uv sync` does: the project's
+    /// dependencies and extras (unless only groups were asked for), its groups, then
+    /// every edge whose marker holds. Markers may name conflict items (`extra ==
+    /// 'extra-4-demo-cpu'`); those hold when the choice or an edge's `pkg[extra]`
+    /// activates the item, so with declared conflicts a first pass gathers every
+    /// activated extra before the walk that counts.
+    pub fn walk(&self, root: &Package, env: &MarkerEnvironment, chosen: &Chosen) -> Result<Walk> {
+        let mut seeds: Vec<&Dep> = Vec::new();
+        if chosen.prod {
+            seeds.extend(&root.dependencies);
+            for e in &chosen.extras {
+                seeds.extend(named(&root.optional_dependencies, e).into_iter().flatten());
             }
-            let Some(idx) = chosen else {
-                return Err(error::usage(format!(
-                    "uv.lock: {} depends on {}, which the lock does not hold for this platform; re-run `cargo xtask lock`",
-                    root.name, dep.name
-                )));
-            };
-            let pkg = &self.package[idx];
-            if seen_pkg.insert(idx) {
-                reached.push(idx);
-                queue.extend(pkg.dependencies.iter().map(|d| (d, None)));
-            }
-            for e in &dep.extra {
-                if seen_extra.insert((idx, e.clone()))
-                    && let Some(deps) = pkg.optional_dependencies.get(e)
-                {
-                    queue.extend(deps.iter().map(|d| (d, None)));
+        }
+        let mut active: Vec<ExtraName> = select::activated(&root.name, chosen)
+            .iter()
+            .filter_map(|e| e.parse().ok())
+            .collect();
+        let mut cache = BTreeMap::<String, MarkerTree>::new();
+        // Group edges are judged with the choice's own items, as uv does.
+        for g in &chosen.groups {
+            for d in named(&root.dev_dependencies, g).into_iter().flatten() {
+                if self.holds(d, env, &active, &mut cache)? {
+                    seeds.push(d);
                 }
             }
         }
+        if !self.conflicts.is_empty() {
+            self.traverse(root, &seeds, env, &mut active, true, &mut cache)?;
+        }
+        let (reached, excluded) =
+            self.traverse(root, &seeds, env, &mut active, false, &mut cache)?;
         let reached_set: HashSet<usize> = reached.iter().copied().collect();
         let root_idx = self.package.iter().position(|p| std::ptr::eq(p, root));
         Ok(Walk {
@@ -411,39 +394,81 @@ impl Lock {
         })
     }
 
-    /// The dependency groups `uv sync` would install with these flags.
-    fn groups(&self, root: &Package, sel: &Selection) -> Result<Vec<String>> {
-        let mut out: Vec<String> = Vec::new();
-        if sel.all_groups {
-            out.extend(root.dev_dependencies.keys().cloned());
-        } else {
-            if !sel.no_dev {
-                let defaults = sel
-                    .default_groups
-                    .clone()
-                    .unwrap_or_else(|| vec!["dev".to_string()]);
-                out.extend(
-                    defaults
-                        .into_iter()
-                        .filter(|g| root.dev_dependencies.contains_key(g)),
-                );
-            }
-            for g in &sel.groups {
-                if !root.dev_dependencies.contains_key(g) {
-                    return Err(error::usage(format!(
-                        "--group {g}: the project has no such dependency group (it has: {})",
-                        join_keys(&root.dev_dependencies)
-                    )));
+    /// Whether an edge's marker holds in `env` with these conflict items active.
+    fn holds(
+        &self,
+        dep: &Dep,
+        env: &MarkerEnvironment,
+        active: &[ExtraName],
+        cache: &mut BTreeMap<String, MarkerTree>,
+    ) -> Result<bool> {
+        let Some(m) = dep.marker.as_deref() else {
+            return Ok(true);
+        };
+        Ok(cached_marker(m, "marker", cache)?.evaluate(env, active))
+    }
+
+    /// Breadth first from `seeds`; `gather` adds the extras that followed edges
+    /// activate to `active` (uv's first pass). The packages reached, and those some
+    /// edge pointed to whose markers left them out.
+    fn traverse<'a>(
+        &'a self,
+        root: &'a Package,
+        seeds: &[&'a Dep],
+        env: &MarkerEnvironment,
+        active: &mut Vec<ExtraName>,
+        gather: bool,
+        cache: &mut BTreeMap<String, MarkerTree>,
+    ) -> Result<(Vec<usize>, BTreeSet<usize>)> {
+        let by_name = self.by_name();
+        let mut reached: Vec<usize> = Vec::new();
+        let mut seen_pkg: HashSet<usize> = HashSet::new();
+        let mut seen_extra: HashSet<(usize, String)> = HashSet::new();
+        let mut excluded: BTreeSet<usize> = BTreeSet::new();
+        let mut queue: VecDeque<&Dep> = seeds.iter().copied().collect();
+        while let Some(dep) = queue.pop_front() {
+            let name = policy::normalize(&dep.name);
+            let mut more: Vec<ExtraName> = Vec::new();
+            if gather {
+                for e in &dep.extra {
+                    let item = select::Item::Extra(name.clone(), policy::normalize(e)).encoded();
+                    if let Ok(x) = item.parse::<ExtraName>()
+                        && !active.contains(&x)
+                    {
+                        more.push(x);
+                    }
                 }
-                if !out.contains(g) {
-                    out.push(g.clone());
+            }
+            let holds = if more.is_empty() {
+                self.holds(dep, env, active, cache)?
+            } else {
+                let with: Vec<ExtraName> = active.iter().chain(&more).cloned().collect();
+                self.holds(dep, env, &with, cache)?
+            };
+            let candidates = by_name.get(name.as_str()).cloned().unwrap_or_default();
+            if !holds {
+                excluded.extend(candidates.iter().copied());
+                continue;
+            }
+            active.extend(more);
+            let Some(idx) = self.choose(&candidates, dep, env, active, cache)? else {
+                return Err(error::usage(format!(
+                    "uv.lock: {} depends on {}, which the lock does not hold for this platform; re-run `cargo xtask lock`",
+                    root.name, dep.name
+                )));
+            };
+            let pkg = &self.package[idx];
+            if seen_pkg.insert(idx) {
+                reached.push(idx);
+                queue.extend(pkg.dependencies.iter());
+            }
+            for e in &dep.extra {
+                if seen_extra.insert((idx, policy::normalize(e))) {
+                    queue.extend(named(&pkg.optional_dependencies, e).into_iter().flatten());
                 }
             }
         }
-        if sel.no_dev {
-            out.retain(|g| g != "dev");
-        }
-        Ok(out)
+        Ok((reached, excluded))
     }
 
     fn by_name(&self) -> BTreeMap<String, Vec<usize>> {
@@ -456,12 +481,13 @@ impl Lock {
 
     /// Which of the packages named by an edge it means: by version/source when the edge
     /// says, else by the package's resolution markers for this environment.
-    fn choose<'m>(
-        &'m self,
+    fn choose(
+        &self,
         candidates: &[usize],
         dep: &Dep,
         env: &MarkerEnvironment,
-        cache: &mut BTreeMap<&'m str, MarkerTree>,
+        active: &[ExtraName],
+        cache: &mut BTreeMap<String, MarkerTree>,
     ) -> Result<Option<usize>> {
         let mut pool: Vec<usize> = candidates
             .iter()
@@ -480,19 +506,7 @@ impl Lock {
                 let p = &self.package[i];
                 let mut any = p.resolution_markers.is_empty();
                 for m in &p.resolution_markers {
-                    let tree = match cache.get(m.as_str()) {
-                        Some(t) => t.clone(),
-                        None => {
-                            let t = pep::marker(m).map_err(|e| {
-                                crate::error::usage(format!(
-                                    "uv.lock: resolution marker {m:?}: {e:#} (re-create the lock with `cargo xtask lock`)"
-                                ))
-                            })?;
-                            cache.insert(m.as_str(), t.clone());
-                            t
-                        }
-                    };
-                    if pep::evaluate(&tree, env, None) {
+                    if cached_marker(m, "resolution marker", cache)?.evaluate(env, active) {
                         any = true;
                         break;
                     }
@@ -505,6 +519,33 @@ impl Lock {
         }
         Ok(pool.first().copied())
     }
+}
+
+/// The list under `key` in a table of extras or groups, names compared normalised.
+fn named<'a>(table: &'a IndexMap<String, Vec<Dep>>, key: &str) -> Option<&'a Vec<Dep>> {
+    let key = policy::normalize(key);
+    table
+        .iter()
+        .find(|(k, _)| policy::normalize(k) == key)
+        .map(|(_, v)| v)
+}
+
+/// A lock marker parsed once.
+fn cached_marker(
+    m: &str,
+    what: &str,
+    cache: &mut BTreeMap<String, MarkerTree>,
+) -> Result<MarkerTree> {
+    if let Some(t) = cache.get(m) {
+        return Ok(t.clone());
+    }
+    let t = pep::marker(m).map_err(|e| {
+        error::usage(format!(
+            "uv.lock: {what} {m:?}: {e:#} (re-create the lock with `cargo xtask lock`)"
+        ))
+    })?;
+    cache.insert(m.to_string(), t.clone());
+    Ok(t)
 }
 
 /// Why the lock no longer matches pyproject.toml, compared with the root package's
@@ -652,12 +693,16 @@ fn diff_sides(
     }
 }
 
-fn join_keys<V>(m: &IndexMap<String, V>) -> String {
-    if m.is_empty() {
-        "none".into()
-    } else {
-        m.keys().cloned().collect::<Vec<_>>().join(", ")
-    }
+/// Whether some Python `X.Y.z` satisfies `requires` (an unreadable one allows all).
+pub fn python_allowed(requires: &str, (major, minor): (u32, u32)) -> bool {
+    let Ok(specs) = pep::specifiers(requires) else {
+        return true;
+    };
+    [0, 999].iter().any(|patch| {
+        pep::version(&format!("{major}.{minor}.{patch}"))
+            .map(|v| specs.contains(&v))
+            .unwrap_or(true)
+    })
 }
 
 /// The lowest Python `X.Y` a requires-python allows ("==3.12.*" → 3.12).
@@ -682,6 +727,14 @@ pub fn python_of(requires: &str) -> Option<(u32, u32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn python_outside_requires_python() {
+        assert!(!python_allowed(">=3.11", (3, 10)));
+        assert!(python_allowed(">=3.11.4", (3, 11)));
+        assert!(!python_allowed(">=3.10,<3.13", (3, 13)));
+        assert!(python_allowed("==3.12.*", (3, 12)));
+    }
 
     #[test]
     fn python_versions() {
