@@ -104,7 +104,10 @@ impl Audit {
                 .map_err(|e| error::usage(format!("{}; pass --python X.Y", error::line_of(&e))))?,
         };
         let python_str = format!("{}.{}", python.0, python.1);
-        if let Some(requires) = reqs.requires_python.as_ref().or(lock.requires_python.as_ref())
+        if let Some(requires) = reqs
+            .requires_python
+            .as_ref()
+            .or(lock.requires_python.as_ref())
             && !lock::python_allowed(requires, python)
         {
             let from = if reqs.requires_python.is_some() {

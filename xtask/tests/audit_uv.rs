@@ -1,0 +1,427 @@
+//! `audit` against `uv sync --frozen --dry-run --offline --python-platform` over a corpus
+//! of public projects' pyproject.toml (tests/fixtures/uvcorpus/corpus.toml): each is
+//! locked here with uv against PyPI (pinned by `exclude-newer`), then for three targets
+//! and three selections (default; all groups and extras; --no-dev) the verdicts must
+//! agree (installs / fails / refused) and, where uv installs, audit's reached packages
+//! must equal uv's `Would install` set.
+//!
+//! The slice marked `slice = true` runs with the tests; `XTASK_UV_CORPUS=all` runs every
+//! project and prints the table and the time ratio. Locks are kept under
+//! `$XTASK_UV_CORPUS_CACHE` (default `~/.cache/xtask-ci/uvcorpus`) by pyproject hash.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::*;
+
+#[derive(serde::Deserialize)]
+struct Corpus {
+    project: Vec<Entry>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct Entry {
+    name: String,
+    repo: String,
+    commit: String,
+    exclude_newer: String,
+    #[serde(default)]
+    slice: bool,
+}
+
+const TARGETS: [(&str, &str); 3] = [
+    ("linux-x86_64-cuda", "x86_64-manylinux_2_28"),
+    ("linux-aarch64-cuda", "aarch64-manylinux_2_28"),
+    ("macos-arm64-mps", "aarch64-apple-darwin"),
+];
+
+const SELECTIONS: [(&str, &[&str]); 3] = [
+    ("default", &[]),
+    ("all", &["--all-groups", "--all-extras"]),
+    ("no-dev", &["--no-dev"]),
+];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Verdict {
+    Installs(BTreeSet<String>),
+    Fails,
+    Refused(String),
+}
+
+impl Verdict {
+    fn word(&self) -> &'static str {
+        match self {
+            Verdict::Installs(_) => "installs",
+            Verdict::Fails => "fails",
+            Verdict::Refused(_) => "refused",
+        }
+    }
+}
+
+fn cache_dir() -> PathBuf {
+    std::env::var_os("XTASK_UV_CORPUS_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into()))
+                .join(".cache/xtask-ci/uvcorpus")
+        })
+}
+
+/// Indexes this machine cannot reach (download.pytorch.org) and the sources that use
+/// them come out; everything else is the project's file as committed.
+fn reachable_only(text: &str) -> String {
+    let mut doc: toml_edit::DocumentMut = text.parse().expect("corpus pyproject parses");
+    let Some(uv) = doc
+        .get_mut("tool")
+        .and_then(|t| t.get_mut("uv"))
+        .and_then(|t| t.as_table_like_mut())
+    else {
+        return doc.to_string();
+    };
+    let mut gone: Vec<String> = Vec::new();
+    if let Some(idx) = uv.get_mut("index").and_then(|i| i.as_array_of_tables_mut()) {
+        idx.retain(|t| {
+            let url = t.get("url").and_then(|u| u.as_str()).unwrap_or_default();
+            let keep = !url.contains("download.pytorch.org");
+            if !keep && let Some(n) = t.get("name").and_then(|n| n.as_str()) {
+                gone.push(n.to_string());
+            }
+            keep
+        });
+    }
+    if let Some(sources) = uv.get_mut("sources").and_then(|s| s.as_table_like_mut()) {
+        let uses_gone = |v: &toml_edit::Value| {
+            v.as_inline_table()
+                .and_then(|t| t.get("index"))
+                .and_then(|i| i.as_str())
+                .is_some_and(|i| gone.iter().any(|g| g == i))
+        };
+        let names: Vec<String> = sources.iter().map(|(k, _)| k.to_string()).collect();
+        for name in names {
+            let item = sources.get_mut(&name).unwrap();
+            let drop = match item.as_value_mut() {
+                Some(toml_edit::Value::Array(a)) => {
+                    a.retain(|v| !uses_gone(v));
+                    a.is_empty()
+                }
+                Some(v) => uses_gone(v),
+                None => false,
+            };
+            if drop {
+                sources.remove(&name);
+            }
+        }
+    }
+    doc.to_string()
+}
+
+/// The project locked here: a folder holding its pyproject.toml and uv.lock.
+fn locked(e: &Entry, uv: &Path) -> Option<PathBuf> {
+    let src = fixtures()
+        .join("uvcorpus")
+        .join(&e.name)
+        .join("pyproject.toml");
+    let text = reachable_only(&std::fs::read_to_string(&src).unwrap());
+    let key = format!("{:016x}", fnv(&format!("{}\n{text}", e.exclude_newer)));
+    let dir = cache_dir().join(&e.name).join(key);
+    if dir.join("uv.lock").is_file() {
+        return Some(dir);
+    }
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("pyproject.toml"), &text).unwrap();
+    let o = Command::new(uv)
+        .args(["lock", "--exclude-newer", &e.exclude_newer])
+        .current_dir(&dir)
+        .env("UV_PYTHON_DOWNLOADS", "never")
+        .env("UV_PYTHON_PREFERENCE", "system")
+        .output()
+        .unwrap();
+    if !o.status.success() {
+        let err = text_of(&o.stderr);
+        let _ = std::fs::remove_dir_all(&dir);
+        skip_or_fail(
+            "uv-corpus",
+            &format!(
+                "uv lock {} ({}@{}): {}",
+                e.name,
+                e.repo,
+                e.commit,
+                last_line(&err)
+            ),
+        );
+        return None;
+    }
+    Some(dir)
+}
+
+fn text_of(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn last_line(s: &str) -> String {
+    s.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .to_string()
+}
+
+fn fnv(s: &str) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in s.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
+}
+
+/// The Python audit and uv both use: the lowest `X.Y` requires-python allows (3.10+).
+fn python_for(dir: &Path) -> Option<(String, PathBuf)> {
+    let doc: toml_edit::DocumentMut = std::fs::read_to_string(dir.join("pyproject.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let requires = doc
+        .get("project")
+        .and_then(|p| p.get("requires-python"))
+        .and_then(|r| r.as_str())
+        .unwrap_or(">=3.10")
+        .to_string();
+    for v in ["3.10", "3.11", "3.12", "3.13"] {
+        let o = Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(["audit", "--python", v, "--target", "linux-x86_64-cuda"])
+            .arg("--project")
+            .arg(dir)
+            .output()
+            .unwrap();
+        let refused = text_of(&o.stderr).contains("is incompatible with the project's Python");
+        if !refused && let Some(p) = python(v) {
+            return Some((v.to_string(), p));
+        }
+    }
+    eprintln!("no Python 3.10-3.13 fits requires-python {requires:?}");
+    None
+}
+
+fn uv_verdict(
+    uv: &Path,
+    dir: &Path,
+    py: &Path,
+    platform: &str,
+    flags: &[&str],
+) -> (Verdict, Duration) {
+    let t = Instant::now();
+    let o = Command::new(uv)
+        .args([
+            "sync",
+            "--frozen",
+            "--dry-run",
+            "--offline",
+            "--python-platform",
+            platform,
+        ])
+        .arg("--python")
+        .arg(py)
+        .args(flags)
+        .current_dir(dir)
+        .env("UV_PYTHON_DOWNLOADS", "never")
+        .env("UV_PYTHON_PREFERENCE", "system")
+        .output()
+        .unwrap();
+    let took = t.elapsed();
+    let err = text_of(&o.stderr);
+    if o.status.success() {
+        let out = text_of(&o.stdout);
+        let set = err
+            .lines()
+            .chain(out.lines())
+            .filter_map(|l| l.trim().strip_prefix("+ "))
+            .map(normalize_line)
+            .collect();
+        return (Verdict::Installs(set), took);
+    }
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or("error: ?")
+        .to_string();
+    if line.contains("doesn't have a source distribution or wheel")
+        || line.contains("can't be installed because")
+    {
+        (Verdict::Fails, took)
+    } else {
+        (Verdict::Refused(line), took)
+    }
+}
+
+/// `Name==1.0` as audit writes names: normalised. uv shows a local project as
+/// `name @ file://...`: that is `name==` (its version is not shown).
+fn normalize_line(l: &str) -> String {
+    let (name, version) = match l.split_once(" @ ") {
+        Some((name, _)) => (name, ""),
+        None => l.split_once("==").unwrap_or((l, "")),
+    };
+    let mut n = String::new();
+    let mut sep = false;
+    for c in name.trim().chars() {
+        if matches!(c, '-' | '_' | '.') {
+            if !sep {
+                n.push('-');
+            }
+            sep = true;
+        } else {
+            n.push(c.to_ascii_lowercase());
+            sep = false;
+        }
+    }
+    format!("{n}=={}", version.trim())
+}
+
+fn audit_verdicts(
+    dir: &Path,
+    python: &str,
+    flags: &[&str],
+    root: &str,
+) -> (Vec<Verdict>, Duration) {
+    let t = Instant::now();
+    let o = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .arg("--project")
+        .arg(dir)
+        .args(["audit", "--json", "--python", python])
+        .args(flags)
+        .output()
+        .unwrap();
+    let took = t.elapsed();
+    let err = text_of(&o.stderr);
+    if o.status.code() == Some(2) {
+        let line = err
+            .lines()
+            .find(|l| l.starts_with("error:"))
+            .unwrap_or("?")
+            .to_string();
+        return (vec![Verdict::Refused(line); TARGETS.len()], took);
+    }
+    let v: serde_json::Value =
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("audit --json ({e}): {err}"));
+    let verdicts = TARGETS
+        .iter()
+        .map(|(name, _)| {
+            let t = v["targets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|t| t["name"] == *name)
+                .unwrap_or_else(|| panic!("no target {name}"));
+            let pkgs = t["packages"].as_array().unwrap();
+            if pkgs.iter().any(|p| p["status"] == "missing") {
+                return Verdict::Fails;
+            }
+            Verdict::Installs(
+                pkgs.iter()
+                    .filter(|p| p["status"] != "excluded")
+                    .map(|p| {
+                        normalize_line(&format!(
+                            "{}=={}",
+                            p["name"].as_str().unwrap(),
+                            p["version"].as_str().unwrap()
+                        ))
+                    })
+                    .filter(|l| !l.starts_with(&format!("{root}==")))
+                    .collect(),
+            )
+        })
+        .collect();
+    (verdicts, took)
+}
+
+#[test]
+fn audit_agrees_with_uv_sync_on_public_projects() {
+    let Some(uv) = find_uv() else {
+        return;
+    };
+    let corpus: Corpus =
+        toml::from_str(&std::fs::read_to_string(fixtures().join("uvcorpus/corpus.toml")).unwrap())
+            .unwrap();
+    let all = std::env::var("XTASK_UV_CORPUS").is_ok_and(|v| v == "all");
+    let mut rows: Vec<String> = Vec::new();
+    let mut disagreements: Vec<String> = Vec::new();
+    let (mut cases, mut agree) = (0, 0);
+    let mut ratios: Vec<f64> = Vec::new();
+    for e in corpus.project.iter().filter(|e| all || e.slice) {
+        let Some(dir) = locked(e, &uv) else { continue };
+        let Some((py_short, py)) = python_for(&dir) else {
+            skip_or_fail(
+                "uv-corpus",
+                &format!("{}: no Python 3.10-3.13 here fits it", e.name),
+            );
+            continue;
+        };
+        let doc: toml_edit::DocumentMut = std::fs::read_to_string(dir.join("pyproject.toml"))
+            .unwrap()
+            .parse()
+            .unwrap();
+        let root = normalize_line(doc["project"]["name"].as_str().unwrap());
+        let root = root.trim_end_matches("==").to_string();
+        for (sel, flags) in SELECTIONS {
+            let (ours, audit_time) = audit_verdicts(&dir, &py_short, flags, &root);
+            let mut uv_time = Duration::ZERO;
+            for (i, (target, platform)) in TARGETS.iter().enumerate() {
+                let (theirs, took) = uv_verdict(&uv, &dir, &py, platform, flags);
+                uv_time += took;
+                cases += 1;
+                let theirs = match theirs {
+                    Verdict::Installs(s) => Verdict::Installs(
+                        s.into_iter()
+                            .filter(|l| !l.starts_with(&format!("{root}==")))
+                            .collect(),
+                    ),
+                    v => v,
+                };
+                let same = match (&ours[i], &theirs) {
+                    (Verdict::Refused(_), Verdict::Refused(_)) => true,
+                    (a, b) => a == b,
+                };
+                if same {
+                    agree += 1;
+                } else {
+                    let detail = match (&ours[i], &theirs) {
+                        (Verdict::Installs(a), Verdict::Installs(b)) => format!(
+                            "audit only: {:?}; uv only: {:?}",
+                            a.difference(b).collect::<Vec<_>>(),
+                            b.difference(a).collect::<Vec<_>>()
+                        ),
+                        (a, b) => format!("audit {} / uv {} ({b:?})", a.word(), b.word()),
+                    };
+                    disagreements.push(format!("{} {sel} {target}: {detail}", e.name));
+                }
+                rows.push(format!(
+                    "{:24} {:8} {:20} uv {:9} audit {:9} {}",
+                    e.name,
+                    sel,
+                    target,
+                    theirs.word(),
+                    ours[i].word(),
+                    if same { "=" } else { "DIFFERS" }
+                ));
+            }
+            ratios.push(audit_time.as_secs_f64() / uv_time.as_secs_f64().max(1e-6));
+        }
+    }
+    ratios.sort_by(f64::total_cmp);
+    for r in &rows {
+        eprintln!("{r}");
+    }
+    if !ratios.is_empty() {
+        eprintln!(
+            "{agree} of {cases} cases agree; audit time / uv time (three targets): median {:.2}, max {:.2}",
+            ratios[ratios.len() / 2],
+            ratios[ratios.len() - 1]
+        );
+    }
+    assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
+}
