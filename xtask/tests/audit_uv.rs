@@ -32,6 +32,9 @@ struct Entry {
     exclude_newer: String,
     #[serde(default)]
     slice: bool,
+    /// Selections tried besides the three every project gets.
+    #[serde(default)]
+    selections: Vec<Vec<String>>,
 }
 
 const TARGETS: [(&str, &str); 3] = [
@@ -367,7 +370,15 @@ fn audit_agrees_with_uv_sync_on_public_projects() {
             .unwrap();
         let root = normalize_line(doc["project"]["name"].as_str().unwrap());
         let root = root.trim_end_matches("==").to_string();
-        for (sel, flags) in SELECTIONS {
+        let mut selections: Vec<(String, Vec<&str>)> = SELECTIONS
+            .iter()
+            .map(|(n, f)| (n.to_string(), f.to_vec()))
+            .collect();
+        for extra in &e.selections {
+            selections.push((extra.join(" "), extra.iter().map(String::as_str).collect()));
+        }
+        for (sel, flags) in &selections {
+            let flags = flags.as_slice();
             let (ours, audit_time) = audit_verdicts(&dir, &py_short, flags, &root);
             let mut uv_time = Duration::ZERO;
             for (i, (target, platform)) in TARGETS.iter().enumerate() {
@@ -400,7 +411,7 @@ fn audit_agrees_with_uv_sync_on_public_projects() {
                     disagreements.push(format!("{} {sel} {target}: {detail}", e.name));
                 }
                 rows.push(format!(
-                    "{:24} {:8} {:20} uv {:9} audit {:9} {}",
+                    "{:24} {:28} {:20} uv {:9} audit {:9} {}",
                     e.name,
                     sel,
                     target,
@@ -409,7 +420,10 @@ fn audit_agrees_with_uv_sync_on_public_projects() {
                     if same { "=" } else { "DIFFERS" }
                 ));
             }
-            ratios.push(audit_time.as_secs_f64() / uv_time.as_secs_f64().max(1e-6));
+            // Only where both did the work: a refusal takes neither any time.
+            if ours.iter().all(|v| !matches!(v, Verdict::Refused(_))) {
+                ratios.push(audit_time.as_secs_f64() / uv_time.as_secs_f64().max(1e-6));
+            }
         }
     }
     ratios.sort_by(f64::total_cmp);
