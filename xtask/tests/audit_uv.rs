@@ -76,9 +76,38 @@ fn cache_dir() -> PathBuf {
 }
 
 /// Indexes this machine cannot reach (download.pytorch.org) and the sources that use
-/// them come out; everything else is the project's file as committed.
+/// them come out, and so do requirements from git (no GitHub here); everything else is
+/// the project's file as committed.
 fn reachable_only(text: &str) -> String {
     let mut doc: toml_edit::DocumentMut = text.parse().expect("corpus pyproject parses");
+    let from_git = |v: &toml_edit::Value| v.as_str().is_some_and(|r| r.contains("git+"));
+    let mut lists: Vec<&mut toml_edit::Array> = Vec::new();
+    let (project, rest) = (doc.as_table_mut().get_mut("project"), ());
+    let _ = rest;
+    if let Some(p) = project.and_then(|p| p.as_table_like_mut()) {
+        for (k, v) in p.iter_mut() {
+            if k == "dependencies" {
+                lists.extend(v.as_array_mut());
+            } else if k == "optional-dependencies"
+                && let Some(t) = v.as_table_like_mut()
+            {
+                lists.extend(t.iter_mut().filter_map(|(_, v)| v.as_array_mut()));
+            }
+        }
+    }
+    for l in lists {
+        l.retain(|v| !from_git(v));
+    }
+    if let Some(t) = doc
+        .get_mut("dependency-groups")
+        .and_then(|t| t.as_table_like_mut())
+    {
+        for (_, v) in t.iter_mut() {
+            if let Some(a) = v.as_array_mut() {
+                a.retain(|v| !from_git(v));
+            }
+        }
+    }
     let Some(uv) = doc
         .get_mut("tool")
         .and_then(|t| t.get_mut("uv"))
