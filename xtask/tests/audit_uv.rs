@@ -82,9 +82,7 @@ fn reachable_only(text: &str) -> String {
     let mut doc: toml_edit::DocumentMut = text.parse().expect("corpus pyproject parses");
     let from_git = |v: &toml_edit::Value| v.as_str().is_some_and(|r| r.contains("git+"));
     let mut lists: Vec<&mut toml_edit::Array> = Vec::new();
-    let (project, rest) = (doc.as_table_mut().get_mut("project"), ());
-    let _ = rest;
-    if let Some(p) = project.and_then(|p| p.as_table_like_mut()) {
+    if let Some(p) = doc.get_mut("project").and_then(|p| p.as_table_like_mut()) {
         for (k, v) in p.iter_mut() {
             if k == "dependencies" {
                 lists.extend(v.as_array_mut());
