@@ -99,9 +99,14 @@ impl Audit {
                 .ok_or_else(|| {
                     error::usage(format!("--python {p}: give a version as X.Y, e.g. 3.12"))
                 })?,
-            None => proj
-                .python()
-                .map_err(|e| error::usage(format!("{}; pass --python X.Y", error::line_of(&e))))?,
+            // The lowest Python the project accepts (what uv checks an interpreter
+            // against), else the lock's.
+            None => match reqs.requires_python.as_deref().and_then(lock::python_of) {
+                Some(p) => p,
+                None => proj.python().map_err(|e| {
+                    error::usage(format!("{}; pass --python X.Y", error::line_of(&e)))
+                })?,
+            },
         };
         let python_str = format!("{}.{}", python.0, python.1);
         if let Some(requires) = reqs
