@@ -231,7 +231,15 @@ fn python_for(dir: &Path) -> Option<(String, PathBuf)> {
             .unwrap();
         let refused = text_of(&o.stderr).contains("is incompatible with the project's Python");
         if !refused && let Some(p) = python(v) {
-            return Some((v.to_string(), p));
+            // The interpreter's own X.Y.Z, as uv sees it (python_full_version markers).
+            let full = Command::new(&p)
+                .args(["-c", "import platform; print(platform.python_version())"])
+                .output()
+                .ok()
+                .map(|o| text_of(&o.stdout).trim().to_string())
+                .filter(|f| f.starts_with(v))
+                .unwrap_or_else(|| v.to_string());
+            return Some((full, p));
         }
     }
     eprintln!("no Python 3.10-3.13 fits requires-python {requires:?}");

@@ -19,7 +19,7 @@ pub struct Audit {
     /// Audit only this target (canonical name or Docker alias); repeatable [default: all]
     #[arg(long = "target", value_name = "NAME")]
     targets: Vec<String>,
-    /// Python version X.Y [default: the lowest that requires-python allows]
+    /// Python version X.Y, or an interpreter's X.Y.Z for python_full_version markers [default: the lowest that requires-python allows]
     #[arg(long, value_name = "X.Y")]
     python: Option<String>,
     /// Include a dependency group, as `uv sync --group`; repeatable
@@ -95,9 +95,14 @@ impl Audit {
         let (lock, reqs, lock_path) = (&proj.lock, &proj.reqs, &proj.lock_path);
         let python = match &self.python {
             Some(p) => tags::parse_floor(p)
-                .filter(|_| p.split('.').count() == 2)
+                .filter(|_| {
+                    let parts: Vec<&str> = p.split('.').collect();
+                    (2..=3).contains(&parts.len()) && parts.iter().all(|x| x.parse::<u32>().is_ok())
+                })
                 .ok_or_else(|| {
-                    error::usage(format!("--python {p}: give a version as X.Y, e.g. 3.12"))
+                    error::usage(format!(
+                        "--python {p}: give a version as X.Y or X.Y.Z, e.g. 3.12"
+                    ))
                 })?,
             // The lowest Python the project accepts (what uv checks an interpreter
             // against), else the lock's.
@@ -153,7 +158,8 @@ impl Audit {
         proj.choose(&sel)?;
 
         // Wheel names are the same for every target: parse them once.
-        let auditor = Auditor::new(&proj, policy);
+        let full = self.python.clone().filter(|p| p.split('.').count() == 3);
+        let auditor = Auditor::new(&proj, policy).full_python(full);
         let mut results = Vec::new();
         for t in &targets {
             let packages = auditor.target(t, python, &sel)?;

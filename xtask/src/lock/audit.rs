@@ -44,6 +44,9 @@ pub struct Auditor<'a> {
     proj: &'a Project,
     policy: &'a Policy,
     wheels: Vec<Vec<(String, tags::WheelName)>>,
+    /// The interpreter's full version (`3.10.13`) for `python_full_version` markers;
+    /// else `X.Y.0`.
+    full_python: Option<String>,
 }
 
 impl<'a> Auditor<'a> {
@@ -64,7 +67,14 @@ impl<'a> Auditor<'a> {
             proj,
             policy,
             wheels,
+            full_python: None,
         }
+    }
+
+    /// Judge for this exact interpreter version (`X.Y.Z`).
+    pub fn full_python(mut self, full: Option<String>) -> Auditor<'a> {
+        self.full_python = full;
+        self
     }
 
     /// Every package `uv sync` would reach on `target`, with its status, missing first.
@@ -74,11 +84,11 @@ impl<'a> Auditor<'a> {
         python: (u32, u32),
         sel: &Selection,
     ) -> Result<Vec<PackageResult>> {
-        let env = pep::environment(
-            &target.sys_platform,
-            &target.platform_machine,
-            &format!("{}.{}", python.0, python.1),
-        )?;
+        let version = self
+            .full_python
+            .clone()
+            .unwrap_or_else(|| format!("{}.{}", python.0, python.1));
+        let env = pep::environment(&target.sys_platform, &target.platform_machine, &version)?;
         let walk = self.proj.walk(&env, sel)?;
         let plat = tags::Platform::for_target(target);
         let lock = &self.proj.lock;
