@@ -108,19 +108,25 @@ fn kubernetes_validate() -> Option<PathBuf> {
     found
 }
 
+/// `fleet render --scheduler kubernetes --nodes N`, more flags to add.
+fn render_kubernetes(nodes: &str) -> Command {
+    let mut c = xtask();
+    c.args([
+        "fleet",
+        "render",
+        "--scheduler",
+        "kubernetes",
+        "--nodes",
+        nodes,
+    ]);
+    c
+}
+
 #[test]
 fn the_kubernetes_job_passes_the_kubernetes_schemas() {
     let out = tempfile::tempdir().unwrap();
     let manifest = out.path().join("fleet.yaml");
-    let o = run(xtask()
-        .args([
-            "fleet",
-            "render",
-            "--scheduler",
-            "kubernetes",
-            "--nodes",
-            "8",
-        ])
+    let o = run(render_kubernetes("8")
         .args([
             "--image",
             "registry.example/llmstudio-xtask:aarch64",
@@ -134,26 +140,10 @@ fn the_kubernetes_job_passes_the_kubernetes_schemas() {
     assert!(yaml.contains("completionMode: \"Indexed\""), "{yaml}");
     assert!(yaml.contains("\"nvidia.com/gpu\": 4"), "{yaml}");
     // --image is required for Kubernetes; a bad name is refused before anything is written.
-    let o = run(xtask().args([
-        "fleet",
-        "render",
-        "--scheduler",
-        "kubernetes",
-        "--nodes",
-        "2",
-    ]));
+    let o = run(&mut render_kubernetes("2"));
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o.stderr).contains("--image"), "{}", text(&o.stderr));
-    let o = run(xtask()
-        .args([
-            "fleet",
-            "render",
-            "--scheduler",
-            "kubernetes",
-            "--nodes",
-            "2",
-        ])
-        .args(["--image", "x", "--job-name", "Fleet_A"]));
+    let o = run(render_kubernetes("2").args(["--image", "x", "--job-name", "Fleet_A"]));
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o.stderr).contains("--job-name \"Fleet_A\""));
 
@@ -164,15 +154,7 @@ fn the_kubernetes_job_passes_the_kubernetes_schemas() {
     assert!(o.status.success(), "{}{}", text(&o.stdout), text(&o.stderr));
     // The bundle from a claim instead of the image.
     let mounted = out.path().join("mounted.yaml");
-    let o = run(xtask()
-        .args([
-            "fleet",
-            "render",
-            "--scheduler",
-            "kubernetes",
-            "--nodes",
-            "2",
-        ])
+    let o = run(render_kubernetes("2")
         .args([
             "--image",
             "ubuntu:24.04",

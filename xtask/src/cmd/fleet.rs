@@ -13,7 +13,7 @@ use crate::error;
 use crate::fleet::{self, kube, slurm};
 use crate::fsx;
 use crate::out::Progress;
-use crate::process::{Cmd, Sigint, find};
+use crate::process::Sigint;
 use crate::report::Require;
 
 #[derive(clap::Args, Debug)]
@@ -290,15 +290,6 @@ impl Merge {
     }
 }
 
-/// A Slurm program this command needs.
-fn slurm_tool(name: &str) -> Result<std::path::PathBuf> {
-    find(name).ok_or_else(|| {
-        error::absent(format!(
-            "fleet validate --scheduler slurm: no `{name}` on PATH; run it on a Slurm login node (or use `fleet render`)"
-        ))
-    })
-}
-
 impl Run {
     fn run(self, ctx: &Ctx) -> Result<()> {
         if self.scheduler == Scheduler::Kubernetes {
@@ -310,9 +301,7 @@ impl Run {
         self.out.preflight(ctx)?;
         let args = self.nodes.validate_args(ctx)?;
         let bundle = bundle(self.bundle.as_deref(), ctx)?;
-        let sbatch = slurm_tool("sbatch")?;
-        let scontrol = slurm_tool("scontrol")?;
-        let scancel = slurm_tool("scancel")?;
+        let slurm = slurm::Slurm::find()?;
         std::fs::create_dir_all(&self.reports)
             .map_err(|e| error::usage(format!("--reports {}: cannot create: {e}", self.reports)))?;
         let reports = ctx::absolute(&self.reports)?;
@@ -320,26 +309,16 @@ impl Run {
         let script_file = reports.join(format!("{}.sbatch", self.nodes.job_name));
         fsx::write_atomic(&script_file, script.as_bytes())?;
         let sigint = Sigint::catch()?;
-        let submit = Cmd::new(&sbatch)
-            .arg("--parsable")
-            .arg(script_file.as_str());
-        eprintln!("$ {}", submit.display());
-        let probe = submit.probe(Duration::from_secs(120));
-        let Some(id) = probe.ok_stdout().and_then(slurm::parse_job_id) else {
-            return Err(error::failed(format!(
-                "sbatch did not submit the job: {}",
-                probe.failure_line()
-            )));
-        };
+        let id = slurm.submit(&script_file)?;
         let started = Instant::now();
         let dir = reports.join(format!("job-{id}"));
         eprintln!(
             "submitted job {id}: {} node(s), reports in {dir}",
             self.nodes.nodes
         );
-        let info = follow(&id, &dir, self.nodes.nodes, &scontrol, &scancel, &sigint)?;
+        let info = follow(&slurm, &id, &dir, self.nodes.nodes, &sigint)?;
         let expected = match info.as_ref().and_then(|i| i.node_list.clone()) {
-            Some(list) => hostnames(&scontrol, &list),
+            Some(list) => slurm.hostnames(&list),
             None => Vec::new(),
         };
         let gathered = if dir.is_dir() {
@@ -367,11 +346,10 @@ impl Run {
 /// Follow the job until it ends, showing its state and which nodes have reported;
 /// on Ctrl-C cancel it. The job's last known state (None: Slurm forgot it).
 fn follow(
+    slurm: &slurm::Slurm,
     id: &str,
     dir: &Utf8Path,
     nodes: u32,
-    scontrol: &std::path::Path,
-    scancel: &std::path::Path,
     sigint: &Sigint,
 ) -> Result<Option<slurm::JobInfo>> {
     let started = Instant::now();
@@ -382,16 +360,12 @@ fn follow(
     loop {
         if sigint.seen() {
             progress.clear();
-            cancel(id, scontrol, scancel);
+            slurm.cancel(id);
             return Err(error::interrupted(format!(
                 "interrupted: cancelled job {id} (scancel)"
             )));
         }
-        let now = Cmd::new(scontrol)
-            .args(["show", "job", "-o", id])
-            .probe(Duration::from_secs(30))
-            .ok_stdout()
-            .and_then(|s| s.lines().find_map(slurm::JobInfo::parse));
+        let now = slurm.job(id);
         let gone = now.is_none();
         if let Some(n) = now {
             info = Some(n);
@@ -438,29 +412,6 @@ fn follow(
     }
 }
 
-/// scancel the job and wait (a while) until Slurm has ended it.
-fn cancel(id: &str, scontrol: &std::path::Path, scancel: &std::path::Path) {
-    eprintln!("cancelling job {id}");
-    let done = Cmd::new(scancel).arg(id).cleanup(Duration::from_secs(30));
-    if done.ok_stdout().is_none() {
-        eprintln!("warning: scancel {id} {}", done.failure_line());
-    }
-    let until = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < until {
-        let state = Cmd::new(scontrol)
-            .args(["show", "job", "-o", id])
-            .cleanup(Duration::from_secs(30))
-            .ok_stdout()
-            .and_then(|s| s.lines().find_map(slurm::JobInfo::parse));
-        match state {
-            Some(s) if !s.ended() && s.state != "COMPLETING" => {}
-            _ => return,
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    eprintln!("warning: job {id} still not ended a minute after scancel; check `squeue -j {id}`");
-}
-
 /// The node names in `dir`'s reports so far (file stems of finished *.json files).
 fn report_names(dir: &Utf8Path) -> Vec<String> {
     let mut names: Vec<String> = dir
@@ -477,14 +428,4 @@ fn report_names(dir: &Utf8Path) -> Vec<String> {
         .collect();
     names.sort();
     names
-}
-
-/// A Slurm hostlist (`node[1-2,7]`) as names, by `scontrol show hostnames`.
-fn hostnames(scontrol: &std::path::Path, list: &str) -> Vec<String> {
-    Cmd::new(scontrol)
-        .args(["show", "hostnames", list])
-        .probe(Duration::from_secs(30))
-        .ok_stdout()
-        .map(|s| s.split_whitespace().map(str::to_string).collect())
-        .unwrap_or_else(|| vec![list.to_string()])
 }

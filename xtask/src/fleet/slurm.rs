@@ -2,11 +2,104 @@
 //! an allocation, and what `scontrol` says about the job while it runs.
 
 use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use camino::Utf8Path;
 
 use crate::error;
+use crate::process::{Cmd, Probe, find};
+
+/// The Slurm programs on this host's PATH.
+pub struct Slurm {
+    sbatch: PathBuf,
+    scontrol: PathBuf,
+    scancel: PathBuf,
+}
+
+const ASK: Duration = Duration::from_secs(30);
+
+impl Slurm {
+    /// sbatch, scontrol and scancel, or exit 3 naming the one missing.
+    pub fn find() -> Result<Slurm> {
+        let tool = |name: &str| {
+            find(name).ok_or_else(|| {
+                error::absent(format!(
+                    "fleet validate --scheduler slurm: no `{name}` on PATH; run it on a Slurm login node (or use `fleet render`)"
+                ))
+            })
+        };
+        Ok(Slurm {
+            sbatch: tool("sbatch")?,
+            scontrol: tool("scontrol")?,
+            scancel: tool("scancel")?,
+        })
+    }
+
+    /// `sbatch --parsable SCRIPT`: the job id.
+    pub fn submit(&self, script: &Utf8Path) -> Result<String> {
+        let submit = Cmd::new(&self.sbatch)
+            .arg("--parsable")
+            .arg(script.as_str());
+        eprintln!("$ {}", submit.display());
+        let probe = submit.probe(Duration::from_secs(120));
+        probe.ok_stdout().and_then(parse_job_id).ok_or_else(|| {
+            error::failed(format!(
+                "sbatch did not submit the job: {}",
+                probe.failure_line()
+            ))
+        })
+    }
+
+    /// What Slurm says of the job now (None: it does not know it, or did not answer).
+    pub fn job(&self, id: &str) -> Option<JobInfo> {
+        job_of(
+            &Cmd::new(&self.scontrol)
+                .args(["show", "job", "-o", id])
+                .probe(ASK),
+        )
+    }
+
+    /// Cancel the job and wait (a minute at most) until Slurm has ended it. Runs
+    /// after the tool was interrupted: its commands are not handed the signal.
+    pub fn cancel(&self, id: &str) {
+        eprintln!("cancelling job {id}");
+        let done = Cmd::new(&self.scancel).arg(id).cleanup(ASK);
+        if done.ok_stdout().is_none() {
+            eprintln!("warning: scancel {id} {}", done.failure_line());
+        }
+        let until = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < until {
+            let show = Cmd::new(&self.scontrol)
+                .args(["show", "job", "-o", id])
+                .cleanup(ASK);
+            match job_of(&show) {
+                Some(s) if !s.ended() && s.state != "COMPLETING" => {}
+                _ => return,
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        eprintln!(
+            "warning: job {id} still not ended a minute after scancel; check `squeue -j {id}`"
+        );
+    }
+
+    /// A hostlist (`node[1-2,7]`) as names (`scontrol show hostnames`).
+    pub fn hostnames(&self, list: &str) -> Vec<String> {
+        Cmd::new(&self.scontrol)
+            .args(["show", "hostnames", list])
+            .probe(ASK)
+            .ok_stdout()
+            .map(|s| s.split_whitespace().map(str::to_string).collect())
+            .unwrap_or_else(|| vec![list.to_string()])
+    }
+}
+
+fn job_of(p: &Probe) -> Option<JobInfo> {
+    p.ok_stdout()
+        .and_then(|s| s.lines().find_map(JobInfo::parse))
+}
 
 /// What the batch script asks of Slurm and runs on each node.
 pub struct Job<'a> {
