@@ -68,7 +68,7 @@ pub fn requirements(doc: &DocumentMut) -> Requirements {
         requires_python: string("requires-python"),
         dependencies: strings(project.and_then(|p| p.get("dependencies"))),
         optional: table_of_lists(project.and_then(|p| p.get("optional-dependencies"))),
-        groups: table_of_lists(doc.get("dependency-groups")),
+        groups: dependency_groups(doc),
         default_groups: {
             let v = doc
                 .get("tool")
@@ -98,6 +98,61 @@ pub fn requirements(doc: &DocumentMut) -> Requirements {
                 .and_then(|t| t.get("markers")),
         ),
     }
+}
+
+/// `[dependency-groups]` as uv records them in a lock: `{ include-group = "..." }`
+/// entries expanded (a cycle stops), the deprecated `[tool.uv] dev-dependencies` joined
+/// to `dev`.
+fn dependency_groups(doc: &DocumentMut) -> indexmap::IndexMap<String, Vec<String>> {
+    let table = doc.get("dependency-groups").and_then(Item::as_table_like);
+    let entries = |name: &str| -> Vec<Value> {
+        table
+            .and_then(|t| {
+                t.iter()
+                    .find(|(k, _)| crate::policy::normalize(k) == crate::policy::normalize(name))
+            })
+            .and_then(|(_, v)| v.as_array())
+            .map(|a| a.iter().cloned().collect())
+            .unwrap_or_default()
+    };
+    fn expand(
+        name: &str,
+        entries: &dyn Fn(&str) -> Vec<Value>,
+        seen: &mut Vec<String>,
+        out: &mut Vec<String>,
+    ) {
+        if seen.iter().any(|s| s == name) {
+            return;
+        }
+        seen.push(name.to_string());
+        for v in entries(name) {
+            match &v {
+                Value::String(s) => out.push(s.value().clone()),
+                Value::InlineTable(t) => {
+                    if let Some(inc) = t.get("include-group").and_then(Value::as_str) {
+                        expand(inc, entries, seen, out);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut groups = indexmap::IndexMap::new();
+    for (name, _) in table.iter().flat_map(|t| t.iter()) {
+        let mut out = Vec::new();
+        expand(name, &entries, &mut Vec::new(), &mut out);
+        groups.insert(name.to_string(), out);
+    }
+    let legacy = doc
+        .get("tool")
+        .and_then(|t| t.get("uv"))
+        .and_then(|t| t.get("dev-dependencies"))
+        .and_then(Item::as_array);
+    if let Some(a) = legacy {
+        let dev = groups.entry("dev".to_string()).or_insert_with(Vec::new);
+        dev.extend(a.iter().filter_map(Value::as_str).map(str::to_string));
+    }
+    groups
 }
 
 /// Read `<dir>/pyproject.toml` and what it asks for; unreadable or malformed is a usage error.

@@ -377,6 +377,67 @@ fn audit_verdicts(
     (verdicts, took)
 }
 
+/// Whether uv would re-lock (`uv lock --check --offline`), and whether audit warns the
+/// lock is stale.
+fn staleness(uv: &Path, dir: &Path, exclude_newer: &str) -> (bool, bool) {
+    let o = Command::new(uv)
+        .args([
+            "lock",
+            "--check",
+            "--offline",
+            "--exclude-newer",
+            exclude_newer,
+        ])
+        .current_dir(dir)
+        .env("UV_PYTHON_DOWNLOADS", "never")
+        .env("UV_PYTHON_PREFERENCE", "system")
+        .output()
+        .unwrap();
+    let a = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .arg("--project")
+        .arg(dir)
+        .args(["audit", "--target", "linux-x86_64-cuda"])
+        .output()
+        .unwrap();
+    (
+        !o.status.success(),
+        text_of(&a.stderr).contains("uv.lock is stale"),
+    )
+}
+
+/// Edits to pyproject.toml after locking, each of which uv answers with a re-lock.
+const EDITS: [&str; 3] = [
+    "a dependency added",
+    "a dependency group added",
+    "an extra's pin changed",
+];
+
+fn edited(text: &str, edit: usize) -> String {
+    let mut doc: toml_edit::DocumentMut = text.parse().unwrap();
+    match edit {
+        0 => {
+            doc["project"]["dependencies"]
+                .as_array_mut()
+                .unwrap()
+                .push("six>=1.16");
+        }
+        1 => {
+            doc["dependency-groups"]["release"] =
+                toml_edit::value(toml_edit::Array::from_iter(["twine"]));
+        }
+        _ => {
+            let extras = doc["project"]["optional-dependencies"]
+                .as_table_like_mut()
+                .unwrap();
+            let (_, first) = extras.iter_mut().next().unwrap();
+            let a = first.as_array_mut().unwrap();
+            let pinned = format!("{}, <99", a.get(0).unwrap().as_str().unwrap());
+            a.replace(0, pinned);
+        }
+    }
+    doc.to_string()
+}
+
 #[test]
 fn audit_agrees_with_uv_sync_on_public_projects() {
     let Some(uv) = find_uv() else {
@@ -405,6 +466,39 @@ fn audit_agrees_with_uv_sync_on_public_projects() {
             .unwrap();
         let root = normalize_line(doc["project"]["name"].as_str().unwrap());
         let root = root.trim_end_matches("==").to_string();
+        // Staleness: the fresh lock, then (slice projects) copies edited after locking.
+        let (theirs, ours) = staleness(&uv, &dir, &e.exclude_newer);
+        cases += 1;
+        if theirs == ours {
+            agree += 1;
+        } else {
+            disagreements.push(format!(
+                "{} fresh lock: uv stale {theirs}, audit stale {ours}",
+                e.name
+            ));
+        }
+        if e.slice {
+            let text = std::fs::read_to_string(dir.join("pyproject.toml")).unwrap();
+            for (i, what) in EDITS.iter().enumerate() {
+                let copy = tempfile::tempdir().unwrap();
+                std::fs::copy(dir.join("uv.lock"), copy.path().join("uv.lock")).unwrap();
+                std::fs::write(copy.path().join("pyproject.toml"), edited(&text, i)).unwrap();
+                let (theirs, ours) = staleness(&uv, copy.path(), &e.exclude_newer);
+                cases += 1;
+                rows.push(format!(
+                    "{:24} {:28} {:20} uv stale {theirs:5} audit stale {ours:5}",
+                    e.name, what, "-"
+                ));
+                if theirs && ours {
+                    agree += 1;
+                } else {
+                    disagreements.push(format!(
+                        "{} {what}: uv stale {theirs}, audit stale {ours}",
+                        e.name
+                    ));
+                }
+            }
+        }
         let mut selections: Vec<(String, Vec<&str>)> = SELECTIONS
             .iter()
             .map(|(n, f)| (n.to_string(), f.to_vec()))

@@ -562,7 +562,7 @@ pub fn stale_reasons(
             .unwrap_or_else(|_| s.to_string())
     };
     match (&project.requires_python, &lock.requires_python) {
-        (Some(p), Some(l)) if norm_spec(p) != norm_spec(l) => out.push(format!(
+        (Some(p), Some(l)) if !same_pythons(p, l) => out.push(format!(
             "requires-python is {p:?} in pyproject.toml but {l:?} in uv.lock"
         )),
         _ => {}
@@ -573,6 +573,7 @@ pub fn stale_reasons(
     // Each side as: name -> (union of markers, set of specifiers).
     type Side = BTreeMap<String, (MarkerTree, BTreeSet<String>)>;
     fn add(side: &mut Side, name: &str, marker: MarkerTree, spec: Option<String>) {
+        let marker = system_as_platform(marker);
         let e = side
             .entry(policy::normalize(name))
             .or_insert_with(|| (MarkerTree::FALSE, BTreeSet::new()));
@@ -635,37 +636,78 @@ pub fn stale_reasons(
         .iter()
         .map(|k| policy::normalize(k))
         .collect();
-    if extras_want != extras_have {
+    // Locks from before uv recorded provides-extras say nothing about them.
+    if !meta.provides_extras.is_empty() && extras_want != extras_have {
         out.push(format!(
             "extras differ: pyproject.toml has [{}], uv.lock has [{}]",
             extras_want.into_iter().collect::<Vec<_>>().join(", "),
             extras_have.into_iter().collect::<Vec<_>>().join(", ")
         ));
     }
-    let groups_want: BTreeSet<&String> = project.groups.keys().collect();
-    let groups_have: BTreeSet<&String> = meta.requires_dev.keys().collect();
-    if groups_want != groups_have {
+    let groups_want: BTreeMap<String, &Vec<String>> = project
+        .groups
+        .iter()
+        .map(|(k, v)| (policy::normalize(k), v))
+        .collect();
+    let groups_have: BTreeMap<String, &Vec<MetaReq>> = meta
+        .requires_dev
+        .iter()
+        .map(|(k, v)| (policy::normalize(k), v))
+        .collect();
+    if groups_want.keys().ne(groups_have.keys()) {
         out.push(format!(
             "dependency groups differ: pyproject.toml has [{}], uv.lock has [{}]",
-            groups_want
-                .into_iter()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", "),
-            groups_have
-                .into_iter()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ")
+            groups_want.keys().cloned().collect::<Vec<_>>().join(", "),
+            groups_have.keys().cloned().collect::<Vec<_>>().join(", ")
         ));
     } else {
-        for (g, reqs) in &project.groups {
+        for (g, reqs) in &groups_want {
             let want = from_pyproject(reqs, None);
-            let have = from_lock(&meta.requires_dev[g]);
+            let have = from_lock(groups_have[g]);
             diff_sides(&format!("dependency group {g}"), &want, &have, &mut out);
         }
     }
     out
+}
+
+/// uv writes `platform_system` markers as the `sys_platform` they imply; compare them so.
+fn system_as_platform(m: MarkerTree) -> MarkerTree {
+    let text = match m.contents() {
+        Some(c) => c.to_string(),
+        None => return m,
+    };
+    if !text.contains("platform_system") {
+        return m;
+    }
+    let mut t = text;
+    for (system, platform) in [
+        ("Darwin", "darwin"),
+        ("Linux", "linux"),
+        ("Windows", "win32"),
+    ] {
+        for op in ["==", "!="] {
+            t = t.replace(
+                &format!("platform_system {op} '{system}'"),
+                &format!("sys_platform {op} '{platform}'"),
+            );
+        }
+    }
+    pep::marker(&t).unwrap_or(m)
+}
+
+/// Whether two requires-python ranges admit the same Pythons (`>=3.12,<3.13` is
+/// `==3.12.*`), checked over 3.0-3.29 with a few patch levels.
+fn same_pythons(a: &str, b: &str) -> bool {
+    let (Ok(a), Ok(b)) = (pep::specifiers(a), pep::specifiers(b)) else {
+        return a == b;
+    };
+    (0..30).all(|minor| {
+        [0, 1, 2, 5, 10, 99].iter().all(|patch| {
+            pep::version(&format!("3.{minor}.{patch}"))
+                .map(|v| a.contains(&v) == b.contains(&v))
+                .unwrap_or(true)
+        })
+    })
 }
 
 fn diff_sides(
@@ -727,6 +769,50 @@ pub fn python_of(requires: &str) -> Option<(u32, u32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn staleness_reads_pyproject_as_uv_records_it() {
+        // A lock as uv 0.13 writes it for this pyproject: groups normalised and
+        // include-group expanded, legacy dev-dependencies in `dev`, platform_system
+        // written as sys_platform, requires-python kept as another spelling.
+        let py = r#"
+[project]
+name = "demo"
+version = "0.1.0"
+requires-python = ">=3.12,<3.13"
+dependencies = ["bitsandbytes; platform_system != 'Darwin'"]
+[dependency-groups]
+batch_invariant = ["tabulate"]
+docs = [{ include-group = "lint" }, "markdown"]
+lint = ["ruff"]
+[tool.uv]
+dev-dependencies = ["pytest"]
+"#;
+        let lock = r#"
+version = 1
+requires-python = "==3.12.*"
+[[package]]
+name = "demo"
+version = "0.1.0"
+source = { virtual = "." }
+[package.metadata]
+requires-dist = [{ name = "bitsandbytes", marker = "sys_platform != 'darwin'" }]
+[package.metadata.requires-dev]
+batch-invariant = [{ name = "tabulate" }]
+dev = [{ name = "pytest" }]
+docs = [{ name = "markdown" }, { name = "ruff" }]
+lint = [{ name = "ruff" }]
+"#;
+        let p = Project::from_texts("uv.lock".into(), lock, "pyproject.toml", py).unwrap();
+        assert!(p.stale().is_empty(), "{:?}", p.stale());
+        // And a real change is still one.
+        let changed = py.replace("\"markdown\"", "\"markdown>=3\"");
+        let p = Project::from_texts("uv.lock".into(), lock, "pyproject.toml", &changed).unwrap();
+        assert_eq!(
+            p.stale(),
+            ["dependency group docs changed since the lock was made: markdown"]
+        );
+    }
 
     #[test]
     fn python_outside_requires_python() {
