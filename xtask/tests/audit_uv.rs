@@ -52,7 +52,8 @@ const SELECTIONS: [(&str, &[&str]); 3] = [
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Verdict {
     Installs(BTreeSet<String>),
-    Fails,
+    /// uv: the package its error names; audit: every package it lists as missing.
+    Fails(BTreeSet<String>),
     Refused(String),
 }
 
@@ -60,7 +61,7 @@ impl Verdict {
     fn word(&self) -> &'static str {
         match self {
             Verdict::Installs(_) => "installs",
-            Verdict::Fails => "fails",
+            Verdict::Fails(_) => "fails",
             Verdict::Refused(_) => "refused",
         }
     }
@@ -291,7 +292,13 @@ fn uv_verdict(
     if line.contains("doesn't have a source distribution or wheel")
         || line.contains("can't be installed because")
     {
-        (Verdict::Fails, took)
+        // "Distribution `name==1.0 @ registry+...` can't be installed ..."
+        let named = line
+            .split('`')
+            .nth(1)
+            .and_then(|d| d.split("==").next())
+            .map(|n| normalize_line(n).trim_end_matches("==").to_string());
+        (Verdict::Fails(named.into_iter().collect()), took)
     } else {
         (Verdict::Refused(line), took)
     }
@@ -356,8 +363,17 @@ fn audit_verdicts(
                 .find(|t| t["name"] == *name)
                 .unwrap_or_else(|| panic!("no target {name}"));
             let pkgs = t["packages"].as_array().unwrap();
-            if pkgs.iter().any(|p| p["status"] == "missing") {
-                return Verdict::Fails;
+            let missing: BTreeSet<String> = pkgs
+                .iter()
+                .filter(|p| p["status"] == "missing")
+                .map(|p| {
+                    normalize_line(p["name"].as_str().unwrap())
+                        .trim_end_matches("==")
+                        .to_string()
+                })
+                .collect();
+            if !missing.is_empty() {
+                return Verdict::Fails(missing);
             }
             Verdict::Installs(
                 pkgs.iter()
@@ -524,6 +540,8 @@ fn audit_agrees_with_uv_sync_on_public_projects() {
                 };
                 let same = match (&ours[i], &theirs) {
                     (Verdict::Refused(_), Verdict::Refused(_)) => true,
+                    // The package uv names is one audit lists as missing.
+                    (Verdict::Fails(ours), Verdict::Fails(named)) => named.is_subset(ours),
                     (a, b) => a == b,
                 };
                 if same {
