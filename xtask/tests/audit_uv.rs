@@ -77,8 +77,8 @@ fn cache_dir() -> PathBuf {
 }
 
 /// Indexes this machine cannot reach (download.pytorch.org) and the sources that use
-/// them come out, and so do requirements from git (no GitHub here); everything else is
-/// the project's file as committed.
+/// them come out, and so do requirements and sources from git (no GitHub here);
+/// everything else is the project's file as committed.
 fn reachable_only(text: &str) -> String {
     let mut doc: toml_edit::DocumentMut = text.parse().expect("corpus pyproject parses");
     let from_git = |v: &toml_edit::Value| v.as_str().is_some_and(|r| r.contains("git+"));
@@ -126,11 +126,14 @@ fn reachable_only(text: &str) -> String {
         });
     }
     if let Some(sources) = uv.get_mut("sources").and_then(|s| s.as_table_like_mut()) {
+        // A source on an unreachable index, or in git: the package comes from PyPI.
         let uses_gone = |v: &toml_edit::Value| {
-            v.as_inline_table()
-                .and_then(|t| t.get("index"))
-                .and_then(|i| i.as_str())
-                .is_some_and(|i| gone.iter().any(|g| g == i))
+            v.as_inline_table().is_some_and(|t| {
+                t.contains_key("git")
+                    || t.get("index")
+                        .and_then(|i| i.as_str())
+                        .is_some_and(|i| gone.iter().any(|g| g == i))
+            })
         };
         let names: Vec<String> = sources.iter().map(|(k, _)| k.to_string()).collect();
         for name in names {
