@@ -77,7 +77,8 @@ fn cache_dir() -> PathBuf {
 }
 
 /// Indexes this machine cannot reach (download.pytorch.org) and the sources that use
-/// them come out, and so do requirements and sources from git (no GitHub here);
+/// them come out, and so do `extra-index-url`s, and requirements and sources from git
+/// (no GitHub here);
 /// everything else is the project's file as committed.
 fn reachable_only(text: &str) -> String {
     let mut doc: toml_edit::DocumentMut = text.parse().expect("corpus pyproject parses");
@@ -114,6 +115,8 @@ fn reachable_only(text: &str) -> String {
     else {
         return doc.to_string();
     };
+    // Legacy extra indexes off PyPI (storage buckets) are not reachable either.
+    uv.remove("extra-index-url");
     let mut gone: Vec<String> = Vec::new();
     if let Some(idx) = uv.get_mut("index").and_then(|i| i.as_array_of_tables_mut()) {
         idx.retain(|t| {
