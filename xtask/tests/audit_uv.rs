@@ -158,22 +158,31 @@ fn reachable_only(text: &str) -> String {
 }
 
 /// The project locked here: a folder holding its pyproject.toml and uv.lock.
-fn locked(e: &Entry, uv: &Path) -> Option<PathBuf> {
+/// The project's pyproject.toml as it is locked here.
+fn adjusted(e: &Entry) -> String {
     let src = fixtures()
         .join("uvcorpus")
         .join(&e.name)
         .join("pyproject.toml");
-    let text = reachable_only(&std::fs::read_to_string(&src).unwrap());
-    let key = format!("{:016x}", fnv(&format!("{}\n{text}", e.exclude_newer)));
+    reachable_only(&std::fs::read_to_string(&src).unwrap())
+}
+
+fn locked(e: &Entry, text: &str, uv: &Path, py: &Path) -> Option<PathBuf> {
+    // Without requires-python uv takes the locking interpreter's as the lock's: key by it.
+    let key = format!(
+        "{:016x}",
+        fnv(&format!("{}\n{}\n{text}", e.exclude_newer, py.display()))
+    );
     let dir = cache_dir().join(&e.name).join(key);
     if dir.join("uv.lock").is_file() {
         return Some(dir);
     }
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("pyproject.toml"), &text).unwrap();
+    std::fs::write(dir.join("pyproject.toml"), text).unwrap();
     let o = Command::new(uv)
         .args(["lock", "--exclude-newer", &e.exclude_newer])
         .current_dir(&dir)
+        .env("UV_PYTHON", py)
         .env("UV_PYTHON_DOWNLOADS", "never")
         .env("UV_PYTHON_PREFERENCE", "system")
         .output()
@@ -217,39 +226,32 @@ fn fnv(s: &str) -> u64 {
     h
 }
 
-/// The Python audit and uv both use: the lowest `X.Y` requires-python allows (3.10+).
-fn python_for(dir: &Path) -> Option<(String, PathBuf)> {
-    let doc: toml_edit::DocumentMut = std::fs::read_to_string(dir.join("pyproject.toml"))
-        .unwrap()
-        .parse()
-        .unwrap();
+/// The Python audit and uv both use: the lowest interpreter here (3.10-3.13) whose own
+/// version requires-python admits, as its `X.Y.Z` and path.
+fn python_for(pyproject: &str) -> Option<(String, PathBuf)> {
+    use std::str::FromStr;
+    let doc: toml_edit::DocumentMut = pyproject.parse().unwrap();
     let requires = doc
         .get("project")
         .and_then(|p| p.get("requires-python"))
         .and_then(|r| r.as_str())
-        .unwrap_or(">=3.10")
-        .to_string();
+        .unwrap_or(">=3.10");
+    let specs = pep508_rs::pep440_rs::VersionSpecifiers::from_str(requires).ok()?;
     for v in ["3.10", "3.11", "3.12", "3.13"] {
-        let o = Command::new(env!("CARGO_BIN_EXE_xtask"))
-            .args(["audit", "--python", v, "--target", "linux-x86_64-cuda"])
-            .arg("--project")
-            .arg(dir)
+        let Some(p) = python(v) else { continue };
+        // The interpreter's own X.Y.Z, as uv sees it (python_full_version markers).
+        let full = Command::new(&p)
+            .args(["-c", "import platform; print(platform.python_version())"])
             .output()
-            .unwrap();
-        let refused = text_of(&o.stderr).contains("is incompatible with the project's Python");
-        if !refused && let Some(p) = python(v) {
-            // The interpreter's own X.Y.Z, as uv sees it (python_full_version markers).
-            let full = Command::new(&p)
-                .args(["-c", "import platform; print(platform.python_version())"])
-                .output()
-                .ok()
-                .map(|o| text_of(&o.stdout).trim().to_string())
-                .filter(|f| f.starts_with(v))
-                .unwrap_or_else(|| v.to_string());
+            .ok()
+            .map(|o| text_of(&o.stdout).trim().to_string())
+            .filter(|f| f.starts_with(v))?;
+        let version = pep508_rs::pep440_rs::Version::from_str(&full).ok()?;
+        if specs.contains(&version) {
             return Some((full, p));
         }
     }
-    eprintln!("no Python 3.10-3.13 fits requires-python {requires:?}");
+    eprintln!("no Python 3.10-3.13 here fits requires-python {requires:?}");
     None
 }
 
@@ -401,7 +403,7 @@ fn audit_verdicts(
 
 /// Whether uv would re-lock (`uv lock --check --offline`), and whether audit warns the
 /// lock is stale.
-fn staleness(uv: &Path, dir: &Path, exclude_newer: &str) -> (bool, bool) {
+fn staleness(uv: &Path, dir: &Path, py: &Path, exclude_newer: &str) -> (bool, bool) {
     let o = Command::new(uv)
         .args([
             "lock",
@@ -411,6 +413,7 @@ fn staleness(uv: &Path, dir: &Path, exclude_newer: &str) -> (bool, bool) {
             exclude_newer,
         ])
         .current_dir(dir)
+        .env("UV_PYTHON", py)
         .env("UV_PYTHON_DOWNLOADS", "never")
         .env("UV_PYTHON_PREFERENCE", "system")
         .output()
@@ -474,12 +477,15 @@ fn audit_agrees_with_uv_sync_on_public_projects() {
     let (mut cases, mut agree) = (0, 0);
     let mut ratios: Vec<f64> = Vec::new();
     for e in corpus.project.iter().filter(|e| all || e.slice) {
-        let Some(dir) = locked(e, &uv) else { continue };
-        let Some((py_short, py)) = python_for(&dir) else {
+        let text = adjusted(e);
+        let Some((py_short, py)) = python_for(&text) else {
             skip_or_fail(
                 "uv-corpus",
                 &format!("{}: no Python 3.10-3.13 here fits it", e.name),
             );
+            continue;
+        };
+        let Some(dir) = locked(e, &text, &uv, &py) else {
             continue;
         };
         let doc: toml_edit::DocumentMut = std::fs::read_to_string(dir.join("pyproject.toml"))
@@ -489,7 +495,7 @@ fn audit_agrees_with_uv_sync_on_public_projects() {
         let root = normalize_line(doc["project"]["name"].as_str().unwrap());
         let root = root.trim_end_matches("==").to_string();
         // Staleness: the fresh lock, then (slice projects) copies edited after locking.
-        let (theirs, ours) = staleness(&uv, &dir, &e.exclude_newer);
+        let (theirs, ours) = staleness(&uv, &dir, &py, &e.exclude_newer);
         cases += 1;
         if theirs == ours {
             agree += 1;
@@ -505,7 +511,7 @@ fn audit_agrees_with_uv_sync_on_public_projects() {
                 let copy = tempfile::tempdir().unwrap();
                 std::fs::copy(dir.join("uv.lock"), copy.path().join("uv.lock")).unwrap();
                 std::fs::write(copy.path().join("pyproject.toml"), edited(&text, i)).unwrap();
-                let (theirs, ours) = staleness(&uv, copy.path(), &e.exclude_newer);
+                let (theirs, ours) = staleness(&uv, copy.path(), &py, &e.exclude_newer);
                 cases += 1;
                 rows.push(format!(
                     "{:24} {:28} {:20} uv stale {theirs:5} audit stale {ours:5}",
