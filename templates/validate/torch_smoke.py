@@ -4,6 +4,9 @@ Checks that torch sees the expected device, that tensor operations on it match t
 and that a GPT-2 built from a tiny config (no download) trains 10 steps with a falling
 loss and generates. Prints one JSON object; exit 0 when it ran (pass or fail is in the
 JSON), 3 when torch is not installed.
+
+Each check has the fields of tensor-smoke's checks (group, device, device_kind, name,
+status, reason and the metrics), so `validate` reads both reports as one type.
 """
 
 import argparse
@@ -12,10 +15,16 @@ import sys
 import time
 
 CHECKS = []
+# Where the checks run: set once torch has chosen the device.
+DEVICE = {"device": None, "device_kind": None}
+# torch's device types as tensor-smoke's device kinds (MPS runs on Metal).
+KINDS = {"cuda": "cuda", "mps": "metal", "cpu": "cpu"}
 
 
-def check(name, status, reason=None, **metrics):
-    entry = {"name": name, "status": status}
+def check(name, status, reason=None, kind=None, **metrics):
+    entry = {"group": "torch", "name": name, "status": status, **DEVICE}
+    if kind:
+        entry["device_kind"] = kind
     if reason:
         entry["reason"] = reason
     entry.update({k: v for k, v in metrics.items() if v is not None})
@@ -52,15 +61,16 @@ def main():
             n = torch.cuda.device_count()
             names = [torch.cuda.get_device_name(i) for i in range(n)]
             info["devices"] = names
-            check("torch sees CUDA", "pass", f"{n} device(s): {', '.join(names)}")
+            check("torch sees CUDA", "pass", f"{n} device(s): {', '.join(names)}", kind="cuda")
         else:
-            check("torch sees CUDA", "fail", f"torch.cuda.is_available() is False (torch {torch.__version__}, built for CUDA {torch.version.cuda})")
+            check("torch sees CUDA", "fail", f"torch.cuda.is_available() is False (torch {torch.__version__}, built for CUDA {torch.version.cuda})", kind="cuda")
     elif args.expect == "mps":
-        check("torch sees MPS", "pass" if mps_ok else "fail", None if mps_ok else "torch.backends.mps.is_available() is False")
+        check("torch sees MPS", "pass" if mps_ok else "fail", None if mps_ok else "torch.backends.mps.is_available() is False", kind="metal")
     else:
-        check("torch sees a GPU", "skip", "this host has no GPU backend: torch runs on CPU")
+        check("torch sees a GPU", "skip", "this host has no GPU backend: torch runs on CPU", kind="cpu")
     device = torch.device(args.expect if (args.expect == "cuda" and cuda_ok) or (args.expect == "mps" and mps_ok) else "cpu")
     info["device"] = str(device)
+    DEVICE.update(device=str(device), device_kind=KINDS[device.type])
 
     # Tensor ops on the device against the CPU.
     torch.manual_seed(0)

@@ -2,10 +2,10 @@
 
 use std::time::Instant;
 
-use crate::report::Check;
+use crate::report::{self, Check, DeviceKind, Group};
 use crate::{Sizes, dot_ref, dot_tolerance, inputs, samples};
 
-const B: &str = "cpu";
+const B: Group = Group::Cpu;
 
 /// c = a x b, row-major n x n, in f32 (ikj order).
 pub fn matmul(a: &[f32], b: &[f32], n: usize) -> Vec<f32> {
@@ -92,7 +92,7 @@ pub fn run(sizes: &Sizes) -> Vec<Check> {
         check = Check::fail(B, device, "copy", "copied bytes differ");
     }
     out.push(check);
-    out
+    report::on(DeviceKind::Cpu, out)
 }
 
 #[cfg(test)]

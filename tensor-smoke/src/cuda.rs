@@ -9,10 +9,10 @@ use cudarc::cublas::{CudaBlas, Gemm, GemmConfig, sys::cublasOperation_t};
 use cudarc::driver::{CudaContext, CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
 use cudarc::nvrtc::Ptx;
 
-use crate::report::Check;
+use crate::report::{Check, DeviceKind, Group};
 use crate::{PTX, Sizes, dot_ref, dot_tolerance, inputs, max_abs_err, peaks, samples};
 
-const B: &str = "cuda";
+const B: Group = Group::Cuda;
 
 /// Why CUDA cannot run here, before any call that could panic.
 pub fn unavailable() -> Option<String> {
@@ -45,6 +45,7 @@ pub fn run(sizes: &Sizes) -> Vec<Check> {
             .map(|u| uuid_string(&u.bytes));
         for c in &mut out[start..] {
             c.device_uuid.clone_from(&uuid);
+            c.device_kind = Some(DeviceKind::Cuda);
         }
     }
     out

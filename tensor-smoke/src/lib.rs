@@ -13,7 +13,7 @@ pub mod report;
 #[cfg(feature = "wgpu")]
 pub mod wgpu_backend;
 
-pub use report::{Check, Report, Status};
+pub use report::{Check, DeviceKind, Group, Report, Status};
 
 /// The WGSL shaders (also translated to Metal Shading Language in the tests).
 pub const WGSL_VECTOR: &str = include_str!("vector.wgsl");

@@ -2,7 +2,7 @@
 //! Exit 0 when every check that ran passed (skips are listed with their reason), 1 when
 //! a result was wrong, 2 for a usage error, 3 when a required backend could not run.
 
-use tensor_smoke::{Check, Report, Sizes};
+use tensor_smoke::{Check, Group, Report, Sizes};
 
 const USAGE: &str = "usage: tensor-smoke [--backend cpu|cuda|wgpu]... [--require cuda|wgpu|gpu]... [--json] [--quick]";
 
@@ -11,7 +11,7 @@ fn main() {
 }
 
 fn real_main() -> i32 {
-    let mut backends: Vec<String> = Vec::new();
+    let mut backends: Vec<Group> = Vec::new();
     let mut require: Vec<String> = Vec::new();
     let mut json = false;
     let mut sizes = Sizes::default();
@@ -33,7 +33,7 @@ fn real_main() -> i32 {
                     return 2;
                 }
                 if a == "--backend" {
-                    backends.push(v)
+                    backends.push(group(&v))
                 } else {
                     require.push(v)
                 }
@@ -58,11 +58,11 @@ fn real_main() -> i32 {
         }
     }
     if backends.is_empty() {
-        backends = vec!["cpu".into(), "cuda".into(), "wgpu".into()];
+        backends = vec![Group::Cpu, Group::Cuda, Group::Wgpu];
     }
     let mut checks: Vec<Check> = Vec::new();
     for b in &backends {
-        checks.extend(run_backend(b, &sizes));
+        checks.extend(run_backend(*b, &sizes));
     }
     let report = Report::new(checks);
     if json {
@@ -78,8 +78,8 @@ fn real_main() -> i32 {
     }
     for r in &require {
         let ran = match r.as_str() {
-            "gpu" => report.ran("cuda") || report.ran("wgpu"),
-            other => report.ran(other),
+            "gpu" => report.ran(Group::Cuda) || report.ran(Group::Wgpu),
+            other => report.ran(group(other)),
         };
         if !ran {
             eprintln!(
@@ -91,27 +91,27 @@ fn real_main() -> i32 {
     0
 }
 
-fn run_backend(b: &str, sizes: &Sizes) -> Vec<Check> {
+/// A backend named on the command line (checked against the known names before).
+fn group(name: &str) -> Group {
+    match name {
+        "cpu" => Group::Cpu,
+        "cuda" => Group::Cuda,
+        _ => Group::Wgpu,
+    }
+}
+
+fn run_backend(b: Group, sizes: &Sizes) -> Vec<Check> {
     match b {
-        "cpu" => tensor_smoke::cpu::run(sizes),
+        Group::Cpu => tensor_smoke::cpu::run(sizes),
         #[cfg(feature = "cuda")]
-        "cuda" => tensor_smoke::cuda::run(sizes),
-        #[cfg(not(feature = "cuda"))]
-        "cuda" => vec![Check::skip(
-            "cuda",
-            None,
-            "cuda",
-            "built without the cuda feature",
-        )],
+        Group::Cuda => tensor_smoke::cuda::run(sizes),
         #[cfg(feature = "wgpu")]
-        "wgpu" => tensor_smoke::wgpu_backend::run(sizes),
-        #[cfg(not(feature = "wgpu"))]
-        "wgpu" => vec![Check::skip(
-            "wgpu",
+        Group::Wgpu => tensor_smoke::wgpu_backend::run(sizes),
+        other => vec![Check::skip(
+            other,
             None,
-            "wgpu",
-            "built without the wgpu feature",
+            other.as_str(),
+            format!("built without the {other} feature"),
         )],
-        _ => unreachable!("checked when parsing"),
     }
 }

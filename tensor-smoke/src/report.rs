@@ -1,8 +1,15 @@
-//! What a run found: one check per (backend, device, name), pass / fail / skip.
+//! What a run found: one check per (group, device, name), pass / fail / skip.
+//!
+//! This is the one check vocabulary of the workspace: tensor-smoke writes it, the torch
+//! script of `validate --level 3` writes the same fields, and `xtask validate` adds its
+//! own groups (platform, pytest) and the level. With default features this module needs
+//! serde alone, so the xtask binary shares it without any GPU crate.
+
+use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Pass,
@@ -10,39 +17,127 @@ pub enum Status {
     Skip,
 }
 
+impl Status {
+    pub const ALL: [Status; 3] = [Status::Pass, Status::Fail, Status::Skip];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pass => "pass",
+            Status::Fail => "fail",
+            Status::Skip => "skip",
+        }
+    }
+
+    /// As a table shows it: failures stand out.
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::Fail => "FAIL",
+            other => other.as_str(),
+        }
+    }
+
+    /// Pass when `ok`, else fail.
+    pub fn of(ok: bool) -> Status {
+        if ok { Status::Pass } else { Status::Fail }
+    }
+}
+
+/// Which part of a run a check belongs to: a tensor-smoke backend, torch, or the
+/// platform and test checks of `validate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Group {
+    Platform,
+    Cpu,
+    Cuda,
+    Wgpu,
+    Torch,
+    Pytest,
+}
+
+impl Group {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Group::Platform => "platform",
+            Group::Cpu => "cpu",
+            Group::Cuda => "cuda",
+            Group::Wgpu => "wgpu",
+            Group::Torch => "torch",
+            Group::Pytest => "pytest",
+        }
+    }
+}
+
+impl fmt::Display for Group {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a check computed on. A software rasteriser's Vulkan adapter (lavapipe) runs on
+/// the host's CPU, and so does torch without a GPU: both are `Cpu`. torch's MPS is Metal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceKind {
+    Cpu,
+    Cuda,
+    Metal,
+    Vulkan,
+}
+
+impl DeviceKind {
+    pub fn is_gpu(self) -> bool {
+        self != DeviceKind::Cpu
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Check {
-    pub backend: String,
+    /// validate's level (1-4); 0 (and absent) in tensor-smoke's and the torch script's
+    /// own reports, which validate sets when it reads them.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub level: u8,
+    #[serde(alias = "backend")]
+    pub group: Group,
+    #[serde(default)]
     pub device: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_kind: Option<DeviceKind>,
     /// The device's UUID as nvidia-smi writes it (`GPU-…`), where the backend knows it:
     /// what names one GPU of a node in a fleet's report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_uuid: Option<String>,
     pub name: String,
     pub status: Status,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_abs_err: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tolerance: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seconds: Option<f64>,
     /// A rate: GB/s or GFLOP/s (see `unit`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit: Option<String>,
     /// The rate as a fraction of the device's known peak.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peak_fraction: Option<f64>,
 }
 
+fn is_zero(n: &u8) -> bool {
+    *n == 0
+}
+
 impl Check {
-    pub fn new(backend: &str, device: Option<&str>, name: &str) -> Check {
+    pub fn new(group: Group, device: Option<&str>, name: &str) -> Check {
         Check {
-            backend: backend.into(),
+            level: 0,
+            group,
             device: device.map(str::to_string),
+            device_kind: None,
             device_uuid: None,
             name: name.into(),
             status: Status::Pass,
@@ -57,29 +152,49 @@ impl Check {
     }
 
     pub fn skip(
-        backend: &str,
+        group: Group,
         device: Option<&str>,
         name: &str,
         reason: impl Into<String>,
     ) -> Check {
-        Check::new(backend, device, name).with(Status::Skip, reason)
+        Check::new(group, device, name).with(Status::Skip, reason)
     }
 
     pub fn fail(
-        backend: &str,
+        group: Group,
         device: Option<&str>,
         name: &str,
         reason: impl Into<String>,
     ) -> Check {
-        Check::new(backend, device, name).with(Status::Fail, reason)
+        Check::new(group, device, name).with(Status::Fail, reason)
     }
 
-    fn with(self, status: Status, reason: impl Into<String>) -> Check {
+    /// This status, for this reason.
+    pub fn with(self, status: Status, reason: impl Into<String>) -> Check {
         Check {
             status,
             reason: Some(reason.into()),
             ..self
         }
+    }
+
+    /// At this level of `validate`.
+    pub fn at_level(self, level: u8) -> Check {
+        Check { level, ..self }
+    }
+
+    /// Computed on this kind of device.
+    pub fn on(self, kind: DeviceKind) -> Check {
+        Check {
+            device_kind: Some(kind),
+            ..self
+        }
+    }
+
+    /// Whether it passed on a GPU: not the CPU reference, a software Vulkan adapter such
+    /// as lavapipe, or torch on the CPU.
+    pub fn passed_on_gpu(&self) -> bool {
+        self.status == Status::Pass && self.device_kind.is_some_and(DeviceKind::is_gpu)
     }
 
     /// Pass when `err <= tol`, else fail with the numbers.
@@ -100,6 +215,30 @@ impl Check {
         self.peak_fraction = peak.filter(|p| *p > 0.0).map(|p| rate / p);
         self
     }
+
+    /// The rate, with the peak fraction when known: ` 19.0 GFLOP/s (12% of peak)`.
+    pub fn rate_text(&self) -> String {
+        let (Some(r), Some(u)) = (self.rate, &self.unit) else {
+            return String::new();
+        };
+        match self.peak_fraction {
+            Some(p) => format!(" {r:.1} {u} ({:.0}% of peak)", p * 100.0),
+            None => format!(" {r:.1} {u}"),
+        }
+    }
+}
+
+/// Every check computed on this kind of device.
+pub fn on(kind: DeviceKind, mut checks: Vec<Check>) -> Vec<Check> {
+    for c in &mut checks {
+        c.device_kind = Some(kind);
+    }
+    checks
+}
+
+/// How many checks have each status.
+pub fn count(checks: &[Check], status: Status) -> usize {
+    checks.iter().filter(|c| c.status == status).count()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -126,33 +265,24 @@ impl Report {
         self.checks.iter().any(|c| c.status == Status::Fail)
     }
 
-    /// Whether a backend ran at least one check (passed or failed).
-    pub fn ran(&self, backend: &str) -> bool {
+    /// Whether a group ran at least one check (passed or failed).
+    pub fn ran(&self, group: Group) -> bool {
         self.checks
             .iter()
-            .any(|c| c.backend == backend && c.status != Status::Skip)
+            .any(|c| c.group == group && c.status != Status::Skip)
     }
 
     pub fn table(&self) -> String {
         let mut out = String::new();
         for c in &self.checks {
-            let status = match c.status {
-                Status::Pass => "pass",
-                Status::Fail => "FAIL",
-                Status::Skip => "skip",
-            };
             let mut line = format!(
-                "{status:4}  {:5} {:44} {:30}",
-                c.backend,
+                "{:4}  {:5} {:44} {:30}{}",
+                c.status.label(),
+                c.group.as_str(),
                 c.device.as_deref().unwrap_or("-"),
-                c.name
+                c.name,
+                c.rate_text()
             );
-            if let (Some(r), Some(u)) = (c.rate, &c.unit) {
-                line.push_str(&format!(" {r:10.1} {u}"));
-                if let Some(p) = c.peak_fraction {
-                    line.push_str(&format!(" ({:.0}% of peak)", p * 100.0));
-                }
-            }
             if let (Some(e), Some(t)) = (c.max_abs_err, c.tolerance) {
                 line.push_str(&format!("  err {e:.1e} <= {t:.1e}"));
             }
@@ -163,5 +293,34 @@ impl Report {
             out.push('\n');
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_old_and_new_field_names() {
+        let old: Check = serde_json::from_str(
+            r##"{"backend":"cuda","device":"#0","name":"fill","status":"pass"}"##,
+        )
+        .unwrap();
+        assert_eq!(
+            (old.group, old.status, old.level),
+            (Group::Cuda, Status::Pass, 0)
+        );
+        let c = Check::new(Group::Wgpu, Some("llvmpipe"), "copy").on(DeviceKind::Cpu);
+        let text = serde_json::to_string(&c).unwrap();
+        assert!(
+            text.contains(r#""group":"wgpu""#) && text.contains(r#""device_kind":"cpu""#),
+            "{text}"
+        );
+        assert!(!text.contains("level"), "{text}");
+        assert!(!c.passed_on_gpu());
+        assert!(c.on(DeviceKind::Vulkan).passed_on_gpu());
+        assert!(
+            serde_json::from_str::<Check>(r#"{"group":"tpu","name":"x","status":"pass"}"#).is_err()
+        );
     }
 }

@@ -8,12 +8,12 @@ use wgpu::{
     ComputePipelineDescriptor, Device, Queue,
 };
 
-use crate::report::Check;
+use crate::report::{self, Check, DeviceKind, Group};
 use crate::{
     Sizes, WGSL_MATMUL, WGSL_VECTOR, dot_ref, dot_tolerance, inputs, max_abs_err, samples,
 };
 
-const B: &str = "wgpu";
+const B: Group = Group::Wgpu;
 
 pub fn run(sizes: &Sizes) -> Vec<Check> {
     let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
@@ -37,6 +37,11 @@ pub fn run(sizes: &Sizes) -> Vec<Check> {
     };
     let info = adapter.get_info();
     let dev = format!("{} ({:?}, {:?})", info.name, info.backend, info.device_type);
+    let kind = match (info.device_type, info.backend) {
+        (wgpu::DeviceType::Cpu, _) => DeviceKind::Cpu,
+        (_, wgpu::Backend::Metal) => DeviceKind::Metal,
+        _ => DeviceKind::Vulkan,
+    };
     let limits = adapter.limits();
     let device_desc = wgpu::DeviceDescriptor {
         label: Some("tensor-smoke"),
@@ -46,12 +51,9 @@ pub fn run(sizes: &Sizes) -> Vec<Check> {
     let (device, queue) = match pollster::block_on(adapter.request_device(&device_desc)) {
         Ok(dq) => dq,
         Err(e) => {
-            return vec![Check::fail(
-                B,
-                Some(&dev),
-                "device",
-                format!("request_device: {e}"),
-            )];
+            return vec![
+                Check::fail(B, Some(&dev), "device", format!("request_device: {e}")).on(kind),
+            ];
         }
     };
     // Validation and device errors become failed checks, not a panic.
@@ -74,7 +76,7 @@ pub fn run(sizes: &Sizes) -> Vec<Check> {
     if !errors.is_empty() {
         out.push(Check::fail(B, d, "wgpu errors", errors.join("; ")));
     }
-    out
+    report::on(kind, out)
 }
 
 struct Ctx {

@@ -107,6 +107,16 @@ fn wgpu_runs_on_the_vulkan_or_metal_adapter() {
             c["device"].as_str().unwrap().contains("Vulkan")
                 || c["device"].as_str().unwrap().contains("Metal")
         );
+        // The adapter's kind: a software rasteriser (lavapipe) computes on the CPU.
+        let device = c["device"].as_str().unwrap();
+        let want = if device.contains(", Cpu)") {
+            "cpu"
+        } else if device.contains("Metal") {
+            "metal"
+        } else {
+            "vulkan"
+        };
+        assert_eq!(c["device_kind"], want, "{c}");
     }
     let o = smoke(&["--backend", "wgpu", "--quick", "--require", "gpu"]);
     assert_eq!(o.status.code(), Some(0));

@@ -14,6 +14,7 @@ mod fsx;
 #[cfg(test)]
 mod fuzz;
 mod lock;
+mod names;
 mod pep;
 mod pins;
 mod platform;
@@ -22,6 +23,7 @@ mod process;
 mod pyproject;
 mod pytest;
 mod report;
+mod smoke;
 mod uv;
 mod waveapp;
 

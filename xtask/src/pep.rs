@@ -10,12 +10,8 @@ use pep508_rs::{ExtraName, MarkerEnvironment, MarkerEnvironmentBuilder, MarkerTr
 /// A marker environment for a platform (`sys_platform`, `platform_machine`) and a Python
 /// `X.Y` version. Fields no policy marker uses get CPython's usual values.
 pub fn environment(sys_platform: &str, machine: &str, python: &str) -> Result<MarkerEnvironment> {
-    let system = match sys_platform {
-        "linux" => "Linux",
-        "darwin" => "Darwin",
-        "win32" => "Windows",
-        other => other,
-    };
+    let system = crate::names::Os::from_sys_platform(sys_platform)
+        .map_or(sys_platform, |os| os.platform_system());
     let full = if python.matches('.').count() >= 2 {
         python.to_string()
     } else {

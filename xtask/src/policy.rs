@@ -5,9 +5,10 @@ use anyhow::{Context, Result, bail};
 use camino::Utf8Path;
 use indexmap::IndexMap;
 use pep508_rs::{MarkerEnvironment, MarkerTree, Requirement};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error;
+use crate::names::{self, Arch, Os, normalize};
 use crate::pep;
 
 /// Where the policy lives relative to the workspace root.
@@ -19,7 +20,7 @@ struct File {
     python: PythonPolicy,
     indexes: IndexMap<String, Index>,
     torch: TorchPolicy,
-    targets: IndexMap<String, TargetFile>,
+    targets: IndexMap<String, Target>,
     #[serde(default)]
     packages: Vec<RuleFile>,
     #[serde(default)]
@@ -85,25 +86,6 @@ pub struct TorchPolicy {
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
-struct TargetFile {
-    #[serde(default)]
-    about: String,
-    marker: String,
-    sys_platform: String,
-    platform_machine: String,
-    torch_index: String,
-    docker_platform: Option<String>,
-    docker_alias: Option<String>,
-    uv_platform: String,
-    glibc: Option<String>,
-    macos: Option<String>,
-    pytest_marker: Option<String>,
-    group: Option<String>,
-    runner: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
 struct RuleFile {
     name: String,
     versions: Option<String>,
@@ -161,10 +143,14 @@ pub struct GpuTests {
     pub node_ids: Vec<(String, Need)>,
 }
 
-/// One lock environment.
-#[derive(Debug, Clone)]
+/// One lock environment: `[targets.NAME]` as written, and the marker environment it
+/// evaluates markers in.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct Target {
+    #[serde(skip_deserializing)]
     pub name: String,
+    #[serde(default)]
     pub about: String,
     pub marker: String,
     pub sys_platform: String,
@@ -179,11 +165,27 @@ pub struct Target {
     pub group: Option<String>,
     /// The hosted CI runner label of machines of this target (`cargo xtask workflow`).
     pub runner: Option<String>,
-    /// The marker environment for the policy's Python version.
-    pub env: MarkerEnvironment,
+    /// The marker environment for the policy's Python version (set when loaded).
+    #[serde(skip)]
+    env: Option<MarkerEnvironment>,
 }
 
 impl Target {
+    /// The marker environment for the policy's Python version.
+    pub fn env(&self) -> &MarkerEnvironment {
+        self.env.as_ref().expect("set when the policy is loaded")
+    }
+
+    /// Its operating system (`sys-platform`, checked when the policy is loaded).
+    pub fn os(&self) -> Os {
+        Os::from_sys_platform(&self.sys_platform).unwrap_or(Os::Other("unknown"))
+    }
+
+    /// Its architecture (`platform-machine`).
+    pub fn arch(&self) -> Arch {
+        Arch::parse(&self.platform_machine)
+    }
+
     /// `sys_platform == 'linux'`: the OS-wide marker used for `environments`.
     pub fn os_marker(&self) -> String {
         format!("sys_platform == '{}'", self.sys_platform)
@@ -311,24 +313,6 @@ fn gpu_tests(p: &PytestPolicy) -> Result<GpuTests> {
     Ok(out)
 }
 
-/// PEP 503 name normalisation.
-pub fn normalize(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut last_sep = false;
-    for c in name.chars() {
-        if c == '-' || c == '_' || c == '.' {
-            if !last_sep {
-                out.push('-');
-            }
-            last_sep = true;
-        } else {
-            out.push(c.to_ascii_lowercase());
-            last_sep = false;
-        }
-    }
-    out
-}
-
 impl Policy {
     /// Load `--policy FILE`, or the workspace's templates/platforms.toml.
     pub fn load(workspace: &Utf8Path, flag: Option<&Utf8Path>) -> Result<Policy> {
@@ -345,16 +329,8 @@ impl Policy {
     }
 
     pub fn parse(text: &str) -> Result<Policy> {
-        let file: File = toml_edit::de::from_str(text).map_err(|e| {
-            let msg = e.message().to_string();
-            match e.span() {
-                Some(span) => {
-                    let (line, col) = line_col(text, span.start);
-                    anyhow::anyhow!("{line}:{col}: {msg}")
-                }
-                None => anyhow::anyhow!("{msg}"),
-            }
-        })?;
+        let file: File = toml_edit::de::from_str(text)
+            .map_err(|e| anyhow::anyhow!(names::toml_error("", text, e.span(), e.message())))?;
         let python = file.python;
         pep::specifiers(&python.requires_python)
             .with_context(|| format!("[python] requires-python {:?}", python.requires_python))?;
@@ -363,7 +339,13 @@ impl Policy {
             check_index(name, &ix.url)?;
         }
         let mut targets = Vec::new();
-        for (name, t) in file.targets {
+        for (name, mut t) in file.targets {
+            if Os::from_sys_platform(&t.sys_platform).is_none() {
+                bail!(
+                    "[targets.{name}] sys-platform {:?} is not one of linux, darwin, win32",
+                    t.sys_platform
+                );
+            }
             if !file.indexes.contains_key(&t.torch_index) {
                 bail!(
                     "[targets.{name}] torch-index {:?} is not an index in [indexes] (known: {})",
@@ -378,23 +360,9 @@ impl Policy {
             }
             let env = pep::environment(&t.sys_platform, &t.platform_machine, &python.version)
                 .with_context(|| format!("[targets.{name}]"))?;
-            targets.push(Target {
-                name,
-                about: t.about,
-                marker: t.marker,
-                sys_platform: t.sys_platform,
-                platform_machine: t.platform_machine,
-                torch_index: t.torch_index,
-                docker_platform: t.docker_platform,
-                docker_alias: t.docker_alias,
-                uv_platform: t.uv_platform,
-                glibc: t.glibc,
-                macos: t.macos,
-                pytest_marker: t.pytest_marker,
-                group: t.group,
-                runner: t.runner,
-                env,
-            });
+            t.name = name;
+            t.env = Some(env);
+            targets.push(t);
         }
         if targets.is_empty() {
             bail!("[targets] is empty");
@@ -404,7 +372,7 @@ impl Policy {
             let m = pep::marker(&t.marker)
                 .with_context(|| format!("[targets.{}] marker {:?}", t.name, t.marker))?;
             for other in &targets {
-                let holds = pep::evaluate(&m, &other.env, None);
+                let holds = pep::evaluate(&m, other.env(), None);
                 if holds != (other.name == t.name) {
                     bail!(
                         "[targets.{}] marker {:?} {} on target {}",
@@ -444,7 +412,7 @@ impl Policy {
                     bail!("{label}: a marker is required (the condition port adds)");
                 }
                 for t in &targets {
-                    let holds = pep::evaluate(&marker_tree, &t.env, None);
+                    let holds = pep::evaluate(&marker_tree, t.env(), None);
                     let listed = r.targets.contains(&t.name);
                     if holds != listed {
                         bail!(
@@ -555,12 +523,10 @@ impl Policy {
     }
 
     /// The target a machine maps to (by `sys_platform` and `platform_machine`).
-    pub fn target_for_host(&self, os: &str, arch: &str) -> Option<&Target> {
-        let sys = if os == "macos" { "darwin" } else { os };
-        self.targets.iter().find(|t| {
-            t.sys_platform == sys
-                && crate::platform::parse::normalize_arch(&t.platform_machine) == arch
-        })
+    pub fn target_for_host(&self, os: Os, arch: &Arch) -> Option<&Target> {
+        self.targets
+            .iter()
+            .find(|t| t.os() == os && &t.arch() == arch)
     }
 
     /// The rule that applies to a requirement, if any. Version-dependent rules are chosen
@@ -652,14 +618,6 @@ fn universe(targets: &[Target], requires_python: &str) -> Result<MarkerTree> {
     Ok(all)
 }
 
-/// 1-based line and column of a byte offset.
-pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, col)
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -704,14 +662,14 @@ pub(crate) mod tests {
             ]
         );
         assert_eq!(
-            p.target_for_host("linux", "aarch64").unwrap().name,
+            p.target_for_host(Os::Linux, &Arch::Aarch64).unwrap().name,
             "linux-aarch64-cuda"
         );
         assert_eq!(
-            p.target_for_host("macos", "aarch64").unwrap().name,
+            p.target_for_host(Os::Macos, &Arch::Aarch64).unwrap().name,
             "macos-arm64-mps"
         );
-        assert!(p.target_for_host("macos", "x86_64").is_none());
+        assert!(p.target_for_host(Os::Macos, &Arch::X86_64).is_none());
     }
 
     #[test]
@@ -772,11 +730,5 @@ pub(crate) mod tests {
 versions = ">>1""#,
         );
         assert!(e.contains("deepspeed: versions"), "{e}");
-    }
-
-    #[test]
-    fn names_normalise() {
-        assert_eq!(normalize("Flash_Attn"), "flash-attn");
-        assert_eq!(normalize("a.-_b"), "a-b");
     }
 }

@@ -492,6 +492,15 @@ impl Probe {
         }
     }
 
+    /// stdout when the command exited and printed something, whatever its exit code
+    /// (a checker that exits 1 with a full report).
+    pub fn any_stdout(&self) -> Option<&str> {
+        match self {
+            Probe::Exited { stdout, .. } if !stdout.trim().is_empty() => Some(stdout),
+            _ => None,
+        }
+    }
+
     /// One line describing a probe that did not succeed (for warnings and evidence).
     pub fn failure_line(&self) -> String {
         match self {

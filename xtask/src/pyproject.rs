@@ -7,8 +7,9 @@ use serde::Serialize;
 use toml_edit::{Array, DocumentMut, InlineTable, Item, Table, Value};
 
 use crate::error;
+use crate::names;
 use crate::pep;
-use crate::policy::{self, Policy, Rule};
+use crate::policy::{Policy, Rule};
 
 /// One change `port` makes, with the policy's reason.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -109,7 +110,7 @@ fn dependency_groups(doc: &DocumentMut) -> indexmap::IndexMap<String, Vec<String
         table
             .and_then(|t| {
                 t.iter()
-                    .find(|(k, _)| crate::policy::normalize(k) == crate::policy::normalize(name))
+                    .find(|(k, _)| crate::names::normalize(k) == crate::names::normalize(name))
             })
             .and_then(|(_, v)| v.as_array())
             .map(|a| a.iter().cloned().collect())
@@ -168,14 +169,8 @@ pub fn load_requirements(dir: &camino::Utf8Path) -> Result<Requirements> {
 pub fn parse(file: &str, text: &str) -> Result<DocumentMut> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let doc = text.parse::<DocumentMut>().map_err(|e| {
-        let msg = e.message().trim().to_string();
-        match e.span() {
-            Some(span) => {
-                let (line, col) = policy::line_col(text, span.start);
-                error::usage(format!("{file}:{line}:{col}: invalid TOML: {msg}"))
-            }
-            None => error::usage(format!("{file}: invalid TOML: {msg}")),
-        }
+        let msg = format!("invalid TOML: {}", e.message().trim());
+        error::usage(names::toml_error(file, text, e.span(), &msg))
     })?;
     check_shapes(file, &doc)?;
     Ok(doc)
@@ -498,9 +493,9 @@ impl Porter<'_> {
                 })?;
             for spec in wanted {
                 let req = pep::requirement(spec)?;
-                let name = policy::normalize(req.name.as_ref());
+                let name = names::normalize(req.name.as_ref());
                 let present = array.iter().filter_map(Value::as_str).any(|s| {
-                    pep::requirement(s).is_ok_and(|r| policy::normalize(r.name.as_ref()) == name)
+                    pep::requirement(s).is_ok_and(|r| names::normalize(r.name.as_ref()) == name)
                 });
                 if present {
                     continue;
@@ -540,7 +535,7 @@ impl Porter<'_> {
                 let key = sources
                     .iter()
                     .map(|(k, _)| k.to_string())
-                    .find(|k| policy::normalize(k) == *name)
+                    .find(|k| names::normalize(k) == *name)
                     .unwrap_or_else(|| name.clone());
                 let existing = sources.get(&key).map(read_sources);
                 if existing.as_ref() == Some(&wanted) {
@@ -831,7 +826,7 @@ pub fn with_rule_marker(
     missing.and(parsed.marker.negate());
     missing.and(policy.universe.clone());
     let on_targets = policy.targets.iter().all(|t| {
-        pep::evaluate(&parsed.marker, &t.env, extra) == pep::evaluate(&want, &t.env, extra)
+        pep::evaluate(&parsed.marker, t.env(), extra) == pep::evaluate(&want, t.env(), extra)
     });
     if !extra_true.is_false() || !missing.is_false() || !on_targets {
         bail!(
@@ -884,12 +879,12 @@ fn torch_packages(doc: &DocumentMut, policy: &Policy) -> Vec<String> {
             .filter_map(Value::as_str)
         {
             if let Ok(r) = pep::requirement(s) {
-                let n = policy::normalize(r.name.as_ref());
+                let n = names::normalize(r.name.as_ref());
                 if policy
                     .torch
                     .packages
                     .iter()
-                    .any(|t| policy::normalize(t) == n)
+                    .any(|t| names::normalize(t) == n)
                     && !names.contains(&n)
                 {
                     names.push(n);
@@ -923,7 +918,7 @@ fn torch_packages(doc: &DocumentMut, policy: &Policy) -> Vec<String> {
         .torch
         .packages
         .iter()
-        .map(|p| policy::normalize(p))
+        .map(|p| names::normalize(p))
         .collect();
     names.sort_by_key(|n| order.iter().position(|o| o == n));
     names
@@ -1240,7 +1235,7 @@ mod tests {
         let on = |name: &str, target: &str| {
             let req = pep::requirement(deps.iter().find(|d| d.starts_with(name)).unwrap()).unwrap();
             let t = policy.targets.iter().find(|t| t.name == target).unwrap();
-            pep::evaluate(&req.marker, &t.env, None)
+            pep::evaluate(&req.marker, t.env(), None)
         };
         assert!(
             on("bitsandbytes", "linux-x86_64-cuda") && on("bitsandbytes", "linux-aarch64-cuda")

@@ -7,71 +7,8 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Check {
-    /// 1-4; reports of tensor-smoke and the torch script have none (set when read).
-    #[serde(default)]
-    pub level: u8,
-    /// platform, cpu, cuda, wgpu, torch, pytest (tensor-smoke calls it `backend`)
-    #[serde(default, alias = "backend")]
-    pub group: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub device: Option<String>,
-    /// The GPU's UUID (`GPU-…`) where the check knows it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub device_uuid: Option<String>,
-    pub name: String,
-    /// pass, fail, skip
-    pub status: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_abs_err: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tolerance: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seconds: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rate: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub unit: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub peak_fraction: Option<f64>,
-}
-
-impl Check {
-    pub fn new(level: u8, group: &str, name: &str, status: &str, reason: Option<String>) -> Check {
-        Check {
-            level,
-            group: group.into(),
-            device: None,
-            device_uuid: None,
-            name: name.into(),
-            status: status.into(),
-            reason,
-            max_abs_err: None,
-            tolerance: None,
-            seconds: None,
-            rate: None,
-            unit: None,
-            peak_fraction: None,
-        }
-    }
-}
-
-impl Check {
-    /// Whether the check ran on a GPU (not the CPU reference, a software Vulkan
-    /// adapter such as lavapipe, or torch on the CPU).
-    pub fn on_gpu(&self) -> bool {
-        let device = self.device.as_deref().unwrap_or("");
-        match self.group.as_str() {
-            "cuda" => true,
-            "wgpu" => !device.is_empty() && !device.contains(", Cpu)"),
-            "torch" => !device.is_empty() && device != "cpu",
-            _ => false,
-        }
-    }
-}
+/// The checks: one type for tensor-smoke, the torch script and validate's own.
+pub use tensor_smoke::report::{Check, DeviceKind, Group, Status, count};
 
 /// One GPU as the node's driver names it: what a person needs to pull the right card.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -162,6 +99,15 @@ pub enum Require {
 }
 
 impl Require {
+    /// Whether this check shows the required backend working.
+    pub fn met_by(self, c: &Check) -> bool {
+        match self {
+            Require::Cuda => c.status == Status::Pass && c.device_kind == Some(DeviceKind::Cuda),
+            Require::Mps => c.status == Status::Pass && c.device_kind == Some(DeviceKind::Metal),
+            Require::Gpu => c.passed_on_gpu(),
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Require::Cuda => "cuda",
@@ -176,41 +122,15 @@ impl Report {
     pub fn failed(&self) -> Vec<String> {
         self.checks
             .iter()
-            .filter(|c| c.status == "fail")
+            .filter(|c| c.status == Status::Fail)
             .map(|c| format!("{} {}", c.group, c.name))
             .collect()
     }
 
-    /// Whether a check on the required backend passed: tensor-smoke's CUDA or Metal
-    /// checks, or torch on that device (or, for `gpu`, any GPU adapter wgpu drove).
+    /// Whether a check passed on the required kind of device: tensor-smoke's CUDA or
+    /// Metal checks, torch on CUDA or MPS, or (for `gpu`) any GPU adapter.
     pub fn meets(&self, req: Require) -> bool {
-        let passed = |c: &&Check| c.status == "pass";
-        let ran = |group: &str| self.checks.iter().filter(passed).any(|c| c.group == group);
-        let metal =
-            self.checks.iter().filter(passed).any(|c| {
-                c.group == "wgpu" && c.device.as_deref().is_some_and(|d| d.contains("Metal"))
-            });
-        let torch_on = |dev: &str| {
-            self.checks
-                .iter()
-                .filter(passed)
-                .any(|c| c.group == "torch" && c.name == format!("torch sees {dev}"))
-        };
-        match req {
-            Require::Cuda => ran("cuda") || torch_on("CUDA"),
-            Require::Mps => metal || torch_on("MPS"),
-            Require::Gpu => {
-                ran("cuda")
-                    || metal
-                    || torch_on("CUDA")
-                    || torch_on("MPS")
-                    || self
-                        .checks
-                        .iter()
-                        .filter(passed)
-                        .any(|c| c.group == "wgpu" && c.on_gpu())
-            }
-        }
+        self.checks.iter().any(|c| req.met_by(c))
     }
 
     /// The table for people.
@@ -235,13 +155,13 @@ impl Report {
         for c in &r.checks {
             s.push_str(&row(c));
         }
-        let n = |st: &str| r.checks.iter().filter(|c| c.status == st).count();
+        let n = |st| count(&r.checks, st);
         let _ = writeln!(
             s,
             "{} passed, {} failed, {} skipped (levels {:?})",
-            n("pass"),
-            n("fail"),
-            n("skip"),
+            n(Status::Pass),
+            n(Status::Fail),
+            n(Status::Skip),
             r.levels_run
         );
         s
@@ -249,29 +169,67 @@ impl Report {
 }
 
 fn row(c: &Check) -> String {
-    let status = if c.status == "fail" {
-        "FAIL"
-    } else {
-        c.status.as_str()
-    };
     let mut line = format!(
-        "{status:4} L{} {:8} {:26} {}",
+        "{:4} L{} {:8} {:26} {}{}",
+        c.status.label(),
         c.level,
-        c.group,
+        c.group.as_str(),
         c.name,
         c.device
             .as_deref()
             .map(|d| format!("[{d}]"))
-            .unwrap_or_default()
+            .unwrap_or_default(),
+        c.rate_text()
     );
-    if let (Some(rate), Some(unit)) = (c.rate, &c.unit) {
-        let _ = write!(line, " {rate:.1} {unit}");
-        if let Some(p) = c.peak_fraction {
-            let _ = write!(line, " ({:.0}% of peak)", p * 100.0);
-        }
-    }
     if let Some(r) = &c.reason {
         let _ = write!(line, " - {r}");
     }
     format!("{}\n", line.trim_end())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(checks: Vec<Check>) -> Report {
+        Report {
+            host: Host {
+                node: None,
+                job: None,
+                hostname: "h".into(),
+                os: "macos".into(),
+                arch: "aarch64".into(),
+                target: "macos-arm64-mps".into(),
+                backend: "mps".into(),
+                driver: None,
+                gpus: Vec::new(),
+            },
+            versions: BTreeMap::new(),
+            levels_run: vec![1, 2, 3],
+            checks,
+        }
+    }
+
+    #[test]
+    fn require_is_judged_on_the_device_kind() {
+        let torch_mps =
+            Check::new(Group::Torch, Some("mps"), "matmul 256x256 vs CPU").on(DeviceKind::Metal);
+        let r = report(vec![torch_mps.clone()]);
+        assert!(r.meets(Require::Mps) && r.meets(Require::Gpu) && !r.meets(Require::Cuda));
+        // A failed check, or one on the CPU (lavapipe, torch without a GPU), meets nothing.
+        let failed = torch_mps.with(Status::Fail, "wrong");
+        let lavapipe = Check::new(Group::Wgpu, Some("llvmpipe (Vulkan, Cpu)"), "fill (WGSL)")
+            .on(DeviceKind::Cpu);
+        let r = report(vec![failed, lavapipe]);
+        assert!(!r.meets(Require::Mps) && !r.meets(Require::Gpu));
+        let vulkan_gpu = Check::new(
+            Group::Wgpu,
+            Some("RTX (Vulkan, DiscreteGpu)"),
+            "fill (WGSL)",
+        )
+        .on(DeviceKind::Vulkan);
+        let r = report(vec![vulkan_gpu]);
+        assert!(r.meets(Require::Gpu) && !r.meets(Require::Cuda) && !r.meets(Require::Mps));
+        assert!(r.table().contains("1 passed, 0 failed, 0 skipped"));
+    }
 }

@@ -49,6 +49,7 @@ fn levels_1_and_2_need_no_project() {
     let cpu = checks(&v, "cpu");
     assert_eq!(cpu.len(), 3, "{cpu:?}");
     assert!(cpu.iter().all(|c| c["status"] == "pass" && c["level"] == 2));
+    assert!(cpu.iter().all(|c| c["device_kind"] == "cpu"), "{cpu:?}");
     // Every skip says why.
     for c in v["checks"].as_array().unwrap() {
         if c["status"] == "skip" {
@@ -147,7 +148,8 @@ fn reports_merge_into_one_table() {
         r["host"]["hostname"] = "same-image-hostname".into();
         r["checks"].as_array_mut().unwrap().push(serde_json::json!({
             "level": 2, "group": "cuda", "name": "cuBLAS SGEMM", "status": "pass",
-            "device": "#0 NVIDIA GH200 480GB", "rate": gemm, "unit": "GFLOP/s"
+            "device": "#0 NVIDIA GH200 480GB", "device_kind": "cuda", "rate": gemm,
+            "unit": "GFLOP/s"
         }));
         let f = dir.path().join(format!("{node}.json"));
         std::fs::write(&f, r.to_string()).unwrap();
@@ -278,6 +280,15 @@ fn level_3_runs_torch_for_real() {
     );
     assert_eq!(get("GPT-2 generate")["status"], "pass");
     assert!(get("torch GEMM")["rate"].as_f64().unwrap() > 0.0);
+    // The torch script writes tensor-smoke's check fields: group, device, device_kind.
+    for c in &torch {
+        assert_eq!(c["level"], 3, "{c}");
+    }
+    if v["host"]["backend"] == "cpu" {
+        assert_eq!(get("matmul")["device_kind"], "cpu");
+        assert_eq!(get("matmul")["device"], "cpu");
+        assert_eq!(get("torch sees a GPU")["status"], "skip");
+    }
     if v["host"]["backend"] == "cpu" {
         assert_eq!(checks(&v, "pytest")[0]["status"], "skip");
     }

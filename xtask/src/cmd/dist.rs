@@ -4,10 +4,11 @@
 use anyhow::Result;
 use camino::{Utf8Path, Utf8PathBuf};
 
-use crate::cmd::validate::smoke_features;
 use crate::ctx::Ctx;
 use crate::error;
+use crate::names::{Arch, Os};
 use crate::process::Cmd;
+use crate::smoke;
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 enum Profile {
@@ -32,15 +33,14 @@ pub struct Dist {
 
 impl Dist {
     pub fn run(self, ctx: &Ctx) -> Result<()> {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let cargo = smoke::cargo().unwrap_or_else(|| "cargo".into());
         let ws = &ctx.workspace;
         if !ws.join("tensor-smoke").join("Cargo.toml").is_file() {
             return Err(error::usage(format!(
                 "{ws}: not the xtask workspace (no tensor-smoke/): run dist from a checkout"
             )));
         }
-        let os = std::env::consts::OS;
-        let arch = std::env::consts::ARCH;
+        let (os, arch) = (Os::host(), Arch::host());
         let (flag, dir) = match self.profile {
             Profile::Release => (Some("--release"), "release"),
             Profile::Dev => (None, "debug"),
@@ -58,10 +58,8 @@ impl Dist {
             c.run_shown()
         };
         build("xtask", None)?;
-        build("tensor-smoke", Some(&smoke_features(os)))?;
-        let target = std::env::var("CARGO_TARGET_DIR")
-            .map(Utf8PathBuf::from)
-            .unwrap_or_else(|_| ws.join("target"));
+        build("tensor-smoke", Some(smoke::features(os)))?;
+        let target = smoke::target_dir(ws);
         let out = self.out.clone().unwrap_or_else(|| ws.join("dist"));
         let name = format!("llmstudio-xtask-{os}-{arch}");
         let root = out.join(&name);
@@ -71,7 +69,7 @@ impl Dist {
         std::fs::create_dir_all(root.join("bin"))
             .map_err(|e| error::usage(format!("--out {out}: cannot create: {e}")))?;
         for bin in ["xtask", "tensor-smoke"] {
-            let file = format!("{bin}{}", std::env::consts::EXE_SUFFIX);
+            let file = smoke::exe(bin);
             std::fs::copy(target.join(dir).join(&file), root.join("bin").join(&file))?;
         }
         // templates/ for every command; docker/ for `docker build|run|clean|render`.

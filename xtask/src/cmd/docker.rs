@@ -9,8 +9,9 @@ use camino::{Utf8Path, Utf8PathBuf};
 
 use crate::ctx::Ctx;
 use crate::error;
+use crate::names::{self, Os};
 use crate::platform::{self, DockerClient};
-use crate::policy::{self, Policy, Target};
+use crate::policy::{Policy, Target};
 use crate::process::Cmd;
 use crate::pyproject;
 
@@ -201,7 +202,7 @@ impl Docker {
                 )));
             }
         };
-        let name = policy::normalize(reqs.name.as_deref().unwrap_or("app"));
+        let name = names::normalize(reqs.name.as_deref().unwrap_or("app"));
         // `cpu` is its own image name even where it builds the same platform as a CUDA
         // target, so the two never overwrite each other.
         let alias = if target_name == "cpu" {
@@ -729,7 +730,7 @@ impl Docker {
 fn resolve_target<'p>(policy: &'p Policy, name: &str) -> Result<&'p Target> {
     if name == "cpu" {
         let (os, arch) = platform::probe::os_arch();
-        let linux = policy.target_for_host("linux", &arch);
+        let linux = policy.target_for_host(Os::Linux, &arch);
         return linux
             .filter(|t| t.docker_platform.is_some())
             .ok_or_else(|| {

@@ -6,7 +6,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::ctx::{Ctx, OutputArgs};
-use crate::policy::Policy;
+use crate::policy::{Policy, Target};
 
 #[derive(clap::Args, Debug)]
 pub struct Matrix {
@@ -17,19 +17,12 @@ pub struct Matrix {
     out: OutputArgs,
 }
 
+/// A target as the policy writes it, with its index's URL.
 #[derive(Serialize)]
-struct TargetRow {
-    name: String,
-    about: String,
-    docker_alias: Option<String>,
-    docker_platform: Option<String>,
-    torch_index: String,
+struct TargetRow<'p> {
+    #[serde(flatten)]
+    target: &'p Target,
     torch_index_url: String,
-    uv_platform: String,
-    glibc: Option<String>,
-    macos: Option<String>,
-    group: Option<String>,
-    pytest_marker: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -42,9 +35,9 @@ struct PackageRow {
 }
 
 #[derive(Serialize)]
-struct MatrixJson {
+struct MatrixJson<'p> {
     python: String,
-    targets: Vec<TargetRow>,
+    targets: Vec<TargetRow<'p>>,
     packages: Vec<PackageRow>,
 }
 
@@ -64,24 +57,15 @@ impl Matrix {
     }
 }
 
-fn to_json(p: &Policy) -> MatrixJson {
+fn to_json(p: &Policy) -> MatrixJson<'_> {
     MatrixJson {
         python: p.python.requires_python.clone(),
         targets: p
             .targets
             .iter()
             .map(|t| TargetRow {
-                name: t.name.clone(),
-                about: t.about.clone(),
-                docker_alias: t.docker_alias.clone(),
-                docker_platform: t.docker_platform.clone(),
-                torch_index: t.torch_index.clone(),
+                target: t,
                 torch_index_url: p.indexes[&t.torch_index].url.clone(),
-                uv_platform: t.uv_platform.clone(),
-                glibc: t.glibc.clone(),
-                macos: t.macos.clone(),
-                group: t.group.clone(),
-                pytest_marker: t.pytest_marker.clone(),
             })
             .collect(),
         packages: p

@@ -35,13 +35,13 @@ pub fn render(p: &Report) -> String {
         "os",
         match &p.os_version {
             Some(v) => format!("{} ({v})", p.os),
-            None => p.os.clone(),
+            None => p.os.to_string(),
         },
     );
     row(
         "arch",
-        if p.arch == p.arch_raw {
-            p.arch.clone()
+        if p.arch.as_str() == p.arch_raw {
+            p.arch.to_string()
         } else {
             format!("{} (raw {})", p.arch, p.arch_raw)
         },

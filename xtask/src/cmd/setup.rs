@@ -62,7 +62,7 @@ impl Setup {
 
         // What to install: groups and extras, decided from the policy and the backend.
         let (os, arch) = probe::os_arch();
-        let target = policy.target_for_host(&os, &arch);
+        let target = policy.target_for_host(os, &arch);
         let mut args: Vec<String> = vec!["sync".into(), "--frozen".into()];
         if dev {
             if reqs.groups.contains_key("dev") {

@@ -4,22 +4,21 @@
 //! GPU-marked tests. Skips carry their reason; `--require` makes a backend mandatory.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Result;
 use camino::{Utf8Path, Utf8PathBuf};
-use serde::Deserialize;
 
 use crate::ctx::{Ctx, OutputArgs};
 use crate::error;
 use crate::fleet;
 use crate::lock;
-use crate::platform::{self, Backend};
+use crate::platform::{self, Backend, Platform};
 use crate::policy::Policy;
-use crate::process::{Cmd, find};
+use crate::process::Cmd;
 use crate::pytest;
-use crate::report::{self, Check, GpuId, Host, Report, Require};
+use crate::report::{self, Check, GpuId, Group, Host, Report, Require, Status};
+use crate::smoke;
 
 #[derive(clap::Args, Debug)]
 #[command(after_help = "\
@@ -61,104 +60,86 @@ impl Validate {
             return self.merge_reports();
         }
         let (node, job) = report::scheduler_identity();
-        // `{node}` in --output: one file per node on a shared filesystem.
-        let mut out = self.out.clone();
-        if let Some(o) = &out.output
-            && o.as_str().contains("{node}")
-        {
-            let name = node
-                .clone()
-                .unwrap_or_else(hostname)
-                .replace(['/', '\\'], "_");
-            out.output = Some(o.as_str().replace("{node}", &name).into());
-        }
+        let out = self.out_for(node.as_deref());
         out.preflight(ctx)?;
         let policy = ctx.policy()?;
         let plat = platform::probe::detect(policy);
-        let mut versions = BTreeMap::new();
-        versions.insert("xtask".to_string(), env!("CARGO_PKG_VERSION").to_string());
-        if let Some(uv) = &plat.tools.uv
-            && let Some(v) = &uv.version
-        {
-            versions.insert("uv".into(), v.clone());
-        }
-        if let Some(v) = plat.cuda.as_ref().and_then(|c| c.driver_version.clone()) {
-            versions.insert("nvidia_driver".into(), v);
-        }
-        if let Some(v) = plat
-            .cuda
-            .as_ref()
-            .and_then(|c| c.driver_cuda_version.clone())
-        {
-            versions.insert("driver_cuda".into(), v);
-        }
+        let mut versions = versions(&plat);
         let mut checks = level1(&plat, policy, ctx);
         let mut levels = vec![1];
         if self.level >= 2 {
             levels.push(2);
-            checks.extend(self.level2(ctx, &plat));
+            checks.extend(self.level2(ctx));
         }
-        let project = ctx.project_opt();
         if self.level >= 3 {
-            match project {
-                None => {
-                    eprintln!(
-                        "note: levels 3-4 need the app's Python project (pass --project DIR); ran levels {}",
-                        levels
-                            .iter()
-                            .map(u8::to_string)
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    );
-                    checks.push(Check::new(
-                        3,
-                        "torch",
-                        "torch",
-                        "skip",
-                        Some("no Python project (pass --project DIR)".into()),
-                    ));
-                }
-                Some(p) => {
-                    levels.push(3);
-                    let (c, torch) = level3(ctx, p, plat.backend, self.quick)?;
-                    if let Some(v) = torch {
-                        versions.insert("torch".into(), v);
-                    }
-                    checks.extend(c);
-                    if self.level >= 4 {
-                        levels.push(4);
-                        checks.extend(level4(ctx, p, policy, plat.backend)?);
-                    }
-                }
-            }
+            checks.extend(self.python_levels(ctx, &plat, &mut levels, &mut versions)?);
         }
         let report = Report {
-            host: Host {
-                node,
-                job,
-                hostname: hostname(),
-                os: plat.os.clone(),
-                arch: plat.arch.clone(),
-                target: plat.target.clone(),
-                backend: plat.backend.as_str().into(),
-                driver: plat.cuda.as_ref().and_then(|c| c.driver_version.clone()),
-                gpus: plat
-                    .gpus
-                    .iter()
-                    .map(|g| GpuId {
-                        index: g.index,
-                        name: g.name.clone(),
-                        uuid: g.uuid.clone(),
-                        serial: g.serial.clone(),
-                        pci_bus_id: g.pci_bus_id.clone(),
-                    })
-                    .collect(),
-            },
+            host: host(&plat, node, job),
             versions,
             levels_run: levels,
             checks,
         };
         out.emit(&report, || report.table())?;
+        self.verdict(&report, &plat)
+    }
+
+    /// `--output` with `{node}` expanded: one file per node on a shared filesystem.
+    fn out_for(&self, node: Option<&str>) -> OutputArgs {
+        let mut out = self.out.clone();
+        if let Some(o) = &out.output
+            && o.as_str().contains("{node}")
+        {
+            let name = node
+                .map(str::to_string)
+                .unwrap_or_else(hostname)
+                .replace(['/', '\\'], "_");
+            out.output = Some(o.as_str().replace("{node}", &name).into());
+        }
+        out
+    }
+
+    fn level2(&self, ctx: &Ctx) -> Vec<Check> {
+        let checks = match smoke::binary(self.smoke_bin.as_deref(), &ctx.workspace) {
+            Ok(bin) => smoke::run(&bin, self.quick),
+            Err(why) => vec![Check::skip(Group::Cpu, None, "tensor-smoke", why)],
+        };
+        at_level(2, checks)
+    }
+
+    /// Levels 3 and 4, which need the app's Python project.
+    fn python_levels(
+        &self,
+        ctx: &Ctx,
+        plat: &Platform,
+        levels: &mut Vec<u8>,
+        versions: &mut BTreeMap<String, String>,
+    ) -> Result<Vec<Check>> {
+        let Some(project) = ctx.project_opt() else {
+            let ran: Vec<String> = levels.iter().map(u8::to_string).collect();
+            eprintln!(
+                "note: levels 3-4 need the app's Python project (pass --project DIR); ran levels {}",
+                ran.join(", ")
+            );
+            let why = "no Python project (pass --project DIR)";
+            return Ok(vec![
+                Check::skip(Group::Torch, None, "torch", why).at_level(3),
+            ]);
+        };
+        levels.push(3);
+        let (mut checks, torch) = level3(ctx, project, plat.backend, self.quick)?;
+        if let Some(v) = torch {
+            versions.insert("torch".into(), v);
+        }
+        if self.level >= 4 {
+            levels.push(4);
+            checks.extend(level4(ctx, project, ctx.policy()?, plat.backend)?);
+        }
+        Ok(checks)
+    }
+
+    /// Exit 1 on a failed check, 3 when `--require` went unmet.
+    fn verdict(&self, report: &Report, plat: &Platform) -> Result<()> {
         let failed = report.failed();
         if !failed.is_empty() {
             return Err(error::failed(format!("failed: {}", failed.join(", "))));
@@ -175,122 +156,60 @@ impl Validate {
         }
         Ok(())
     }
+}
 
-    fn level2(&self, ctx: &Ctx, plat: &platform::Platform) -> Vec<Check> {
-        let bin = match self.smoke_binary(ctx, plat) {
-            Ok(b) => b,
-            Err(why) => return vec![Check::new(2, "cpu", "tensor-smoke", "skip", Some(why))],
-        };
-        let mut cmd = Cmd::new(&bin).arg("--json");
-        if self.quick {
-            cmd = cmd.arg("--quick");
+/// The versions a report records: this tool's, uv's, the NVIDIA driver's and its CUDA's.
+fn versions(plat: &Platform) -> BTreeMap<String, String> {
+    let mut v = BTreeMap::new();
+    v.insert("xtask".to_string(), env!("CARGO_PKG_VERSION").to_string());
+    if let Some(uv) = plat.tools.uv.as_ref().and_then(|uv| uv.version.clone()) {
+        v.insert("uv".into(), uv);
+    }
+    if let Some(cuda) = &plat.cuda {
+        if let Some(d) = &cuda.driver_version {
+            v.insert("nvidia_driver".into(), d.clone());
         }
-        if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
-            cmd = cmd.env("XDG_RUNTIME_DIR", std::env::temp_dir());
-        }
-        eprintln!("$ {}", cmd.display());
-        let probe = cmd.probe(Duration::from_secs(600));
-        let Some(stdout) = stdout_any(&probe) else {
-            return vec![Check::new(
-                2,
-                "cpu",
-                "tensor-smoke",
-                "fail",
-                Some(format!("tensor-smoke {}", probe.failure_line())),
-            )];
-        };
-        #[derive(Deserialize)]
-        struct SmokeReport {
-            checks: Vec<Check>,
-        }
-        match serde_json::from_str::<SmokeReport>(&stdout) {
-            Ok(r) => r
-                .checks
-                .into_iter()
-                .map(|c| Check { level: 2, ..c })
-                .collect(),
-            Err(e) => vec![Check::new(
-                2,
-                "cpu",
-                "tensor-smoke",
-                "fail",
-                Some(format!("unreadable report: {e}")),
-            )],
+        if let Some(c) = &cuda.driver_cuda_version {
+            v.insert("driver_cuda".into(), c.clone());
         }
     }
+    v
+}
 
-    /// --smoke-bin, a tensor-smoke beside this binary (a dist bundle), or one built now.
-    fn smoke_binary(
-        &self,
-        ctx: &Ctx,
-        plat: &platform::Platform,
-    ) -> std::result::Result<PathBuf, String> {
-        if let Some(p) = &self.smoke_bin {
-            return if p.is_file() {
-                Ok(p.clone().into_std_path_buf())
-            } else {
-                Err(format!("--smoke-bin {p} does not exist"))
-            };
-        }
-        if let Some(root) = crate::ctx::bundle_root() {
-            let bundled = root
-                .join("bin")
-                .join(format!("tensor-smoke{}", std::env::consts::EXE_SUFFIX));
-            if bundled.is_file() {
-                return Ok(bundled.into_std_path_buf());
-            }
-        }
-        if !ctx
-            .workspace
-            .join("tensor-smoke")
-            .join("Cargo.toml")
-            .is_file()
-        {
-            return Err("no tensor-smoke: pass --smoke-bin PATH (see `cargo xtask dist`)".into());
-        }
-        let cargo = std::env::var_os("CARGO")
-            .map(PathBuf::from)
-            .or_else(|| find("cargo"));
-        let Some(cargo) = cargo else {
-            return Err(
-                "no cargo to build tensor-smoke: pass --smoke-bin PATH (see `cargo xtask dist`)"
-                    .into(),
-            );
-        };
-        let features = smoke_features(&plat.os);
-        eprintln!("building tensor-smoke ({features}); the first build takes a minute or two");
-        let cmd = Cmd::new(&cargo)
-            .args(["build", "--quiet", "-p", "tensor-smoke", "--features"])
-            .arg(&features)
-            .dir(ctx.workspace.as_std_path());
-        cmd.run_shown()
-            .map_err(|e| format!("building tensor-smoke failed: {}", error::line_of(&e)))?;
-        let target = std::env::var("CARGO_TARGET_DIR")
-            .map(Utf8PathBuf::from)
-            .unwrap_or_else(|_| ctx.workspace.join("target"));
-        Ok(target
-            .join("debug")
-            .join(format!("tensor-smoke{}", std::env::consts::EXE_SUFFIX))
-            .into_std_path_buf())
+/// The host as a report names it, with its GPUs' identities.
+fn host(plat: &Platform, node: Option<String>, job: Option<String>) -> Host {
+    Host {
+        node,
+        job,
+        hostname: hostname(),
+        os: plat.os.to_string(),
+        arch: plat.arch.to_string(),
+        target: plat.target.clone(),
+        backend: plat.backend.as_str().into(),
+        driver: plat.cuda.as_ref().and_then(|c| c.driver_version.clone()),
+        gpus: plat
+            .gpus
+            .iter()
+            .map(|g| GpuId {
+                index: g.index,
+                name: g.name.clone(),
+                uuid: g.uuid.clone(),
+                serial: g.serial.clone(),
+                pci_bus_id: g.pci_bus_id.clone(),
+            })
+            .collect(),
     }
 }
 
-/// The tensor-smoke features a host can use: CUDA on Linux, wgpu (Metal/Vulkan) everywhere.
-pub fn smoke_features(os: &str) -> String {
-    match os {
-        "linux" | "windows" => "cuda,wgpu".into(),
-        "macos" => "wgpu".into(),
-        _ => "cpu".into(),
-    }
+fn at_level(level: u8, checks: Vec<Check>) -> Vec<Check> {
+    checks.into_iter().map(|c| c.at_level(level)).collect()
 }
 
-fn stdout_any(p: &crate::process::Probe) -> Option<String> {
-    match p {
-        crate::process::Probe::Exited { stdout, .. } if !stdout.trim().is_empty() => {
-            Some(stdout.clone())
-        }
-        _ => None,
-    }
+/// One of validate's own checks.
+fn check(level: u8, group: Group, name: &str, status: Status, reason: impl Into<String>) -> Check {
+    Check::new(group, None, name)
+        .with(status, reason)
+        .at_level(level)
 }
 
 fn hostname() -> String {
@@ -308,146 +227,148 @@ fn hostname() -> String {
 }
 
 /// Level 1: the platform data, judged.
-fn level1(p: &platform::Platform, policy: &Policy, ctx: &Ctx) -> Vec<Check> {
-    let mut out = Vec::new();
-    let mut add = |name: &str, status: &str, reason: String| {
-        out.push(Check::new(1, "platform", name, status, Some(reason)));
-    };
-    if p.target == platform::UNSUPPORTED {
-        add(
-            "target",
-            "fail",
-            format!("{} on {} maps to no target of the policy", p.os, p.arch),
-        );
-    } else {
-        add("target", "pass", p.target.clone());
-    }
+fn level1(p: &Platform, policy: &Policy, ctx: &Ctx) -> Vec<Check> {
+    let mut out = vec![target_check(p)];
     let broken_driver = p.backend == Backend::Cpu && p.gpus.iter().any(|g| g.vendor == "nvidia");
-    add(
+    out.push(platform_check(
         "gpu backend",
-        if broken_driver { "fail" } else { "pass" },
+        Status::of(!broken_driver),
         format!("{}: {}", p.backend.as_str(), p.backend_evidence.join("; ")),
-    );
+    ));
     for w in &p.warnings {
-        add("probe", "skip", w.clone());
+        out.push(platform_check("probe", Status::Skip, w.clone()));
     }
-    // The project's lock must have something installable for this host's target.
     if let (Some(dir), Some(t)) = (
         ctx.project_opt(),
         policy.targets.iter().find(|t| t.name == p.target),
     ) {
-        match lock_installs(dir, policy, t) {
-            Ok(missing) if missing.is_empty() => add(
-                "lock installs here",
-                "pass",
-                format!(
-                    "every package of uv.lock has a wheel or an sdist for {}",
-                    t.name
-                ),
-            ),
-            Ok(missing) => add(
-                "lock installs here",
-                "fail",
-                format!(
-                    "no installable file for {} on {}: run `cargo xtask port`, then `cargo xtask lock`",
-                    missing.join(", "),
-                    t.name
-                ),
-            ),
-            Err(e) => add("lock installs here", "skip", error::line_of(&e)),
-        }
+        out.push(lock_check(dir, policy, t));
     }
-    // The driver must support the CUDA version torch was built for.
     let torch_cuda = ctx
         .project_opt()
         .and_then(|proj| torch_cuda_in_lock(proj, policy, &p.target));
-    match (
-        p.backend,
-        torch_cuda,
-        p.cuda.as_ref().and_then(|c| c.driver_cuda_version.clone()),
-    ) {
+    out.push(driver_check(p, torch_cuda));
+    out.extend(tool_checks(p, policy));
+    out
+}
+
+fn platform_check(name: &str, status: Status, reason: String) -> Check {
+    check(1, Group::Platform, name, status, reason)
+}
+
+fn target_check(p: &Platform) -> Check {
+    if p.target == platform::UNSUPPORTED {
+        let why = format!("{} on {} maps to no target of the policy", p.os, p.arch);
+        platform_check("target", Status::Fail, why)
+    } else {
+        platform_check("target", Status::Pass, p.target.clone())
+    }
+}
+
+/// The project's lock must have something installable for this host's target.
+fn lock_check(dir: &Utf8Path, policy: &Policy, t: &crate::policy::Target) -> Check {
+    let name = "lock installs here";
+    match lock_installs(dir, policy, t) {
+        Ok(missing) if missing.is_empty() => platform_check(
+            name,
+            Status::Pass,
+            format!(
+                "every package of uv.lock has a wheel or an sdist for {}",
+                t.name
+            ),
+        ),
+        Ok(missing) => platform_check(
+            name,
+            Status::Fail,
+            format!(
+                "no installable file for {} on {}: run `cargo xtask port`, then `cargo xtask lock`",
+                missing.join(", "),
+                t.name
+            ),
+        ),
+        Err(e) => platform_check(name, Status::Skip, error::line_of(&e)),
+    }
+}
+
+/// The driver must support the CUDA version torch was built for.
+fn driver_check(p: &Platform, torch_cuda: Option<(String, String)>) -> Check {
+    let have = p.cuda.as_ref().and_then(|c| c.driver_cuda_version.clone());
+    let (status, why) = match (p.backend, torch_cuda, have) {
         (Backend::Cuda, Some((torch, need)), Some(have)) => {
-            let ok = version_tuple(&have) >= version_tuple(&need);
-            add(
-                "driver vs torch CUDA",
-                if ok { "pass" } else { "fail" },
-                if ok {
-                    format!("driver supports CUDA {have}; torch {torch} needs {need}")
-                } else {
-                    format!(
-                        "driver supports CUDA {have} but torch {torch} needs {need}: update the NVIDIA driver"
-                    )
-                },
-            );
+            if version_tuple(&have) >= version_tuple(&need) {
+                let why = format!("driver supports CUDA {have}; torch {torch} needs {need}");
+                (Status::Pass, why)
+            } else {
+                let why = format!(
+                    "driver supports CUDA {have} but torch {torch} needs {need}: update the NVIDIA driver"
+                );
+                (Status::Fail, why)
+            }
         }
-        (Backend::Cuda, None, _) => add(
-            "driver vs torch CUDA",
-            "skip",
+        (Backend::Cuda, None, _) => (
+            Status::Skip,
             "no project lock with a CUDA build of torch (pass --project)".into(),
         ),
-        (Backend::Cuda, _, None) => add(
-            "driver vs torch CUDA",
-            "skip",
-            "the driver's CUDA version is unknown".into(),
-        ),
-        _ => add(
-            "driver vs torch CUDA",
-            "skip",
+        (Backend::Cuda, _, None) => (Status::Skip, "the driver's CUDA version is unknown".into()),
+        _ => (
+            Status::Skip,
             format!("no CUDA on this host (backend {})", p.backend.as_str()),
         ),
-    }
-    match &p.tools.uv {
-        Some(uv) => add(
-            "uv",
-            "pass",
-            format!("{} {}", uv.version.as_deref().unwrap_or("?"), uv.path),
+    };
+    platform_check("driver vs torch CUDA", status, why)
+}
+
+/// uv, the policy's Python, Docker and nvcc: found, or why not.
+fn tool_checks(p: &Platform, policy: &Policy) -> Vec<Check> {
+    let found = |name: &str, t: Option<&platform::Tool>, missing: &str| match t {
+        Some(t) => platform_check(
+            name,
+            Status::Pass,
+            format!("{} {}", t.version.as_deref().unwrap_or("?"), t.path),
         ),
-        None => add(
-            "uv",
-            "skip",
-            "not on PATH (setup-dev installs it with pip)".into(),
-        ),
-    }
+        None => platform_check(name, Status::Skip, missing.into()),
+    };
     let py = &policy.python.version;
-    match p
+    let python = match p
         .tools
         .pythons
         .iter()
         .find(|x| x.version.starts_with(&format!("{py}.")))
     {
-        Some(x) => add("python", "pass", format!("{} {}", x.version, x.path)),
-        None => add(
+        Some(x) => platform_check("python", Status::Pass, format!("{} {}", x.version, x.path)),
+        None => platform_check(
             "python",
-            "skip",
+            Status::Skip,
             format!("no Python {py} found (needed for levels 3-4)"),
         ),
-    }
-    match (&p.tools.docker.daemon, p.tools.docker.clients.is_empty()) {
-        (Some(v), _) => add("docker", "pass", format!("daemon {v}")),
-        (None, true) => add("docker", "skip", "no docker client".into()),
-        (None, false) => add(
+    };
+    let docker = &p.tools.docker;
+    let docker = match (&docker.daemon, docker.clients.is_empty()) {
+        (Some(v), _) => platform_check("docker", Status::Pass, format!("daemon {v}")),
+        (None, true) => platform_check("docker", Status::Skip, "no docker client".into()),
+        (None, false) => platform_check(
             "docker",
-            "skip",
-            p.tools
-                .docker
+            Status::Skip,
+            docker
                 .daemon_error
                 .clone()
                 .unwrap_or_else(|| "no daemon".into()),
         ),
-    }
-    match &p.tools.nvcc {
-        Some(t) => add(
-            "nvcc",
-            "pass",
-            format!("{} {}", t.version.as_deref().unwrap_or("?"), t.path),
+    };
+    vec![
+        found(
+            "uv",
+            p.tools.uv.as_ref(),
+            "not on PATH (setup-dev installs it with pip)",
         ),
-        None => add(
+        python,
+        docker,
+        found(
             "nvcc",
-            "skip",
-            "not found (only needed to build flash-attn / DeepSpeed ops)".into(),
+            p.tools.nvcc.as_ref(),
+            "not found (only needed to build flash-attn / DeepSpeed ops)",
         ),
-    }
-    out
+    ]
 }
 
 /// The packages of the project's lock with nothing installable on `t` (as `uv sync` would walk it).
@@ -527,80 +448,72 @@ fn level3(
     }
     eprintln!("$ {}", cmd.display());
     let probe = cmd.probe(Duration::from_secs(1200));
-    let out = stdout_any(&probe).unwrap_or_default();
-    let json: serde_json::Value =
-        serde_json::from_str(out.lines().last().unwrap_or("")).map_err(|_| {
+    let out = probe.any_stdout().unwrap_or_default();
+    let report: TorchReport =
+        serde_json::from_str(out.lines().last().unwrap_or("")).map_err(|e| {
             anyhow::anyhow!(
-                "level 3: the torch check printed no report ({})",
+                "level 3: the torch check printed no report it could read ({}; {e})",
                 probe.failure_line()
             )
         })?;
-    if let Some(e) = json.get("error").and_then(|e| e.as_str()) {
+    if let Some(e) = report.error {
         return Err(error::absent(format!(
             "level 3: {e} in {project}/.venv: run `cargo xtask setup` (or setup-dev) first"
         )));
     }
-    let torch = json["info"]["torch"].as_str().map(str::to_string);
-    let device = json["info"]["device"].as_str().map(str::to_string);
-    let checks: Vec<Check> = serde_json::from_value(json["checks"].clone())
-        .map_err(|e| anyhow::anyhow!("level 3: unreadable torch report: {e}"))?;
-    let checks = checks
-        .into_iter()
-        .map(|c| Check {
-            level: 3,
-            group: "torch".into(),
-            device: device.clone(),
-            ..c
-        })
-        .collect();
-    Ok((checks, torch))
+    Ok((at_level(3, report.checks), report.info.torch))
+}
+
+/// What templates/validate/torch_smoke.py prints: its checks have tensor-smoke's fields.
+#[derive(serde::Deserialize)]
+struct TorchReport {
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    info: TorchInfo,
+    #[serde(default)]
+    checks: Vec<Check>,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct TorchInfo {
+    torch: Option<String>,
 }
 
 /// Level 4: the project's GPU tests (marked, or named by the policy) that this host's
 /// backend can run.
 fn level4(ctx: &Ctx, project: &Utf8Path, policy: &Policy, backend: Backend) -> Result<Vec<Check>> {
     let name = "GPU tests";
+    let judged = |status, why: String| vec![check(4, Group::Pytest, name, status, why)];
     if backend == Backend::Cpu {
-        return Ok(vec![Check::new(
-            4,
-            "pytest",
-            name,
-            "skip",
-            Some("no GPU on this host".into()),
-        )]);
+        return Ok(judged(Status::Skip, "no GPU on this host".into()));
     }
-    let outcome = pytest::run(
-        ctx,
-        project,
-        policy,
-        &pytest::Run {
-            suite: pytest::Suite::All,
-            gpu: pytest::Gpu::OnlyRunnable(backend),
-            marker: None,
-            cov: None,
-            extra: &[],
-            env: Vec::new(),
-        },
-    )?;
-    let reason = outcome.summary.as_ref().map(pytest::Summary::line);
+    let run = pytest::Run {
+        suite: pytest::Suite::All,
+        gpu: pytest::Gpu::OnlyRunnable(backend),
+        marker: None,
+        cov: None,
+        extra: &[],
+        env: Vec::new(),
+    };
+    let outcome = pytest::run(ctx, project, policy, &run)?;
+    let summary = outcome.summary.as_ref().map(pytest::Summary::line);
     if outcome.status.code == Some(5) && !outcome.status.interrupted {
-        return Ok(vec![Check::new(
-            4,
-            "pytest",
-            name,
-            "skip",
-            Some(format!(
-                "the project has no GPU tests for {} ({})",
-                backend.as_str(),
-                reason.unwrap_or_default()
-            )),
-        )]);
+        let why = format!(
+            "the project has no GPU tests for {} ({})",
+            backend.as_str(),
+            summary.unwrap_or_default()
+        );
+        return Ok(judged(Status::Skip, why));
     }
-    Ok(vec![match pytest::judge(&outcome) {
-        Ok(()) => Check::new(4, "pytest", name, "pass", reason),
-        Err(e) if error::code_of(&e) == error::Code::Interrupted => return Err(e),
-        Err(e) => Check::new(4, "pytest", name, "fail", Some(error::line_of(&e))),
-    }])
+    match pytest::judge(&outcome) {
+        Ok(()) => Ok(vec![Check {
+            reason: summary,
+            ..Check::new(Group::Pytest, None, name).at_level(4)
+        }]),
+        Err(e) if error::code_of(&e) == error::Code::Interrupted => Err(e),
+        Err(e) => Ok(judged(Status::Fail, error::line_of(&e))),
+    }
 }
 
 impl Validate {

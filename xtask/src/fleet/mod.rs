@@ -12,7 +12,7 @@ use camino::{Utf8Path, Utf8PathBuf};
 use serde::Serialize;
 
 use crate::error;
-use crate::report::{Check, Report, Require};
+use crate::report::{Check, Report, Require, Status, count};
 
 #[derive(Serialize, Debug, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
@@ -156,7 +156,7 @@ fn labels(reports: &[Gathered]) -> Vec<String> {
 
 fn row(label: String, g: &Gathered, require: Option<Require>) -> NodeRow {
     let r = &g.report;
-    let n = |st: &str| r.checks.iter().filter(|c| c.status == st).count();
+    let n = |st| count(&r.checks, st);
     let failing = r.failed();
     let state = if !failing.is_empty() {
         NodeState::Failed
@@ -173,9 +173,9 @@ fn row(label: String, g: &Gathered, require: Option<Require>) -> NodeRow {
         backend: r.host.backend.clone(),
         driver: r.host.driver.clone(),
         gpus: r.host.gpus.len(),
-        pass: n("pass"),
-        fail: n("fail"),
-        skip: n("skip"),
+        pass: n(Status::Pass),
+        fail: n(Status::Fail),
+        skip: n(Status::Skip),
         failing,
         report: Some(g.file.clone()),
     }
@@ -238,7 +238,7 @@ fn outliers(reports: &[Gathered], labels: &[String], slow_fraction: f64) -> Vec<
                 continue;
             };
             // Only GPUs: CPU rates on a shared login or test host are noise, not a bad card.
-            if c.status != "pass" || !rate.is_finite() || !c.on_gpu() {
+            if !c.passed_on_gpu() || !rate.is_finite() {
                 continue;
             }
             let key = (
@@ -422,19 +422,21 @@ pub fn check_bundle(dir: &Utf8Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{GpuId, Host};
+    use crate::report::{DeviceKind, GpuId, Group, Host};
 
-    fn check(name: &str, status: &str, rate: Option<f64>, uuid: &str) -> Check {
+    fn check(name: &str, status: Status, rate: Option<f64>, uuid: &str) -> Check {
         Check {
-            device: Some("#0 NVIDIA GH200 480GB".into()),
             device_uuid: Some(uuid.into()),
             rate,
             unit: rate.map(|_| "GFLOP/s".into()),
-            ..Check::new(2, "cuda", name, status, None)
+            status,
+            ..Check::new(Group::Cuda, Some("#0 NVIDIA GH200 480GB"), name)
+                .on(DeviceKind::Cuda)
+                .at_level(2)
         }
     }
 
-    fn node(name: &str, gemm: f64, copy_status: &str) -> Gathered {
+    fn node(name: &str, gemm: f64, copy_status: Status) -> Gathered {
         let uuid = format!("GPU-{name}");
         Gathered {
             file: format!("reports/{name}.json").into(),
@@ -459,7 +461,7 @@ mod tests {
                 versions: Default::default(),
                 levels_run: vec![1, 2],
                 checks: vec![
-                    check("cuBLAS SGEMM", "pass", Some(gemm), &uuid),
+                    check("cuBLAS SGEMM", Status::Pass, Some(gemm), &uuid),
                     check("device copy", copy_status, None, &uuid),
                 ],
             },
@@ -469,9 +471,9 @@ mod tests {
     #[test]
     fn a_slow_gpu_is_an_outlier_named_by_its_card_and_a_failure_is_named() {
         let reports = [
-            node("node1", 51_000.0, "pass"),
-            node("node2", 17_000.0, "pass"),
-            node("node3", 50_000.0, "fail"),
+            node("node1", 51_000.0, Status::Pass),
+            node("node2", 17_000.0, Status::Pass),
+            node("node3", 50_000.0, Status::Fail),
         ];
         let m = merge(&reports, &[], 0.8, None);
         assert_eq!(m.outliers.len(), 1);
@@ -502,7 +504,7 @@ mod tests {
 
     #[test]
     fn a_silent_node_fails_and_an_unmet_require_is_exit_3() {
-        let reports = [node("node1", 50_000.0, "pass")];
+        let reports = [node("node1", 50_000.0, Status::Pass)];
         let m = merge(&reports, &["node1".into(), "node2".into()], 0.8, None);
         assert_eq!(m.nodes[1].state, NodeState::NoReport);
         assert!(m.render().contains("NO REPORT"));

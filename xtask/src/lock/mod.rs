@@ -17,8 +17,8 @@ use pep508_rs::{ExtraName, MarkerEnvironment, MarkerTree};
 use serde::Deserialize;
 
 use crate::error;
+use crate::names::{self, Os};
 use crate::pep;
-use crate::policy::{self, line_col};
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -56,10 +56,10 @@ pub struct ConflictEntry {
 
 impl ConflictEntry {
     fn item(&self) -> Option<select::Item> {
-        let package = policy::normalize(self.package.as_deref()?);
+        let package = names::normalize(self.package.as_deref()?);
         Some(match (&self.extra, &self.group) {
-            (Some(e), _) => select::Item::Extra(package, policy::normalize(e)),
-            (None, Some(g)) => select::Item::Group(package, policy::normalize(g)),
+            (Some(e), _) => select::Item::Extra(package, names::normalize(e)),
+            (None, Some(g)) => select::Item::Group(package, names::normalize(g)),
             (None, None) => select::Item::Project(package),
         })
     }
@@ -199,16 +199,8 @@ pub struct MetaReq {
 
 /// Parse uv.lock text; errors carry `file:line:col`; an unknown lock version is an error.
 pub fn parse(file: &str, text: &str) -> Result<Lock> {
-    let lock: Lock = toml_edit::de::from_str(text).map_err(|e| {
-        let msg = e.message().trim().to_string();
-        match e.span() {
-            Some(span) => {
-                let (line, col) = line_col(text, span.start);
-                error::usage(format!("{file}:{line}:{col}: {msg}"))
-            }
-            None => error::usage(format!("{file}: {msg}")),
-        }
-    })?;
+    let lock: Lock = toml_edit::de::from_str(text)
+        .map_err(|e| error::usage(names::toml_error(file, text, e.span(), e.message())))?;
     if lock.version != 1 {
         return Err(error::usage(format!(
             "{file}: lock version {} is not supported (this tool reads uv's version 1 locks; update cargo xtask or re-lock with a matching uv)",
@@ -331,12 +323,8 @@ impl Lock {
     /// whose source is the project folder (`.`).
     pub fn root(&self, project: Option<&str>) -> Option<&Package> {
         if let Some(name) = project {
-            let n = policy::normalize(name);
-            if let Some(p) = self
-                .package
-                .iter()
-                .find(|p| policy::normalize(&p.name) == n)
-            {
+            let n = names::normalize(name);
+            if let Some(p) = self.package.iter().find(|p| names::normalize(&p.name) == n) {
                 return Some(p);
             }
         }
@@ -427,11 +415,11 @@ impl Lock {
         let mut excluded: BTreeSet<usize> = BTreeSet::new();
         let mut queue: VecDeque<&Dep> = seeds.iter().copied().collect();
         while let Some(dep) = queue.pop_front() {
-            let name = policy::normalize(&dep.name);
+            let name = names::normalize(&dep.name);
             let mut more: Vec<ExtraName> = Vec::new();
             if gather {
                 for e in &dep.extra {
-                    let item = select::Item::Extra(name.clone(), policy::normalize(e)).encoded();
+                    let item = select::Item::Extra(name.clone(), names::normalize(e)).encoded();
                     if let Ok(x) = item.parse::<ExtraName>()
                         && !active.contains(&x)
                     {
@@ -463,7 +451,7 @@ impl Lock {
                 queue.extend(pkg.dependencies.iter());
             }
             for e in &dep.extra {
-                if seen_extra.insert((idx, policy::normalize(e))) {
+                if seen_extra.insert((idx, names::normalize(e))) {
                     queue.extend(named(&pkg.optional_dependencies, e).into_iter().flatten());
                 }
             }
@@ -474,7 +462,7 @@ impl Lock {
     fn by_name(&self) -> BTreeMap<String, Vec<usize>> {
         let mut m: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         for (i, p) in self.package.iter().enumerate() {
-            m.entry(policy::normalize(&p.name)).or_default().push(i);
+            m.entry(names::normalize(&p.name)).or_default().push(i);
         }
         m
     }
@@ -523,10 +511,10 @@ impl Lock {
 
 /// The list under `key` in a table of extras or groups, names compared normalised.
 fn named<'a>(table: &'a IndexMap<String, Vec<Dep>>, key: &str) -> Option<&'a Vec<Dep>> {
-    let key = policy::normalize(key);
+    let key = names::normalize(key);
     table
         .iter()
-        .find(|(k, _)| policy::normalize(k) == key)
+        .find(|(k, _)| names::normalize(k) == key)
         .map(|(_, v)| v)
 }
 
@@ -575,7 +563,7 @@ pub fn stale_reasons(
     fn add(side: &mut Side, name: &str, marker: MarkerTree, spec: Option<String>) {
         let marker = system_as_platform(marker);
         let e = side
-            .entry(policy::normalize(name))
+            .entry(names::normalize(name))
             .or_insert_with(|| (MarkerTree::FALSE, BTreeSet::new()));
         e.0.or(marker);
         if let Some(s) = spec.filter(|s| !s.is_empty()) {
@@ -629,12 +617,12 @@ pub fn stale_reasons(
     let extras_want: BTreeSet<String> = project
         .optional
         .keys()
-        .map(|k| policy::normalize(k))
+        .map(|k| names::normalize(k))
         .collect();
     let extras_have: BTreeSet<String> = meta
         .provides_extras
         .iter()
-        .map(|k| policy::normalize(k))
+        .map(|k| names::normalize(k))
         .collect();
     // Locks from before uv recorded provides-extras say nothing about them.
     if !meta.provides_extras.is_empty() && extras_want != extras_have {
@@ -647,12 +635,12 @@ pub fn stale_reasons(
     let groups_want: BTreeMap<String, &Vec<String>> = project
         .groups
         .iter()
-        .map(|(k, v)| (policy::normalize(k), v))
+        .map(|(k, v)| (names::normalize(k), v))
         .collect();
     let groups_have: BTreeMap<String, &Vec<MetaReq>> = meta
         .requires_dev
         .iter()
-        .map(|(k, v)| (policy::normalize(k), v))
+        .map(|(k, v)| (names::normalize(k), v))
         .collect();
     if groups_want.keys().ne(groups_have.keys()) {
         out.push(format!(
@@ -680,11 +668,8 @@ fn system_as_platform(m: MarkerTree) -> MarkerTree {
         return m;
     }
     let mut t = text;
-    for (system, platform) in [
-        ("Darwin", "darwin"),
-        ("Linux", "linux"),
-        ("Windows", "win32"),
-    ] {
+    for os in [Os::Macos, Os::Linux, Os::Windows] {
+        let (system, platform) = (os.platform_system(), os.sys_platform());
         for op in ["==", "!="] {
             t = t.replace(
                 &format!("platform_system {op} '{system}'"),

@@ -7,7 +7,7 @@ use anyhow::Result;
 
 use super::Package;
 use crate::error;
-use crate::policy::normalize;
+use crate::names::normalize;
 
 /// The flags, as `uv sync` takes them.
 #[derive(Debug, Clone, Default)]

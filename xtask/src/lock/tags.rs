@@ -3,13 +3,13 @@
 //! glibc floor, musllinux never on glibc, macosx_X_Y arm64/universal2 against a macOS
 //! floor, any).
 
+use crate::names::{Arch, Os};
+
 /// What a wheel must run on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Platform {
-    /// `linux` or `macos`.
-    pub os: String,
-    /// `x86_64`, `aarch64` (Linux) or `arm64` (macOS).
-    pub arch: String,
+    pub os: Os,
+    pub arch: Arch,
     /// glibc floor (major, minor) for Linux.
     pub glibc: Option<(u32, u32)>,
     /// macOS floor (major, minor).
@@ -20,12 +20,8 @@ impl Platform {
     /// What a policy target's wheels must run on: its OS, architecture and floors.
     pub fn for_target(t: &crate::policy::Target) -> Platform {
         Platform {
-            os: if t.sys_platform == "darwin" {
-                "macos".into()
-            } else {
-                t.sys_platform.clone()
-            },
-            arch: t.platform_machine.clone(),
+            os: t.os(),
+            arch: t.arch(),
             glibc: t.glibc.as_deref().and_then(parse_floor),
             macos: t.macos.as_deref().and_then(parse_floor),
         }
@@ -170,11 +166,10 @@ fn platform_score(tag: &str, t: &Platform) -> Option<u32> {
     if tag == "any" {
         return Some(1);
     }
-    match t.os.as_str() {
-        "linux" => {
+    match t.os {
+        Os::Linux => {
             let (gmaj, gmin) = t.glibc.unwrap_or((2, 17));
-            let arch = tag_arch(tag)?;
-            if arch != t.arch {
+            if Arch::parse(tag_arch(tag)?) != t.arch {
                 return None;
             }
             if tag.starts_with("musllinux") {
@@ -196,16 +191,16 @@ fn platform_score(tag: &str, t: &Platform) -> Option<u32> {
             };
             (maj == gmaj && min <= gmin || maj < gmaj).then_some(10 + min)
         }
-        "macos" => {
+        Os::Macos => {
             let rest = tag.strip_prefix("macosx_")?;
             let mut it = rest.splitn(3, '_');
             let maj: u32 = it.next()?.parse().ok()?;
             let min: u32 = it.next()?.parse().ok()?;
             let arch = it.next()?;
             let fits_arch = match arch {
-                "arm64" => t.arch == "arm64",
-                "universal2" => t.arch == "arm64" || t.arch == "x86_64",
-                "x86_64" | "intel" | "universal" => t.arch == "x86_64",
+                "arm64" => t.arch == Arch::Aarch64,
+                "universal2" => matches!(t.arch, Arch::Aarch64 | Arch::X86_64),
+                "x86_64" | "intel" | "universal" => t.arch == Arch::X86_64,
                 _ => false,
             };
             let (fmaj, fmin) = t.macos.unwrap_or((11, 0));
@@ -253,8 +248,8 @@ mod tests {
 
     fn linux(arch: &str) -> Platform {
         Platform {
-            os: "linux".into(),
-            arch: arch.into(),
+            os: Os::Linux,
+            arch: Arch::parse(arch),
             glibc: Some((2, 28)),
             macos: None,
         }
@@ -262,8 +257,8 @@ mod tests {
 
     fn mac() -> Platform {
         Platform {
-            os: "macos".into(),
-            arch: "arm64".into(),
+            os: Os::Macos,
+            arch: Arch::Aarch64,
             glibc: None,
             macos: Some((13, 0)),
         }

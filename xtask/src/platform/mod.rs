@@ -10,6 +10,8 @@ pub mod probe;
 use camino::Utf8PathBuf;
 use serde::Serialize;
 
+use crate::names::{Arch, Os};
+
 /// The accelerator actually present. The target (lock environment) is separate:
 /// an x86_64 Linux host without NVIDIA is target `linux-x86_64-cuda`, backend `cpu`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -119,10 +121,10 @@ pub struct Tools {
 /// Everything `platform` reports.
 #[derive(Clone, Debug, Serialize)]
 pub struct Platform {
-    pub os: String,
+    pub os: Os,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub os_version: Option<String>,
-    pub arch: String,
+    pub arch: Arch,
     pub arch_raw: String,
     /// The policy's target for this OS and architecture, or "unsupported".
     pub target: String,
@@ -142,15 +144,15 @@ pub const UNSUPPORTED: &str = "unsupported";
 
 /// Decide the backend from what was seen, with the evidence for it.
 pub fn decide_backend(
-    os: &str,
-    arch: &str,
+    os: Os,
+    arch: &Arch,
     gpus: &[Gpu],
     cuda: Option<&Cuda>,
     apple: Option<&Apple>,
 ) -> (Backend, Vec<String>) {
     let nvidia: Vec<&Gpu> = gpus.iter().filter(|g| g.vendor == "nvidia").collect();
     let mut evidence = Vec::new();
-    if os == "linux" {
+    if os == Os::Linux {
         let loadable = cuda.is_some_and(|c| c.libcuda_loadable);
         match (nvidia.len(), loadable) {
             (0, false) => evidence.push("no NVIDIA GPU listed by nvidia-smi".to_string()),
@@ -176,17 +178,17 @@ pub fn decide_backend(
             }
         }
     }
-    if os == "macos" {
+    if os == Os::Macos {
         let metal = apple.and_then(|a| a.metal.clone());
         match (arch, metal) {
-            ("aarch64", Some(m)) => {
+            (Arch::Aarch64, Some(m)) => {
                 let chip = apple
                     .and_then(|a| a.chip.clone())
                     .unwrap_or_else(|| "Apple GPU".into());
                 evidence.push(format!("{chip} with {m}: PyTorch's MPS backend can run"));
                 return (Backend::Mps, evidence);
             }
-            ("aarch64", None) => {
+            (Arch::Aarch64, None) => {
                 evidence.push("system_profiler reports no Metal-capable GPU".to_string())
             }
             _ => evidence.push(format!(
@@ -194,7 +196,7 @@ pub fn decide_backend(
             )),
         }
     }
-    if os != "linux" && os != "macos" {
+    if !matches!(os, Os::Linux | Os::Macos) {
         evidence.push(format!("no GPU backend is supported on {os}"));
     }
     (Backend::Cpu, evidence)
@@ -237,7 +239,7 @@ mod tests {
             driver_cuda_version: Some("12.8".into()),
             ..Cuda::default()
         };
-        let (b, ev) = decide_backend("linux", "x86_64", &gpus, Some(&ok), None);
+        let (b, ev) = decide_backend(Os::Linux, &Arch::X86_64, &gpus, Some(&ok), None);
         assert_eq!(b, Backend::Cuda);
         assert!(ev[0].contains("2 × NVIDIA H100"), "{ev:?}");
         assert!(ev[0].contains("CUDA 12.8"), "{ev:?}");
@@ -246,11 +248,11 @@ mod tests {
             libcuda_error: Some("libcuda.so.1: cannot open shared object file".into()),
             ..Cuda::default()
         };
-        let (b, ev) = decide_backend("linux", "x86_64", &gpus, Some(&broken), None);
+        let (b, ev) = decide_backend(Os::Linux, &Arch::X86_64, &gpus, Some(&broken), None);
         assert_eq!(b, Backend::Cpu);
         assert!(ev[0].contains("cannot be loaded"), "{ev:?}");
 
-        let (b, _) = decide_backend("linux", "aarch64", &[], None, None);
+        let (b, _) = decide_backend(Os::Linux, &Arch::Aarch64, &[], None, None);
         assert_eq!(b, Backend::Cpu);
     }
 
@@ -261,12 +263,12 @@ mod tests {
             metal: Some("Metal 3".into()),
             memory_bytes: None,
         };
-        let (b, ev) = decide_backend("macos", "aarch64", &[], None, Some(&apple));
+        let (b, ev) = decide_backend(Os::Macos, &Arch::Aarch64, &[], None, Some(&apple));
         assert_eq!(b, Backend::Mps);
         assert!(ev[0].starts_with("Apple M3 with Metal 3"), "{ev:?}");
-        let (b, _) = decide_backend("macos", "x86_64", &[], None, Some(&apple));
+        let (b, _) = decide_backend(Os::Macos, &Arch::X86_64, &[], None, Some(&apple));
         assert_eq!(b, Backend::Cpu);
-        let (b, _) = decide_backend("macos", "aarch64", &[], None, None);
+        let (b, _) = decide_backend(Os::Macos, &Arch::Aarch64, &[], None, None);
         assert_eq!(b, Backend::Cpu);
     }
 }

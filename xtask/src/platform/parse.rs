@@ -3,15 +3,6 @@
 
 use super::{Apple, Gpu};
 
-/// Normalise `uname -m` / Rust's ARCH to `x86_64` or `aarch64` (others pass through).
-pub fn normalize_arch(raw: &str) -> String {
-    match raw.trim() {
-        "x86_64" | "amd64" | "x64" => "x86_64".into(),
-        "aarch64" | "arm64" | "armv8" | "arm64e" => "aarch64".into(),
-        other => other.to_string(),
-    }
-}
-
 /// Parse `nvidia-smi --query-gpu=index,name,uuid,driver_version,memory.total,compute_cap
 /// --format=csv,noheader`. Bad lines are skipped with a warning each.
 pub fn nvidia_smi_csv(text: &str) -> (Vec<Gpu>, Vec<String>) {
@@ -272,10 +263,6 @@ mod tests {
         assert!(w.is_empty());
         assert_eq!(gpus[0].name, "NVIDIA GH200 480GB");
         assert_eq!(gpus[0].memory_mib, Some(97871));
-        assert_eq!(normalize_arch("aarch64\n"), "aarch64");
-        assert_eq!(normalize_arch("arm64"), "aarch64");
-        assert_eq!(normalize_arch("amd64"), "x86_64");
-        assert_eq!(normalize_arch("riscv64"), "riscv64");
     }
 
     #[test]

@@ -11,6 +11,7 @@ use super::{
     Apple, Backend, Cuda, Docker, DockerClient, Gpu, Platform, Python, Tool, Tools, UNSUPPORTED,
     decide_backend,
 };
+use crate::names::{Arch, Os};
 use crate::policy::Policy;
 use crate::process::{Cmd, Probe, find, find_all};
 
@@ -20,15 +21,15 @@ const SLOW: Duration = Duration::from_secs(30);
 
 /// Probe the whole machine; the policy maps it to a target.
 pub fn detect(policy: &Policy) -> Platform {
-    let os = std::env::consts::OS.to_string();
+    let os = Os::host();
     let mut warnings = Vec::new();
 
     let (arch_raw, os_version, nvidia, libcuda, apple, tools) = std::thread::scope(|s| {
         let arch = s.spawn(arch_raw);
-        let osv = s.spawn(|| os_version(&os));
-        let nvidia = s.spawn(|| (os == "linux").then(nvidia_smi_gpus));
-        let libcuda = s.spawn(|| (os == "linux").then(libcuda));
-        let apple = s.spawn(|| (os == "macos").then(apple));
+        let osv = s.spawn(|| os_version(os));
+        let nvidia = s.spawn(|| (os == Os::Linux).then(nvidia_smi_gpus));
+        let libcuda = s.spawn(|| (os == Os::Linux).then(libcuda));
+        let apple = s.spawn(|| (os == Os::Macos).then(apple));
         let tools = s.spawn(tools);
         (
             arch.join().expect("arch probe"),
@@ -40,7 +41,7 @@ pub fn detect(policy: &Policy) -> Platform {
         )
     });
 
-    let arch = parse::normalize_arch(&arch_raw);
+    let arch = Arch::parse(&arch_raw);
     let mut gpus = Vec::new();
     let mut cuda = None;
     if let Some((found, w)) = nvidia {
@@ -63,10 +64,10 @@ pub fn detect(policy: &Policy) -> Platform {
         }
     }
     let (backend, backend_evidence) =
-        decide_backend(&os, &arch, &gpus, cuda.as_ref(), apple_info.as_ref());
+        decide_backend(os, &arch, &gpus, cuda.as_ref(), apple_info.as_ref());
     Platform {
         target: policy
-            .target_for_host(&os, &arch)
+            .target_for_host(os, &arch)
             .map_or(UNSUPPORTED.to_string(), |t| t.name.clone()),
         os,
         os_version,
@@ -86,8 +87,8 @@ pub fn detect(policy: &Policy) -> Platform {
 /// on Linux, CUDA when nvidia-smi is on PATH, libcuda loads and `nvidia-smi -L` lists a
 /// GPU; on macOS, MPS on Apple Silicon; CPU otherwise.
 pub fn quick_backend() -> Backend {
-    match std::env::consts::OS {
-        "linux" => {
+    match Os::host() {
+        Os::Linux => {
             if find("nvidia-smi").is_none() || !libcuda().libcuda_loadable {
                 return Backend::Cpu;
             }
@@ -101,17 +102,14 @@ pub fn quick_backend() -> Backend {
                 Backend::Cpu
             }
         }
-        "macos" if parse::normalize_arch(&arch_raw()) == "aarch64" => Backend::Mps,
+        Os::Macos if Arch::parse(&arch_raw()) == Arch::Aarch64 => Backend::Mps,
         _ => Backend::Cpu,
     }
 }
 
 /// This machine's OS and normalised architecture, without other probes.
-pub fn os_arch() -> (String, String) {
-    (
-        std::env::consts::OS.to_string(),
-        parse::normalize_arch(&arch_raw()),
-    )
+pub fn os_arch() -> (Os, Arch) {
+    (Os::host(), Arch::parse(&arch_raw()))
 }
 
 fn arch_raw() -> String {
@@ -124,12 +122,12 @@ fn arch_raw() -> String {
         .unwrap_or_else(|| std::env::consts::ARCH.to_string())
 }
 
-fn os_version(os: &str) -> Option<String> {
+fn os_version(os: Os) -> Option<String> {
     match os {
-        "linux" => std::fs::read_to_string("/etc/os-release")
+        Os::Linux => std::fs::read_to_string("/etc/os-release")
             .ok()
             .and_then(|t| parse::os_release_pretty(&t)),
-        "macos" => Cmd::new("sw_vers")
+        Os::Macos => Cmd::new("sw_vers")
             .arg("-productVersion")
             .probe(QUICK)
             .ok_stdout()
@@ -422,8 +420,8 @@ mod tests {
     fn detect_this_machine() {
         let policy = crate::policy::tests::shipped();
         let p = detect(&policy);
-        assert!(!p.arch.is_empty());
-        if p.os == "linux" {
+        assert!(!p.arch.as_str().is_empty());
+        if p.os == Os::Linux {
             assert_eq!(p.target, format!("linux-{}-cuda", p.arch));
         }
         assert!(!p.backend_evidence.is_empty());
