@@ -10,7 +10,7 @@ use camino::{Utf8Path, Utf8PathBuf};
 use crate::ctx::Ctx;
 use crate::error;
 use crate::names::{self, Os};
-use crate::platform::{self, DockerClient};
+use crate::platform::{self, BuildKit, DockerClient};
 use crate::policy::{Policy, Target};
 use crate::process::Cmd;
 use crate::pyproject;
@@ -25,7 +25,7 @@ machine's architecture; the images run on CPU-only hosts too. The builder is `do
 when buildx works, else `DOCKER_BUILDKIT=1 docker build` with a client that still has BuildKit \
 built in (clients from 23 on need the buildx plugin); --docker or $DOCKER picks the client.
 
-Actions: build; run (as the Makefile's docker-run: --init, --shm-size 64g, port 10101, \
+Actions: build; run (as the Makefile's docker-run: --init, --shm-size 64g, the app's port, \
 llmstudio_mnt at /mount, --runtime=nvidia where the host has it); clean (every container of the \
 image, then the image: the Makefile's docker-clean-all); render (the Dockerfile, arguments and \
 command); scan (trivy, the Makefile's trivy-local). --tag or $DOCKER_IMAGE names the image, as \
@@ -82,9 +82,9 @@ pub struct Docker {
     /// Print the exact commands and run nothing (no docker process, no folder created)
     #[arg(long)]
     dry_run: bool,
-    /// run: host port for the app's 10101
-    #[arg(long, default_value_t = 10101)]
-    port: u16,
+    /// run: host port for the app's [default: the policy's [app] port, 10101]
+    #[arg(long)]
+    port: Option<u16>,
     /// run: shared memory for the container (PyTorch data loaders need a lot)
     #[arg(long, default_value = "64g")]
     shm_size: String,
@@ -109,6 +109,7 @@ struct Builder {
     buildx: bool,
 }
 
+/// What one target's image gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Action {
     Build,
@@ -116,70 +117,72 @@ enum Action {
     Clean,
     Render,
     Scan,
+}
+
+/// The command line's request: an action on one target, or a push of several.
+enum Request {
+    One(Action, String),
+    Push(Vec<String>),
+}
+
+/// Where a build's image goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Output {
+    /// Nothing is built: the Dockerfile, arguments and command are printed.
+    Render,
+    /// Into the local docker.
+    Load,
+    /// To the registry its tag names.
     Push,
 }
 
-impl Action {
-    fn parse(s: &str) -> Option<Action> {
-        match s {
+impl Docker {
+    pub fn run(self, ctx: &Ctx) -> Result<()> {
+        let request = self.request()?;
+        let policy = ctx.policy()?;
+        let project = ctx.project()?;
+        let reqs = pyproject::load_requirements(project)?;
+        let version = reqs.version.clone().unwrap_or_else(|| "0".into());
+        let (action, name) = match request {
+            Request::Push(names) => return self.push_all(ctx, project, policy, &names, &version),
+            Request::One(action, name) => (action, name),
+        };
+        let image = self.image(policy, &name, &reqs, None)?;
+        let build = |output| self.build(ctx, project, policy, &image, &version, output);
+        match action {
+            Action::Build if self.push => build(Output::Push),
+            Action::Build => build(Output::Load),
+            Action::Render => build(Output::Render),
+            Action::Run => self.run_image(project, policy, &image),
+            Action::Clean => self.clean(&image.tag),
+            Action::Scan => self.scan(&image.tag),
+        }
+    }
+
+    /// `ACTION TARGET`, `push TARGET...`, or a bare `TARGET` (build).
+    fn request(&self) -> Result<Request> {
+        let action = match self.first.as_str() {
             "build" => Some(Action::Build),
             "run" => Some(Action::Run),
             "clean" => Some(Action::Clean),
             "render" => Some(Action::Render),
             "scan" => Some(Action::Scan),
-            "push" => Some(Action::Push),
             _ => None,
-        }
-    }
-}
-
-impl Docker {
-    pub fn run(self, ctx: &Ctx) -> Result<()> {
-        let (action, names) = match (Action::parse(&self.first), self.targets.as_slice()) {
-            (Some(_), []) => {
-                return Err(error::usage(format!(
-                    "docker {}: name a target (e.g. amd64-cuda, arm64-cuda, cpu)",
-                    self.first
-                )));
-            }
-            (Some(Action::Push), many) => (Action::Push, many.to_vec()),
-            (Some(a), [one]) => (a, vec![one.clone()]),
-            (Some(_), _) => {
-                return Err(error::usage(format!(
-                    "docker {}: one target at a time (only push takes several)",
-                    self.first
-                )));
-            }
-            (None, []) => (Action::Build, vec![self.first.clone()]),
-            (None, _) => {
-                return Err(error::usage(format!(
-                    "docker {}: unknown action (choose build, run, clean, render, scan or push)",
-                    self.first
-                )));
-            }
         };
-        let policy = ctx.policy()?;
-        let project = ctx.project()?;
-        let reqs = pyproject::load_requirements(project)?;
-        let version = reqs.version.clone().unwrap_or_else(|| "0".into());
-        if action == Action::Push {
-            return self.push_all(ctx, project, policy, &names, &version);
-        }
-        let image = self.image(policy, &names[0], &reqs, None)?;
-        match action {
-            Action::Build | Action::Render => self.build(
-                ctx,
-                project,
-                policy,
-                &image,
-                &version,
-                action == Action::Render,
-                self.push,
-            ),
-            Action::Run => self.run_image(project, &image.platform, &image.tag, &image.alias),
-            Action::Clean => self.clean(&image.tag),
-            Action::Scan => self.scan(&image.tag),
-            Action::Push => unreachable!("handled above"),
+        let first = &self.first;
+        match (first.as_str(), action, self.targets.as_slice()) {
+            (_, Some(_), []) | ("push", _, []) => Err(error::usage(format!(
+                "docker {first}: name a target (e.g. amd64-cuda, arm64-cuda, cpu)"
+            ))),
+            ("push", _, many) => Ok(Request::Push(many.to_vec())),
+            (_, Some(a), [one]) => Ok(Request::One(a, one.clone())),
+            (_, Some(_), _) => Err(error::usage(format!(
+                "docker {first}: one target at a time (only push takes several)"
+            ))),
+            (_, None, []) => Ok(Request::One(Action::Build, first.clone())),
+            (_, None, _) => Err(error::usage(format!(
+                "docker {first}: unknown action (choose build, run, clean, render, scan or push)"
+            ))),
         }
     }
 
@@ -255,7 +258,7 @@ impl Docker {
         for n in names {
             let mut image = self.image(policy, n, &reqs, None)?;
             image.tag = format!("{repo}:{tag}-{}", image.alias);
-            self.build(ctx, project, policy, &image, version, false, true)?;
+            self.build(ctx, project, policy, &image, version, Output::Push)?;
             refs.push(image);
         }
         let buildx = builder.as_ref().is_none_or(|b| b.buildx);
@@ -318,7 +321,6 @@ impl Docker {
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn build(
         &self,
         ctx: &Ctx,
@@ -326,10 +328,8 @@ impl Docker {
         policy: &Policy,
         image: &Image,
         version: &str,
-        render: bool,
-        push: bool,
+        output: Output,
     ) -> Result<()> {
-        let (platform, tag) = (image.platform.as_str(), image.tag.as_str());
         let lock = project.join("uv.lock");
         if !lock.is_file() {
             return Err(error::usage(format!(
@@ -342,36 +342,10 @@ impl Docker {
                 "{dockerfile} is missing: copy docker/ from the xtask repository"
             )));
         }
-        if let Some(ca) = &self.ca_bundle
-            && let Err(e) = std::fs::File::open(ca)
-        {
-            return Err(error::usage(format!("--ca-bundle {ca}: cannot read: {e}")));
-        }
-        for a in &self.build_args {
-            if !a.contains('=') {
-                return Err(error::usage(format!("--build-arg {a}: give KEY=VALUE")));
-            }
-        }
-        let revision = Cmd::new("git")
-            .args(["-C", project.as_str(), "rev-parse", "--short", "HEAD"])
-            .probe(Duration::from_secs(10))
-            .ok_stdout()
-            .map(|s| s.trim().to_string())
-            .unwrap_or_else(|| "unknown".into());
-        let mut args: Vec<(String, String)> = vec![
-            ("APP_MODULE".into(), policy.app.module.clone()),
-            ("VERSION".into(), version.to_string()),
-            ("REVISION".into(), revision),
-        ];
-        for a in &self.build_args {
-            let (k, v) = a.split_once('=').expect("checked");
-            args.retain(|(key, _)| key != k);
-            args.push((k.to_string(), v.to_string()));
-        }
+        let args = self.build_args(project, policy, version)?;
         // render and --dry-run start no process of docker's (not even a probe): they show
         // the buildx form, which a real build uses wherever buildx works.
-        let shown_only = render || self.dry_run;
-        let builder = if shown_only {
+        let builder = if output == Output::Render || self.dry_run {
             Builder {
                 client: self.shown_client(),
                 buildx: true,
@@ -379,38 +353,9 @@ impl Docker {
         } else {
             self.choose_builder()?
         };
-        let mut cmd = Cmd::new(builder.client.as_str());
-        if builder.buildx {
-            cmd = cmd.args(["buildx", "build"]);
-            if let Some(b) = &self.builder {
-                cmd = cmd.args(["--builder", b]);
-            }
-        } else {
-            if self.builder.is_some() {
-                return Err(error::usage(
-                    "--builder needs docker buildx, which this client lacks",
-                ));
-            }
-            cmd = cmd.env("DOCKER_BUILDKIT", "1").arg("build");
-        }
-        cmd = cmd
-            .args(["--platform", platform, "-f", dockerfile.as_str(), "-t", tag])
-            .args(
-                args.iter()
-                    .flat_map(|(k, v)| ["--build-arg".to_string(), format!("{k}={v}")]),
-            );
-        if let Some(ca) = &self.ca_bundle {
-            cmd = cmd.arg("--secret").arg(format!("id=cabundle,src={ca}"));
-        }
-        if builder.buildx {
-            if push {
-                cmd = cmd.arg("--push");
-            } else {
-                cmd = cmd.arg("--load");
-            }
-        }
+        let cmd = self.build_command(&builder, &dockerfile, image, &args, output)?;
         let cmd = cmd.arg(project.as_str());
-        if render {
+        if output == Output::Render {
             outln!("# {dockerfile}");
             out!("{}", std::fs::read_to_string(&dockerfile)?);
             outln!("\n# build arguments");
@@ -427,24 +372,99 @@ impl Docker {
             outln!("{}", cmd.display());
             return Ok(());
         }
-        eprintln!(
-            "builder: {} ({})",
-            builder.client,
-            if builder.buildx {
-                "docker buildx build"
-            } else {
-                "DOCKER_BUILDKIT=1 docker build"
-            }
-        );
+        let how = if builder.buildx {
+            "docker buildx build"
+        } else {
+            "DOCKER_BUILDKIT=1 docker build"
+        };
+        eprintln!("builder: {} ({how})", builder.client);
         self.require_daemon(&builder.client)?;
         cmd.run_shown()?;
-        if push && !builder.buildx {
+        if output == Output::Push && !builder.buildx {
             Cmd::new(builder.client.as_str())
-                .args(["push", tag])
+                .args(["push", &image.tag])
                 .run_shown()?;
         }
-        outln!("built {tag} for {platform}");
+        outln!("built {} for {}", image.tag, image.platform);
         Ok(())
+    }
+
+    /// The build arguments: the app's module, port, version and revision, then
+    /// `--build-arg`s (which win).
+    fn build_args(
+        &self,
+        project: &Utf8Path,
+        policy: &Policy,
+        version: &str,
+    ) -> Result<Vec<(String, String)>> {
+        if let Some(ca) = &self.ca_bundle
+            && let Err(e) = std::fs::File::open(ca)
+        {
+            return Err(error::usage(format!("--ca-bundle {ca}: cannot read: {e}")));
+        }
+        let revision = Cmd::new("git")
+            .args(["-C", project.as_str(), "rev-parse", "--short", "HEAD"])
+            .probe(Duration::from_secs(10))
+            .ok_stdout()
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|| "unknown".into());
+        let mut args: Vec<(String, String)> = vec![
+            ("APP_MODULE".into(), policy.app.module.clone()),
+            ("APP_PORT".into(), policy.app.port.to_string()),
+            ("VERSION".into(), version.to_string()),
+            ("REVISION".into(), revision),
+        ];
+        for a in &self.build_args {
+            let Some((k, v)) = a.split_once('=') else {
+                return Err(error::usage(format!("--build-arg {a}: give KEY=VALUE")));
+            };
+            args.retain(|(key, _)| key != k);
+            args.push((k.to_string(), v.to_string()));
+        }
+        Ok(args)
+    }
+
+    /// `docker buildx build ...` or `DOCKER_BUILDKIT=1 docker build ...`, without the context.
+    fn build_command(
+        &self,
+        builder: &Builder,
+        dockerfile: &Utf8Path,
+        image: &Image,
+        args: &[(String, String)],
+        output: Output,
+    ) -> Result<Cmd> {
+        let mut cmd = Cmd::new(builder.client.as_str());
+        if builder.buildx {
+            cmd = cmd.args(["buildx", "build"]);
+            if let Some(b) = &self.builder {
+                cmd = cmd.args(["--builder", b]);
+            }
+        } else {
+            if self.builder.is_some() {
+                return Err(error::usage(
+                    "--builder needs docker buildx, which this client lacks",
+                ));
+            }
+            cmd = cmd.env("DOCKER_BUILDKIT", "1").arg("build");
+        }
+        cmd = cmd
+            .args(["--platform", &image.platform, "-f", dockerfile.as_str()])
+            .args(["-t", &image.tag])
+            .args(
+                args.iter()
+                    .flat_map(|(k, v)| ["--build-arg".to_string(), format!("{k}={v}")]),
+            );
+        if let Some(ca) = &self.ca_bundle {
+            cmd = cmd.arg("--secret").arg(format!("id=cabundle,src={ca}"));
+        }
+        if builder.buildx {
+            cmd = cmd.arg(if output == Output::Push {
+                "--push"
+            } else {
+                "--load"
+            });
+        }
+        Ok(cmd)
     }
 
     /// The client a dry run or render shows without asking any: --docker, else `docker`.
@@ -454,35 +474,15 @@ impl Docker {
 
     fn clients(&self) -> Vec<DockerClient> {
         let all = platform::probe::docker().clients;
-        match &self.docker {
-            Some(p) => {
-                let found: Vec<DockerClient> =
-                    all.iter().filter(|c| &c.path == p).cloned().collect();
-                if found.is_empty() {
-                    // A client not on PATH: probe it the same way.
-                    let version = Cmd::new(p.as_str())
-                        .arg("--version")
-                        .probe(Duration::from_secs(10))
-                        .ok_stdout()
-                        .and_then(platform::parse::version_in);
-                    let buildx = Cmd::new(p.as_str())
-                        .args(["buildx", "version"])
-                        .probe(Duration::from_secs(10))
-                        .ok_stdout()
-                        .and_then(platform::parse::version_in);
-                    let buildkit =
-                        platform::probe::buildkit_mode(version.as_deref(), buildx.is_some());
-                    vec![DockerClient {
-                        path: p.clone(),
-                        version,
-                        buildx,
-                        buildkit,
-                    }]
-                } else {
-                    found
-                }
-            }
-            None => all,
+        let Some(p) = &self.docker else {
+            return all;
+        };
+        let found: Vec<DockerClient> = all.iter().filter(|c| &c.path == p).cloned().collect();
+        if found.is_empty() {
+            // A client not on PATH: probe it the same way.
+            vec![platform::probe::docker_client(p.as_std_path())]
+        } else {
+            found
         }
     }
 
@@ -499,13 +499,13 @@ impl Docker {
                 }
             }));
         }
-        if let Some(c) = clients.iter().find(|c| c.buildkit == "buildx") {
+        if let Some(c) = clients.iter().find(|c| c.buildkit == BuildKit::Buildx) {
             return Ok(Builder {
                 client: c.path.clone(),
                 buildx: true,
             });
         }
-        if let Some(c) = clients.iter().find(|c| c.buildkit == "legacy") {
+        if let Some(c) = clients.iter().find(|c| c.buildkit == BuildKit::Legacy) {
             return Ok(Builder {
                 client: c.path.clone(),
                 buildx: false,
@@ -522,16 +522,13 @@ impl Docker {
     }
 
     fn require_daemon(&self, client: &Utf8Path) -> Result<()> {
-        let p = Cmd::new(client.as_str())
-            .args(["version", "--format", "{{.Server.Version}}"])
-            .probe(Duration::from_secs(15));
-        match p.ok_stdout().map(str::trim) {
-            Some(v) if !v.is_empty() => Ok(()),
-            _ => Err(error::absent(format!(
-                "the Docker daemon is not running ({}): start it with `sudo systemctl start docker` (or run `dockerd &` as root)",
-                p.failure_line()
-            ))),
-        }
+        platform::probe::docker_daemon(client, Duration::from_secs(15))
+            .map(drop)
+            .map_err(|why| {
+                error::absent(format!(
+                    "the Docker daemon is not running ({why}): start it with `sudo systemctl start docker` (or run `dockerd &` as root)"
+                ))
+            })
     }
 
     fn client(&self) -> Result<Utf8PathBuf> {
@@ -542,33 +539,43 @@ impl Docker {
             .ok_or_else(|| error::absent("no docker client on PATH: install Docker"))
     }
 
-    fn run_image(&self, project: &Utf8Path, platform: &str, tag: &str, alias: &str) -> Result<()> {
+    /// The client a run uses: one whose daemon answers and has the image.
+    fn run_client(&self, image: &Image) -> Result<Utf8PathBuf> {
+        let client = self.client()?;
+        self.require_daemon(&client)?;
+        let inspect = Cmd::new(client.as_str())
+            .args(["image", "inspect", &image.tag])
+            .probe(Duration::from_secs(15));
+        if inspect.ok_stdout().is_none() {
+            return Err(error::absent(format!(
+                "image {} does not exist: run `cargo xtask docker build {}` first",
+                image.tag, image.alias
+            )));
+        }
+        Ok(client)
+    }
+
+    /// The host folder mounted at /mount: created by a real run, only shown by a dry one.
+    fn mount(&self, project: &Utf8Path) -> Result<Utf8PathBuf> {
         let mount = self
             .mount_dir
             .clone()
             .unwrap_or_else(|| project.join("llmstudio_mnt"));
+        if self.dry_run {
+            return Ok(crate::ctx::absolute(&mount).unwrap_or(mount));
+        }
+        std::fs::create_dir_all(&mount)
+            .map_err(|e| error::usage(format!("--mount-dir {mount}: cannot create: {e}")))?;
+        Ok(mount.canonicalize_utf8().unwrap_or(mount))
+    }
+
+    fn run_image(&self, project: &Utf8Path, policy: &Policy, image: &Image) -> Result<()> {
         let client = if self.dry_run {
             self.shown_client()
         } else {
-            let client = self.client()?;
-            self.require_daemon(&client)?;
-            let inspect = Cmd::new(client.as_str())
-                .args(["image", "inspect", tag])
-                .probe(Duration::from_secs(15));
-            if inspect.ok_stdout().is_none() {
-                return Err(error::absent(format!(
-                    "image {tag} does not exist: run `cargo xtask docker build {alias}` first"
-                )));
-            }
-            client
+            self.run_client(image)?
         };
-        let mount = if self.dry_run {
-            crate::ctx::absolute(&mount).unwrap_or(mount)
-        } else {
-            std::fs::create_dir_all(&mount)
-                .map_err(|e| error::usage(format!("--mount-dir {mount}: cannot create: {e}")))?;
-            mount.canonicalize_utf8().unwrap_or(mount)
-        };
+        let mount = self.mount(project)?;
         // --runtime=nvidia only where docker lists it (a dry run asks nothing).
         let nvidia = (!self.dry_run).then(|| {
             Cmd::new(client.as_str())
@@ -590,25 +597,22 @@ impl Docker {
             }
             None => {}
         }
-        cmd = cmd.args([
-            "--rm",
-            "--init",
-            "--platform",
-            platform,
-            "--shm-size",
-            &self.shm_size,
-        ]);
+        cmd = cmd
+            .args(["--rm", "--init", "--platform", &image.platform])
+            .args(["--shm-size", &self.shm_size]);
         // As the Makefile did, files in the mount belong to the caller; root keeps the
         // image's own non-root user instead.
         let (uid, gid) = ids();
         if uid != 0 {
             cmd = cmd.args(["-u", &format!("{uid}:{gid}")]);
         }
+        let app_port = policy.app.port;
+        let host_port = self.port.unwrap_or(app_port);
         cmd = cmd
-            .args(["-p", &format!("{}:10101", self.port)])
+            .args(["-p", &format!("{host_port}:{app_port}")])
             .args(["-v", &format!("{mount}:/mount")])
-            .args(["--label", &format!("{LABEL}={tag}")])
-            .arg(tag);
+            .args(["--label", &format!("{LABEL}={}", image.tag)])
+            .arg(&image.tag);
         if self.dry_run {
             eprintln!(
                 "dry run: nothing is started or created ({mount} is created by a real run; --runtime=nvidia is added where `docker info` lists that runtime)"

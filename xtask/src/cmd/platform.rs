@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use anyhow::Result;
 
 use crate::ctx::{Ctx, OutputArgs};
-use crate::platform::{self, Platform as Report};
+use crate::platform::{self, BuildKit, Platform as Report};
 
 #[derive(clap::Args, Debug)]
 pub struct Platform {
@@ -29,16 +29,44 @@ const MISSING: &str = "not found";
 
 /// The compact table.
 pub fn render(p: &Report) -> String {
-    let mut rows: Vec<(String, String)> = Vec::new();
-    let mut row = |k: &str, v: String| rows.push((k.to_string(), v));
-    row(
+    let mut rows = Rows::default();
+    machine_rows(p, &mut rows);
+    gpu_rows(p, &mut rows);
+    tool_rows(&p.tools, &mut rows);
+    rows.render()
+}
+
+/// Key-value rows; a key repeated on consecutive rows (several GPUs) is shown once.
+#[derive(Default)]
+struct Rows(Vec<(&'static str, String)>);
+
+impl Rows {
+    fn add(&mut self, key: &'static str, value: String) {
+        self.0.push((key, value));
+    }
+
+    fn render(&self) -> String {
+        let width = self.0.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+        let mut out = String::new();
+        let mut last = "";
+        for (k, v) in &self.0 {
+            let key = if *k == last { "" } else { k };
+            let _ = writeln!(out, "{key:width$}  {v}");
+            last = k;
+        }
+        out
+    }
+}
+
+fn machine_rows(p: &Report, rows: &mut Rows) {
+    rows.add(
         "os",
         match &p.os_version {
             Some(v) => format!("{} ({v})", p.os),
             None => p.os.to_string(),
         },
     );
-    row(
+    rows.add(
         "arch",
         if p.arch.as_str() == p.arch_raw {
             p.arch.to_string()
@@ -46,13 +74,16 @@ pub fn render(p: &Report) -> String {
             format!("{} (raw {})", p.arch, p.arch_raw)
         },
     );
-    row("target", p.target.clone());
-    row(
+    rows.add("target", p.target.clone());
+    rows.add(
         "backend",
         format!("{} ({})", p.backend.as_str(), p.backend_evidence.join("; ")),
     );
+}
+
+fn gpu_rows(p: &Report, rows: &mut Rows) {
     if p.gpus.is_empty() {
-        row("gpus", "none".into());
+        rows.add("gpus", "none".into());
     }
     for g in &p.gpus {
         let mut d = format!("#{} {}", g.index, g.name);
@@ -68,7 +99,7 @@ pub fn render(p: &Report) -> String {
         if let Some(m) = &g.metal {
             let _ = write!(d, ", {m}");
         }
-        row("gpu", d);
+        rows.add("gpu", d);
     }
     if let Some(c) = &p.cuda {
         let mut d = if c.libcuda_loadable {
@@ -82,29 +113,27 @@ pub fn render(p: &Report) -> String {
         if let Some(v) = &c.driver_cuda_version {
             let _ = write!(d, ", CUDA {v}");
         }
-        row("cuda", d);
+        rows.add("cuda", d);
     }
-    if let Some(a) = &p.apple
-        && let Some(m) = a.memory_bytes
-    {
-        row(
-            "memory",
-            format!("{:.0} GiB unified", m as f64 / (1u64 << 30) as f64),
-        );
+    if let Some(m) = p.apple.as_ref().and_then(|a| a.memory_bytes) {
+        let gib = m as f64 / (1u64 << 30) as f64;
+        rows.add("memory", format!("{gib:.0} GiB unified"));
     }
-    let t = &p.tools;
-    row("uv", tool_line(t.uv.as_ref()));
+}
+
+fn tool_rows(t: &platform::Tools, rows: &mut Rows) {
+    rows.add("uv", tool_line(t.uv.as_ref()));
     if t.pythons.is_empty() {
-        row("python", MISSING.into());
+        rows.add("python", MISSING.into());
     }
     for py in &t.pythons {
-        row(
+        rows.add(
             "python",
             format!("{} {} ({})", py.version, py.path, py.source),
         );
     }
     if t.docker.clients.is_empty() {
-        row("docker", MISSING.into());
+        rows.add("docker", MISSING.into());
     }
     for c in &t.docker.clients {
         let buildx = c
@@ -112,41 +141,26 @@ pub fn render(p: &Report) -> String {
             .as_deref()
             .map_or("no buildx".into(), |v| format!("buildx {v}"));
         let buildkit = match c.buildkit {
-            "buildx" => "BuildKit via buildx",
-            "legacy" => "BuildKit via DOCKER_BUILDKIT=1",
-            _ => "no BuildKit",
+            BuildKit::Buildx => "BuildKit via buildx",
+            BuildKit::Legacy => "BuildKit via DOCKER_BUILDKIT=1",
+            BuildKit::None => "no BuildKit",
         };
-        row(
+        let version = c.version.as_deref().unwrap_or("?");
+        rows.add(
             "docker",
-            format!(
-                "{} {} ({buildx}, {buildkit})",
-                c.version.as_deref().unwrap_or("?"),
-                c.path
-            ),
+            format!("{version} {} ({buildx}, {buildkit})", c.path),
         );
     }
     if !t.docker.clients.is_empty() {
-        row(
-            "daemon",
-            match (&t.docker.daemon, &t.docker.daemon_error) {
-                (Some(v), _) => format!("answers (server {v})"),
-                (None, Some(e)) => format!("not answering: {e}"),
-                (None, None) => "not answering".into(),
-            },
-        );
+        let daemon = match (&t.docker.daemon, &t.docker.daemon_error) {
+            (Some(v), _) => format!("answers (server {v})"),
+            (None, Some(e)) => format!("not answering: {e}"),
+            (None, None) => "not answering".into(),
+        };
+        rows.add("daemon", daemon);
     }
-    row("nvidia-smi", tool_line(t.nvidia_smi.as_ref()));
-    row("nvcc", tool_line(t.nvcc.as_ref()));
-    let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
-    let mut out = String::new();
-    let mut last = "";
-    for (k, v) in &rows {
-        // Repeated keys (several GPUs or interpreters) are shown once.
-        let key = if k == last { "" } else { k.as_str() };
-        let _ = writeln!(out, "{key:width$}  {v}");
-        last = k;
-    }
-    out
+    rows.add("nvidia-smi", tool_line(t.nvidia_smi.as_ref()));
+    rows.add("nvcc", tool_line(t.nvcc.as_ref()));
 }
 
 fn tool_line(t: Option<&platform::Tool>) -> String {

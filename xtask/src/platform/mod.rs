@@ -85,8 +85,17 @@ pub struct Tool {
 pub struct Python {
     pub path: Utf8PathBuf,
     pub version: String,
-    /// "path" or "pyenv".
-    pub source: &'static str,
+    pub source: PythonSource,
+}
+
+/// Where an interpreter was found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PythonSource {
+    /// On PATH.
+    Path,
+    /// Under pyenv's versions folder.
+    Pyenv,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -94,9 +103,42 @@ pub struct DockerClient {
     pub path: Utf8PathBuf,
     pub version: Option<String>,
     pub buildx: Option<String>,
-    /// How this client can build with BuildKit: "buildx", "legacy" (DOCKER_BUILDKIT=1 on a
-    /// client older than 23) or "none".
-    pub buildkit: &'static str,
+    pub buildkit: BuildKit,
+}
+
+impl std::fmt::Display for PythonSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PythonSource::Path => "path",
+            PythonSource::Pyenv => "pyenv",
+        })
+    }
+}
+
+/// How a docker client can build with BuildKit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BuildKit {
+    /// `docker buildx build`.
+    Buildx,
+    /// `DOCKER_BUILDKIT=1 docker build`: a client older than 23 has BuildKit built in.
+    Legacy,
+    /// Neither: a client from 23 on without the buildx plugin.
+    None,
+}
+
+impl BuildKit {
+    /// Clients from 23 on need the buildx plugin for BuildKit; older ones have the
+    /// builder built in and use it with DOCKER_BUILDKIT=1.
+    pub fn of(client_version: Option<&str>, buildx: bool) -> BuildKit {
+        if buildx {
+            return BuildKit::Buildx;
+        }
+        match client_version.and_then(parse::major) {
+            Some(m) if m < 23 => BuildKit::Legacy,
+            _ => BuildKit::None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, Serialize)]

@@ -4,12 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use camino::Utf8PathBuf;
+use camino::{Utf8Path, Utf8PathBuf};
 
 use super::parse;
 use super::{
-    Apple, Backend, Cuda, Docker, DockerClient, Gpu, Platform, Python, Tool, Tools, UNSUPPORTED,
-    decide_backend,
+    Apple, Backend, BuildKit, Cuda, Docker, DockerClient, Gpu, Platform, Python, PythonSource,
+    Tool, Tools, UNSUPPORTED, decide_backend,
 };
 use crate::names::{Arch, Os};
 use crate::policy::Policy;
@@ -266,8 +266,44 @@ fn tool(path: PathBuf, args: &[&str]) -> Tool {
 /// Interpreters on PATH that answer `--version`, then pyenv's installed versions (an
 /// inactive pyenv shim fails, so the versions folder is read directly).
 pub fn pythons() -> Vec<Python> {
-    let mut candidates: Vec<(PathBuf, &'static str)> = Vec::new();
-    for name in [
+    let candidates = python_candidates();
+    // Each interpreter reports its version and real executable, so a pyenv shim and
+    // the interpreter it runs are listed once.
+    let probed: Vec<Option<(Python, PathBuf)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = candidates
+            .iter()
+            .map(|(path, source)| s.spawn(move || python_identity(path, *source)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().ok().flatten())
+            .collect()
+    });
+    let mut seen: Vec<PathBuf> = Vec::new();
+    let mut out = Vec::new();
+    for (py, real) in probed.into_iter().flatten() {
+        if !seen.contains(&real) {
+            seen.push(real);
+            out.push(py);
+        }
+    }
+    // PATH entries keep PATH order; pyenv's follow, newest first.
+    out.sort_by_key(|py| {
+        let v: Vec<u32> = py
+            .version
+            .split('.')
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        let pyenv = py.source == PythonSource::Pyenv;
+        (pyenv, std::cmp::Reverse(if pyenv { v } else { Vec::new() }))
+    });
+    out
+}
+
+/// Where interpreters may be: the usual names on PATH, then pyenv's versions.
+fn python_candidates() -> Vec<(PathBuf, PythonSource)> {
+    let mut candidates = Vec::new();
+    let names = [
         "python3",
         "python",
         "python3.10",
@@ -275,9 +311,10 @@ pub fn pythons() -> Vec<Python> {
         "python3.12",
         "python3.13",
         "python3.14",
-    ] {
+    ];
+    for name in names {
         for p in find_all(name) {
-            candidates.push((p, "path"));
+            candidates.push((p, PythonSource::Path));
         }
     }
     let pyenv_root = std::env::var_os("PYENV_ROOT")
@@ -291,116 +328,78 @@ pub fn pythons() -> Vec<Python> {
         for d in dirs {
             let bin = d.join("bin").join("python3");
             if bin.is_file() {
-                candidates.push((bin, "pyenv"));
+                candidates.push((bin, PythonSource::Pyenv));
             }
         }
     }
-    // Each interpreter reports its version and real executable, so a pyenv shim and
-    // the interpreter it runs are listed once.
-    let probed: Vec<Option<(Python, PathBuf)>> = std::thread::scope(|s| {
-        let handles: Vec<_> = candidates
-            .iter()
-            .map(|(path, source)| {
-                s.spawn(move || {
-                    let out = Cmd::new(path)
-                        .args([
-                            "-c",
-                            "import sys; print(sys.version.split()[0]); print(sys.executable)",
-                        ])
-                        .probe(QUICK);
-                    let (version, exe) = parse::python_identity(out.ok_stdout()?)?;
-                    let real = std::fs::canonicalize(&exe).unwrap_or(exe);
-                    Some((
-                        Python {
-                            path: utf8(path.clone()),
-                            version,
-                            source,
-                        },
-                        real,
-                    ))
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().ok().flatten())
-            .collect()
-    });
-    let mut seen: Vec<PathBuf> = Vec::new();
-    let mut out = Vec::new();
-    for (py, real) in probed.into_iter().flatten() {
-        if seen.contains(&real) {
-            continue;
-        }
-        seen.push(real);
-        out.push(py);
-    }
-    // PATH entries keep PATH order; pyenv's follow, newest first.
-    out.sort_by_key(|py| {
-        let v: Vec<u32> = py
-            .version
-            .split('.')
-            .filter_map(|p| p.parse().ok())
-            .collect();
-        (
-            py.source == "pyenv",
-            std::cmp::Reverse(if py.source == "pyenv" { v } else { Vec::new() }),
-        )
-    });
-    out
+    candidates
+}
+
+/// An interpreter's version and its real executable, when it answers.
+fn python_identity(path: &Path, source: PythonSource) -> Option<(Python, PathBuf)> {
+    let out = Cmd::new(path)
+        .args([
+            "-c",
+            "import sys; print(sys.version.split()[0]); print(sys.executable)",
+        ])
+        .probe(QUICK);
+    let (version, exe) = parse::python_identity(out.ok_stdout()?)?;
+    let real = std::fs::canonicalize(&exe).unwrap_or(exe);
+    let py = Python {
+        path: utf8(path.to_path_buf()),
+        version,
+        source,
+    };
+    Some((py, real))
 }
 
 pub fn docker() -> Docker {
-    let clients: Vec<DockerClient> = find_all("docker")
-        .into_iter()
-        .map(|path| {
-            let version = Cmd::new(&path)
-                .arg("--version")
-                .probe(QUICK)
-                .ok_stdout()
-                .and_then(parse::version_in);
-            let buildx = Cmd::new(&path)
-                .args(["buildx", "version"])
-                .probe(QUICK)
-                .ok_stdout()
-                .and_then(parse::version_in);
-            let buildkit = buildkit_mode(version.as_deref(), buildx.is_some());
-            DockerClient {
-                path: utf8(path),
-                version,
-                buildx,
-                buildkit,
-            }
-        })
-        .collect();
+    let clients: Vec<DockerClient> = find_all("docker").into_iter().map(docker_client).collect();
     let mut docker = Docker {
         clients,
         ..Docker::default()
     };
     if let Some(first) = docker.clients.first() {
-        let p = Cmd::new(first.path.as_std_path())
-            .args(["version", "--format", "{{.Server.Version}}"])
-            .probe(QUICK);
-        match (p.ok_stdout().map(str::trim), &p) {
-            (Some(v), _) if !v.is_empty() => docker.daemon = Some(v.to_string()),
-            (_, Probe::Exited { stderr, .. }) if stderr.contains("Cannot connect") => {
-                docker.daemon_error = Some("no daemon answers on the Docker socket".into())
-            }
-            _ => docker.daemon_error = Some(p.failure_line()),
+        match docker_daemon(&first.path, QUICK) {
+            Ok(v) => docker.daemon = Some(v),
+            Err(e) => docker.daemon_error = Some(e),
         }
     }
     docker
 }
 
-/// Docker clients from 23 on need the buildx plugin for BuildKit; older ones have the
-/// builder built in and use it with DOCKER_BUILDKIT=1.
-pub fn buildkit_mode(client_version: Option<&str>, buildx: bool) -> &'static str {
-    if buildx {
-        return "buildx";
+/// One docker client: its version, its buildx plugin's, and how it can use BuildKit.
+pub fn docker_client(path: impl Into<PathBuf>) -> DockerClient {
+    let path = path.into();
+    let version_of = |args: &[&str]| {
+        Cmd::new(&path)
+            .args(args)
+            .probe(QUICK)
+            .ok_stdout()
+            .and_then(parse::version_in)
+    };
+    let version = version_of(&["--version"]);
+    let buildx = version_of(&["buildx", "version"]);
+    let buildkit = BuildKit::of(version.as_deref(), buildx.is_some());
+    DockerClient {
+        path: utf8(path),
+        version,
+        buildx,
+        buildkit,
     }
-    match client_version.and_then(parse::major) {
-        Some(m) if m < 23 => "legacy",
-        _ => "none",
+}
+
+/// The daemon's version as this client reaches it, or why none answers.
+pub fn docker_daemon(client: &Utf8Path, timeout: Duration) -> Result<String, String> {
+    let p = Cmd::new(client.as_std_path())
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .probe(timeout);
+    match (p.ok_stdout().map(str::trim), &p) {
+        (Some(v), _) if !v.is_empty() => Ok(v.to_string()),
+        (_, Probe::Exited { stderr, .. }) if stderr.contains("Cannot connect") => {
+            Err("no daemon answers on the Docker socket".into())
+        }
+        _ => Err(p.failure_line()),
     }
 }
 
@@ -410,10 +409,13 @@ mod tests {
 
     #[test]
     fn buildkit_modes() {
-        assert_eq!(buildkit_mode(Some("28.2.2"), true), "buildx");
-        assert_eq!(buildkit_mode(Some("28.2.2"), false), "none");
-        assert_eq!(buildkit_mode(Some("20.10.24+dfsg1"), false), "legacy");
-        assert_eq!(buildkit_mode(None, false), "none");
+        assert_eq!(BuildKit::of(Some("28.2.2"), true), BuildKit::Buildx);
+        assert_eq!(BuildKit::of(Some("28.2.2"), false), BuildKit::None);
+        assert_eq!(
+            BuildKit::of(Some("20.10.24+dfsg1"), false),
+            BuildKit::Legacy
+        );
+        assert_eq!(BuildKit::of(None, false), BuildKit::None);
     }
 
     #[test]
