@@ -334,121 +334,16 @@ impl Policy {
         let python = file.python;
         pep::specifiers(&python.requires_python)
             .with_context(|| format!("[python] requires-python {:?}", python.requires_python))?;
-
         for (name, ix) in &file.indexes {
             check_index(name, &ix.url)?;
         }
-        let mut targets = Vec::new();
-        for (name, mut t) in file.targets {
-            if Os::from_sys_platform(&t.sys_platform).is_none() {
-                bail!(
-                    "[targets.{name}] sys-platform {:?} is not one of linux, darwin, win32",
-                    t.sys_platform
-                );
-            }
-            if !file.indexes.contains_key(&t.torch_index) {
-                bail!(
-                    "[targets.{name}] torch-index {:?} is not an index in [indexes] (known: {})",
-                    t.torch_index,
-                    file.indexes.keys().cloned().collect::<Vec<_>>().join(", ")
-                );
-            }
-            if let Some(g) = &t.group
-                && !file.groups.contains_key(g)
-            {
-                bail!("[targets.{name}] group {g:?} has no entry in [groups]");
-            }
-            let env = pep::environment(&t.sys_platform, &t.platform_machine, &python.version)
-                .with_context(|| format!("[targets.{name}]"))?;
-            t.name = name;
-            t.env = Some(env);
-            targets.push(t);
-        }
-        if targets.is_empty() {
-            bail!("[targets] is empty");
-        }
-        // Each target's marker holds on that target and on no other.
-        for t in &targets {
-            let m = pep::marker(&t.marker)
-                .with_context(|| format!("[targets.{}] marker {:?}", t.name, t.marker))?;
-            for other in &targets {
-                let holds = pep::evaluate(&m, other.env(), None);
-                if holds != (other.name == t.name) {
-                    bail!(
-                        "[targets.{}] marker {:?} {} on target {}",
-                        t.name,
-                        t.marker,
-                        if holds { "also holds" } else { "does not hold" },
-                        other.name
-                    );
-                }
-            }
-        }
-
-        let mut rules = Vec::new();
-        for r in file.packages {
-            let label = format!("[[packages]] {}", r.name);
-            for t in &r.targets {
-                if !targets.iter().any(|x| &x.name == t) {
-                    bail!("{label}: unknown target {t:?}");
-                }
-            }
-            let versions = match &r.versions {
-                Some(v) => {
-                    Some(pep::specifiers(v).with_context(|| format!("{label}: versions {v:?}"))?)
-                }
-                None => None,
-            };
-            let marker_tree = match &r.marker {
-                Some(m) => pep::marker(m).with_context(|| format!("{label}: marker {m:?}"))?,
-                None => MarkerTree::TRUE,
-            };
-            if r.never_list {
-                if r.marker.is_some() || !r.targets.is_empty() {
-                    bail!("{label}: never-list rules take no marker or targets");
-                }
-            } else {
-                if r.marker.is_none() {
-                    bail!("{label}: a marker is required (the condition port adds)");
-                }
-                for t in &targets {
-                    let holds = pep::evaluate(&marker_tree, t.env(), None);
-                    let listed = r.targets.contains(&t.name);
-                    if holds != listed {
-                        bail!(
-                            "{label}: marker {:?} {} target {} but targets {} it",
-                            r.marker.as_deref().unwrap_or_default(),
-                            if holds { "holds on" } else { "excludes" },
-                            t.name,
-                            if listed { "lists" } else { "does not list" }
-                        );
-                    }
-                }
-            }
-            rules.push(Rule {
-                name: r.name,
-                versions,
-                targets: r.targets,
-                marker: r.marker,
-                marker_tree,
-                never_list: r.never_list,
-                build_requires: r.build_requires,
-                reason: r.reason,
-            });
-        }
-        for (group, pkgs) in &file.groups {
-            for p in pkgs {
-                let req =
-                    pep::requirement(p).with_context(|| format!("[groups] {group}: {p:?}"))?;
-                let name = normalize(req.name.as_ref());
-                if let Some(r) = rules.iter().find(|r| r.never_list && r.matches_name(&name)) {
-                    bail!(
-                        "[groups] {group}: {p:?} matches the never-list rule {:?}",
-                        r.name
-                    );
-                }
-            }
-        }
+        let targets = targets(file.targets, &file.indexes, &file.groups, &python)?;
+        let rules = file
+            .packages
+            .into_iter()
+            .map(|r| rule(r, &targets))
+            .collect::<Result<Vec<_>>>()?;
+        check_groups(&file.groups, &rules)?;
         let gpu_tests = gpu_tests(&file.pytest)?;
         for (role, pin) in &file.workflow.actions {
             check_action_pin(role, pin)?;
@@ -595,6 +490,129 @@ impl Policy {
         out.sort();
         out
     }
+}
+
+/// `[targets]` checked: a known OS, an index that exists, a group that exists, and a
+/// marker that holds on that target and on no other.
+fn targets(
+    file: IndexMap<String, Target>,
+    indexes: &IndexMap<String, Index>,
+    groups: &IndexMap<String, Vec<String>>,
+    python: &PythonPolicy,
+) -> Result<Vec<Target>> {
+    let mut targets = Vec::new();
+    for (name, mut t) in file {
+        if Os::from_sys_platform(&t.sys_platform).is_none() {
+            bail!(
+                "[targets.{name}] sys-platform {:?} is not one of linux, darwin, win32",
+                t.sys_platform
+            );
+        }
+        if !indexes.contains_key(&t.torch_index) {
+            bail!(
+                "[targets.{name}] torch-index {:?} is not an index in [indexes] (known: {})",
+                t.torch_index,
+                indexes.keys().cloned().collect::<Vec<_>>().join(", ")
+            );
+        }
+        if let Some(g) = &t.group
+            && !groups.contains_key(g)
+        {
+            bail!("[targets.{name}] group {g:?} has no entry in [groups]");
+        }
+        let env = pep::environment(&t.sys_platform, &t.platform_machine, &python.version)
+            .with_context(|| format!("[targets.{name}]"))?;
+        t.name = name;
+        t.env = Some(env);
+        targets.push(t);
+    }
+    if targets.is_empty() {
+        bail!("[targets] is empty");
+    }
+    for t in &targets {
+        let m = pep::marker(&t.marker)
+            .with_context(|| format!("[targets.{}] marker {:?}", t.name, t.marker))?;
+        for other in &targets {
+            let holds = pep::evaluate(&m, other.env(), None);
+            if holds != (other.name == t.name) {
+                bail!(
+                    "[targets.{}] marker {:?} {} on target {}",
+                    t.name,
+                    t.marker,
+                    if holds { "also holds" } else { "does not hold" },
+                    other.name
+                );
+            }
+        }
+    }
+    Ok(targets)
+}
+
+/// One `[[packages]]` rule checked: known targets, valid versions and marker, and a
+/// marker that holds on exactly the targets it lists.
+fn rule(r: RuleFile, targets: &[Target]) -> Result<Rule> {
+    let label = format!("[[packages]] {}", r.name);
+    for t in &r.targets {
+        if !targets.iter().any(|x| &x.name == t) {
+            bail!("{label}: unknown target {t:?}");
+        }
+    }
+    let versions = match &r.versions {
+        Some(v) => Some(pep::specifiers(v).with_context(|| format!("{label}: versions {v:?}"))?),
+        None => None,
+    };
+    let marker_tree = match &r.marker {
+        Some(m) => pep::marker(m).with_context(|| format!("{label}: marker {m:?}"))?,
+        None => MarkerTree::TRUE,
+    };
+    if r.never_list {
+        if r.marker.is_some() || !r.targets.is_empty() {
+            bail!("{label}: never-list rules take no marker or targets");
+        }
+    } else if r.marker.is_none() {
+        bail!("{label}: a marker is required (the condition port adds)");
+    } else {
+        for t in targets {
+            let holds = pep::evaluate(&marker_tree, t.env(), None);
+            let listed = r.targets.contains(&t.name);
+            if holds != listed {
+                bail!(
+                    "{label}: marker {:?} {} target {} but targets {} it",
+                    r.marker.as_deref().unwrap_or_default(),
+                    if holds { "holds on" } else { "excludes" },
+                    t.name,
+                    if listed { "lists" } else { "does not list" }
+                );
+            }
+        }
+    }
+    Ok(Rule {
+        name: r.name,
+        versions,
+        targets: r.targets,
+        marker: r.marker,
+        marker_tree,
+        never_list: r.never_list,
+        build_requires: r.build_requires,
+        reason: r.reason,
+    })
+}
+
+/// `[groups]`: requirements that no never-list rule forbids.
+fn check_groups(groups: &IndexMap<String, Vec<String>>, rules: &[Rule]) -> Result<()> {
+    for (group, pkgs) in groups {
+        for p in pkgs {
+            let req = pep::requirement(p).with_context(|| format!("[groups] {group}: {p:?}"))?;
+            let name = normalize(req.name.as_ref());
+            if let Some(r) = rules.iter().find(|r| r.never_list && r.matches_name(&name)) {
+                bail!(
+                    "[groups] {group}: {p:?} matches the never-list rule {:?}",
+                    r.name
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `(sys_platform == 'linux' or sys_platform == 'darwin') and python_full_version == '3.12.*'`
