@@ -112,10 +112,19 @@ pub struct Outcome {
 /// The selection the plugin applies (`XTASK_PYTEST_GPU`).
 #[derive(Serialize, Debug, PartialEq, Eq)]
 struct Selection {
-    /// "deselect": leave out matching tests; "only": keep only matching tests.
-    mode: &'static str,
+    mode: Mode,
     markers: Vec<String>,
     node_ids: Vec<String>,
+}
+
+/// What the plugin does with the tests a selection matches.
+#[derive(Serialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum Mode {
+    /// Leave them out.
+    Deselect,
+    /// Keep only them.
+    Only,
 }
 
 /// Whether a backend can run a test with this need.
@@ -129,8 +138,8 @@ pub fn meets(backend: Backend, need: Need) -> bool {
 fn selection(policy: &Policy, gpu: Gpu) -> Option<Selection> {
     let (mode, backend, runnable) = match gpu {
         Gpu::Untouched => return None,
-        Gpu::DeselectUnrunnable(b) => ("deselect", b, false),
-        Gpu::OnlyRunnable(b) => ("only", b, true),
+        Gpu::DeselectUnrunnable(b) => (Mode::Deselect, b, false),
+        Gpu::OnlyRunnable(b) => (Mode::Only, b, true),
     };
     let pick = |list: &[(String, Need)]| -> Vec<String> {
         list.iter()
@@ -164,8 +173,10 @@ fn describe(sel: &Selection, gpu: Gpu) -> String {
         what.join("; ")
     };
     match sel.mode {
-        "only" => format!("backend {backend}: running only the GPU tests it can run ({what})"),
-        _ => format!("backend {backend}: deselecting the GPU tests it cannot run ({what})"),
+        Mode::Only => format!("backend {backend}: running only the GPU tests it can run ({what})"),
+        Mode::Deselect => {
+            format!("backend {backend}: deselecting the GPU tests it cannot run ({what})")
+        }
     }
 }
 
@@ -194,78 +205,7 @@ pub fn run(ctx: &Ctx, project: &Utf8Path, policy: &Policy, r: &Run) -> Result<Ou
         .map_err(|e| error::usage(format!("{reports}: cannot create: {e}")))?;
     let summary_path = reports.join("xtask-summary.json");
     let _ = std::fs::remove_file(&summary_path);
-
-    let (junit, html, log) = report_names(&r.suite);
-    let mut args: Vec<String> = vec![
-        "run".into(),
-        "--frozen".into(),
-        "pytest".into(),
-        "-v".into(),
-        format!("--junitxml={}", reports.join(junit)),
-        "--import-mode".into(),
-        "importlib".into(),
-        "-p".into(),
-        "xtask_summary".into(),
-    ];
-    if uv::installed(project, "pytest_html") {
-        args.push(format!("--html={}", reports.join(html)));
-        args.push("--self-contained-html".into());
-    }
-    let unit = r.suite == Suite::Unit;
-    if matches!(r.suite, Suite::All | Suite::Unit)
-        && uv::installed(project, "pytest_cov")
-        && let Some(pkg) = r.cov.clone().or_else(|| top_package(project))
-    {
-        let target = if unit && project.join(&pkg).join("src").is_dir() {
-            format!("{pkg}/src")
-        } else {
-            pkg
-        };
-        args.push(format!("--cov={target}"));
-        args.push("--cov-report=term".into());
-        args.push(format!("--cov-report=xml:{}", reports.join("coverage.xml")));
-        args.push(format!(
-            "--cov-report=html:{}",
-            reports.join("coverage.html")
-        ));
-    }
-    if let Some(m) = r.marker {
-        args.extend(["-m".into(), m.to_string()]);
-    }
-    match &r.suite {
-        Suite::All => args.extend(["-o", "log_cli=true", "-o", "log_level=INFO"].map(String::from)),
-        Suite::Unit => args
-            .extend(["-k", "src", "-o", "log_cli=true", "-o", "log_level=INFO"].map(String::from)),
-        Suite::Debug(name) => {
-            args.extend(["-k".to_string(), name.clone(), "-s".to_string()]);
-            args.extend(["-o", "log_cli=false", "-o", "log_level=WARNING"].map(String::from));
-        }
-        Suite::Ui { headed } => {
-            if *headed {
-                args.extend(
-                    [
-                        "-vv",
-                        "-s",
-                        "--headed",
-                        "--video=on",
-                        "--screenshot=on",
-                        "--slowmo=1000",
-                    ]
-                    .map(String::from),
-                );
-            } else {
-                args.extend(["-o".to_string(), "log_cli=true".to_string()]);
-                args.extend(["-o".to_string(), format!("log_level={}", log_level())]);
-            }
-        }
-    }
-    match &r.suite {
-        Suite::Ui { .. } => args.push(ui_tests(project)?.to_string()),
-        _ if project.join("tests").is_dir() => args.push("tests".into()),
-        _ => {}
-    }
-    args.extend(r.extra.iter().cloned());
-
+    let args = pytest_args(project, r, &reports)?;
     let plugin_dir = ctx.workspace.join("templates").join("pytest");
     let pythonpath = std::env::join_paths(
         [project.as_std_path(), plugin_dir.as_std_path()]
@@ -294,11 +234,10 @@ pub fn run(ctx: &Ctx, project: &Utf8Path, policy: &Policy, r: &Run) -> Result<Ou
     for (k, v) in &r.env {
         cmd = cmd.env(k, v);
     }
-    let status = match log {
+    let status = match report_names(&r.suite).2 {
         Some(name) => cmd.run_tee(reports.join(name).as_std_path())?.0,
         None => cmd.run_status()?,
     };
-
     let summary: Option<Summary> = std::fs::read(&summary_path)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok());
@@ -306,6 +245,83 @@ pub fn run(ctx: &Ctx, project: &Utf8Path, policy: &Policy, r: &Run) -> Result<Ou
         outln!("{}", s.line());
     }
     Ok(Outcome { status, summary })
+}
+
+/// `uv run` arguments for pytest: reports, coverage, the marker, the suite's options
+/// and its tests, then the user's extra arguments.
+fn pytest_args(project: &Utf8Path, r: &Run, reports: &Utf8Path) -> Result<Vec<String>> {
+    let (junit, html, _) = report_names(&r.suite);
+    let mut args: Vec<String> = vec![
+        "run".into(),
+        "--frozen".into(),
+        "pytest".into(),
+        "-v".into(),
+        format!("--junitxml={}", reports.join(junit)),
+        "--import-mode".into(),
+        "importlib".into(),
+        "-p".into(),
+        "xtask_summary".into(),
+    ];
+    if uv::installed(project, "pytest_html") {
+        args.push(format!("--html={}", reports.join(html)));
+        args.push("--self-contained-html".into());
+    }
+    if matches!(r.suite, Suite::All | Suite::Unit)
+        && uv::installed(project, "pytest_cov")
+        && let Some(pkg) = r.cov.clone().or_else(|| top_package(project))
+    {
+        let target = if r.suite == Suite::Unit && project.join(&pkg).join("src").is_dir() {
+            format!("{pkg}/src")
+        } else {
+            pkg
+        };
+        args.push(format!("--cov={target}"));
+        args.push("--cov-report=term".into());
+        args.push(format!("--cov-report=xml:{}", reports.join("coverage.xml")));
+        args.push(format!(
+            "--cov-report=html:{}",
+            reports.join("coverage.html")
+        ));
+    }
+    if let Some(m) = r.marker {
+        args.extend(["-m".into(), m.to_string()]);
+    }
+    args.extend(suite_options(&r.suite));
+    match &r.suite {
+        Suite::Ui { .. } => args.push(ui_tests(project)?.to_string()),
+        _ if project.join("tests").is_dir() => args.push("tests".into()),
+        _ => {}
+    }
+    args.extend(r.extra.iter().cloned());
+    Ok(args)
+}
+
+/// The Makefile's pytest options for a suite.
+fn suite_options(suite: &Suite) -> Vec<String> {
+    let strings = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    match suite {
+        Suite::All => strings(&["-o", "log_cli=true", "-o", "log_level=INFO"]),
+        Suite::Unit => strings(&["-k", "src", "-o", "log_cli=true", "-o", "log_level=INFO"]),
+        Suite::Debug(name) => {
+            let mut a = vec!["-k".to_string(), name.clone(), "-s".to_string()];
+            a.extend(strings(&["-o", "log_cli=false", "-o", "log_level=WARNING"]));
+            a
+        }
+        Suite::Ui { headed: true } => strings(&[
+            "-vv",
+            "-s",
+            "--headed",
+            "--video=on",
+            "--screenshot=on",
+            "--slowmo=1000",
+        ]),
+        Suite::Ui { headed: false } => vec![
+            "-o".into(),
+            "log_cli=true".into(),
+            "-o".into(),
+            format!("log_level={}", log_level()),
+        ],
+    }
 }
 
 /// The app's UI tests: tests/ui/test.py, as the Makefile named them.
@@ -473,7 +489,7 @@ mod tests {
     fn gpu_selection_follows_the_backend() {
         let policy = Policy::parse(include_str!("../../templates/platforms.toml")).unwrap();
         let cpu = selection(&policy, Gpu::DeselectUnrunnable(Backend::Cpu)).unwrap();
-        assert_eq!(cpu.mode, "deselect");
+        assert_eq!(cpu.mode, Mode::Deselect);
         assert_eq!(
             cpu.markers,
             ["requires_gpu", "requires_cuda", "requires_mps"]
@@ -484,7 +500,7 @@ mod tests {
         assert_eq!(mps.markers, ["requires_cuda"]);
         assert_eq!(mps.node_ids.len(), 2);
         let cuda = selection(&policy, Gpu::OnlyRunnable(Backend::Cuda)).unwrap();
-        assert_eq!((cuda.mode, cuda.markers.len()), ("only", 2));
+        assert_eq!((cuda.mode, cuda.markers.len()), (Mode::Only, 2));
         assert_eq!(cuda.node_ids.len(), 2);
         let cpu_only = selection(&policy, Gpu::OnlyRunnable(Backend::Cpu)).unwrap();
         assert!(cpu_only.markers.is_empty() && cpu_only.node_ids.is_empty());

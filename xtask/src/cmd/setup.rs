@@ -42,9 +42,27 @@ struct Stamp {
     extras: Vec<String>,
 }
 
+/// Which dependencies an environment gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Deps {
+    /// The app's own (Makefile: setup): `--no-dev`.
+    App,
+    /// With the dev group for tests and linting (Makefile: setup-dev).
+    Dev,
+}
+
+/// What `uv sync` is asked for here: its arguments and the CUDA extras to try.
+struct Plan {
+    args: Vec<String>,
+    extras: Vec<String>,
+}
+
 impl Setup {
-    pub fn run(self, ctx: &Ctx, dev: bool) -> Result<()> {
-        let name = if dev { "setup-dev" } else { "setup" };
+    pub fn run(self, ctx: &Ctx, deps: Deps) -> Result<()> {
+        let name = match deps {
+            Deps::Dev => "setup-dev",
+            Deps::App => "setup",
+        };
         let project = ctx.project()?;
         let policy = ctx.policy()?;
         let py_path = project.join("pyproject.toml");
@@ -56,67 +74,32 @@ impl Setup {
                 "{lock_path} does not exist: run `cargo xtask lock` (after `cargo xtask port` for every platform)"
             ))
         })?;
-        let py_text = String::from_utf8_lossy(&py_bytes);
-        let doc = pyproject::parse(py_path.as_str(), &py_text)?;
+        let doc = pyproject::parse(py_path.as_str(), &String::from_utf8_lossy(&py_bytes))?;
         let reqs = pyproject::requirements(&doc);
-
-        // What to install: groups and extras, decided from the policy and the backend.
-        let (os, arch) = probe::os_arch();
-        let target = policy.target_for_host(os, &arch);
-        let mut args: Vec<String> = vec!["sync".into(), "--frozen".into()];
-        if dev {
-            if reqs.groups.contains_key("dev") {
-                args.extend(["--group".into(), "dev".into()]);
-            }
-        } else {
-            args.push("--no-dev".into());
-        }
-        if let Some(group) = target.and_then(|t| t.group.as_ref())
-            && reqs.groups.contains_key(group)
-        {
-            args.extend(["--group".into(), group.clone()]);
-        }
-        let backend = probe::quick_backend();
-        let mut extras = Vec::new();
-        for extra in &policy.app.cuda_extras {
-            if !reqs.optional.contains_key(extra) {
-                continue;
-            }
-            if backend == Backend::Cuda {
-                extras.push(extra.clone());
-            } else {
-                eprintln!(
-                    "note: skipping the {extra} extra (CUDA-only; this host's backend is {})",
-                    backend.as_str()
-                );
-            }
-        }
-
+        let plan = plan(policy, &reqs, deps);
         let uv = uv::ensure(&ctx.workspace, policy)?;
         let venv = project.join(".venv");
         let key_now = || {
             stamp_key(
                 &py_bytes,
                 &lock_bytes,
-                &args,
-                &extras,
+                &plan.args,
+                &plan.extras,
                 &uv,
                 &venv,
                 self.with_playwright,
             )
         };
-        let key = key_now();
         let stamp_path = venv.join(STAMP);
         if !self.force
             && let Some(old) = read_stamp(&stamp_path)
-            && old.key == key
+            && old.key == key_now()
         {
             eprintln!(
                 "{name}: up to date (pyproject.toml, uv.lock, uv and the interpreter are unchanged since the last run; --force runs uv again)"
             );
             return Ok(());
         }
-
         // Only now pay for the full checks.
         let parsed = lock::parse(lock_path.as_str(), &String::from_utf8_lossy(&lock_bytes))?;
         if let Some(root) = parsed.root(reqs.name.as_deref()) {
@@ -128,55 +111,14 @@ impl Setup {
                 )));
             }
         }
-        let python = match &reqs.requires_python {
-            Some(r) => uv::python_for(&uv, project, r)?,
-            None => None,
-        };
-        let sync = |extra: Option<&str>| {
-            let mut c = uv.cmd().args(&args).dir(project.as_std_path());
-            if let Some(p) = &python {
-                c = c.arg("--python").arg(p);
-            }
-            if let Some(e) = extra {
-                c = c.args(["--extra", e]);
-            }
-            c
-        };
-        let status = sync(None).run_status()?;
-        status.check("uv sync")?;
-        let mut failed_extras = Vec::new();
-        for extra in &extras {
-            let st = sync(Some(extra)).run_status()?;
-            if st.interrupted {
-                return Err(error::interrupted("interrupted"));
-            }
-            if st.code != Some(0) {
-                eprintln!(
-                    "warning: the {extra} extra did not install (uv exited {}); the app runs without it. Building it needs nvcc and a CUDA toolkit matching torch.",
-                    st.code.map_or("on a signal".into(), |c| c.to_string())
-                );
-                failed_extras.push(extra.clone());
-            }
-        }
-        if self.with_playwright {
-            let st = uv
-                .cmd()
-                .args(["run", "--frozen", "playwright", "install"])
-                .dir(project.as_std_path())
-                .run_status()?;
-            st.check("playwright install")?;
-        }
+        let installed = self.sync(&uv, project, &reqs, &plan)?;
         // Record success against what the environment looks like now.
-        let key = key_now();
         let mut command = vec![uv.path.display().to_string()];
-        command.extend(args.iter().cloned());
+        command.extend(plan.args.iter().cloned());
         let stamp = Stamp {
-            key,
+            key: key_now(),
             command,
-            extras: extras
-                .into_iter()
-                .filter(|e| !failed_extras.contains(e))
-                .collect(),
+            extras: installed,
         };
         if venv.is_dir() {
             let json = serde_json::to_string_pretty(&stamp)?;
@@ -185,6 +127,90 @@ impl Setup {
         eprintln!("{name}: done");
         Ok(())
     }
+
+    /// `uv sync`, then each extra best-effort, then playwright's browsers when asked;
+    /// the extras that installed.
+    fn sync(
+        &self,
+        uv: &Uv,
+        project: &Utf8Path,
+        reqs: &pyproject::Requirements,
+        plan: &Plan,
+    ) -> Result<Vec<String>> {
+        let python = match &reqs.requires_python {
+            Some(r) => uv::python_for(uv, project, r)?,
+            None => None,
+        };
+        let sync = |extra: Option<&str>| {
+            let mut c = uv.cmd().args(&plan.args).dir(project.as_std_path());
+            if let Some(p) = &python {
+                c = c.arg("--python").arg(p);
+            }
+            if let Some(e) = extra {
+                c = c.args(["--extra", e]);
+            }
+            c
+        };
+        sync(None).run_status()?.check("uv sync")?;
+        let mut installed = Vec::new();
+        for extra in &plan.extras {
+            let st = sync(Some(extra)).run_status()?;
+            if st.interrupted {
+                return Err(error::interrupted("interrupted"));
+            }
+            if st.code == Some(0) {
+                installed.push(extra.clone());
+            } else {
+                eprintln!(
+                    "warning: the {extra} extra did not install (uv exited {}); the app runs without it. Building it needs nvcc and a CUDA toolkit matching torch.",
+                    st.code.map_or("on a signal".into(), |c| c.to_string())
+                );
+            }
+        }
+        if self.with_playwright {
+            uv.cmd()
+                .args(["run", "--frozen", "playwright", "install"])
+                .dir(project.as_std_path())
+                .run_status()?
+                .check("playwright install")?;
+        }
+        Ok(installed)
+    }
+}
+
+/// What to install: groups and extras, decided from the policy and the backend.
+fn plan(policy: &crate::policy::Policy, reqs: &pyproject::Requirements, deps: Deps) -> Plan {
+    let (os, arch) = probe::os_arch();
+    let target = policy.target_for_host(os, &arch);
+    let mut args: Vec<String> = vec!["sync".into(), "--frozen".into()];
+    match deps {
+        Deps::Dev if reqs.groups.contains_key("dev") => {
+            args.extend(["--group".into(), "dev".into()])
+        }
+        Deps::Dev => {}
+        Deps::App => args.push("--no-dev".into()),
+    }
+    if let Some(group) = target.and_then(|t| t.group.as_ref())
+        && reqs.groups.contains_key(group)
+    {
+        args.extend(["--group".into(), group.clone()]);
+    }
+    let backend = probe::quick_backend();
+    let mut extras = Vec::new();
+    for extra in &policy.app.cuda_extras {
+        if !reqs.optional.contains_key(extra) {
+            continue;
+        }
+        if backend == Backend::Cuda {
+            extras.push(extra.clone());
+        } else {
+            eprintln!(
+                "note: skipping the {extra} extra (CUDA-only; this host's backend is {})",
+                backend.as_str()
+            );
+        }
+    }
+    Plan { args, extras }
 }
 
 #[allow(clippy::too_many_arguments)]
