@@ -92,98 +92,34 @@ impl Audit {
         let policy = ctx.policy()?;
         let targets = policy.select(&self.targets)?;
         let proj = lock::Project::load(project)?;
-        let (lock, reqs, lock_path) = (&proj.lock, &proj.reqs, &proj.lock_path);
-        let python = match &self.python {
-            Some(p) => tags::parse_floor(p)
-                .filter(|_| {
-                    let parts: Vec<&str> = p.split('.').collect();
-                    (2..=3).contains(&parts.len()) && parts.iter().all(|x| x.parse::<u32>().is_ok())
-                })
-                .ok_or_else(|| {
-                    error::usage(format!(
-                        "--python {p}: give a version as X.Y or X.Y.Z, e.g. 3.12"
-                    ))
-                })?,
-            // The lowest Python the project accepts (what uv checks an interpreter
-            // against), else the lock's.
-            None => match reqs.requires_python.as_deref().and_then(lock::python_of) {
-                Some(p) => p,
-                None => proj.python().map_err(|e| {
-                    error::usage(format!("{}; pass --python X.Y", error::line_of(&e)))
-                })?,
-            },
-        };
+        let python = self.python(&proj)?;
         let python_str = format!("{}.{}", python.0, python.1);
-        if let Some(requires) = reqs
-            .requires_python
-            .as_ref()
-            .or(lock.requires_python.as_ref())
-            && !lock::python_allowed(requires, python)
-        {
-            let from = if reqs.requires_python.is_some() {
-                "project.requires-python"
-            } else {
-                "uv.lock"
-            };
-            return Err(error::usage(format!(
-                "--python {python_str}: Python {python_str} is incompatible with the project's Python requirement: `{requires}` (from `{from}`)"
-            )));
-        }
-
-        let mut warnings = proj.stale();
-        if !warnings.is_empty() {
-            warnings = warnings
-                .into_iter()
-                .map(|w| format!("uv.lock is stale: {w}; run `cargo xtask lock`"))
-                .collect();
-        }
+        let warnings: Vec<String> = proj
+            .stale()
+            .into_iter()
+            .map(|w| format!("uv.lock is stale: {w}; run `cargo xtask lock`"))
+            .collect();
         for w in &warnings {
             eprintln!("warning: {w}");
         }
-        let sel = Selection {
-            extras: self.extras.clone(),
-            all_extras: self.all_extras,
-            no_extras: self.no_extras.clone(),
-            groups: self.groups.clone(),
-            all_groups: self.all_groups,
-            no_groups: self.no_groups.clone(),
-            only_groups: self.only_groups.clone(),
-            no_dev: self.no_dev,
-            only_dev: self.only_dev,
-            no_default_groups: self.no_default_groups,
-            default_groups: reqs.default_groups.clone(),
-        };
+        let sel = self.selection(&proj);
         // Refused selections (an unknown group, two sides of a declared conflict) stop
         // here, once, as `uv sync` stops.
         proj.choose(&sel)?;
-
         // Wheel names are the same for every target: parse them once.
         let full = self.python.clone().filter(|p| p.split('.').count() == 3);
         let auditor = Auditor::new(&proj, policy).full_python(full);
         let mut results = Vec::new();
         for t in &targets {
-            let packages = auditor.target(t, python, &sel)?;
             results.push(TargetResult {
                 name: t.name.clone(),
                 python: python_str.clone(),
-                packages,
+                packages: auditor.target(t, python, &sel)?,
             });
         }
         let report = Report {
-            lock: lock_path.to_string(),
-            lock_info: LockInfo {
-                version: lock.version,
-                revision: lock.revision,
-                requires_python: lock.requires_python.clone(),
-                resolution_markers: lock.resolution_markers.clone(),
-                supported_markers: lock.supported_markers.clone(),
-                required_markers: lock.required_markers.clone(),
-                workspace_members: lock
-                    .manifest
-                    .as_ref()
-                    .map(|m| m.members.clone())
-                    .unwrap_or_default(),
-            },
+            lock: proj.lock_path.to_string(),
+            lock_info: lock_info(&proj.lock),
             warnings,
             targets: results,
         };
@@ -195,24 +131,103 @@ impl Audit {
                 render(&report)
             }
         })?;
-        let missing: Vec<String> = report
-            .targets
-            .iter()
-            .flat_map(|t| {
-                t.packages
-                    .iter()
-                    .filter(|p| p.status == Status::Missing)
-                    .map(move |p| format!("{} {} on {}", p.name, p.version, t.name))
-            })
-            .collect();
-        if missing.is_empty() {
-            Ok(())
-        } else {
-            Err(error::failed(format!(
-                "no installable file for: {}",
-                missing.join(", ")
-            )))
+        verdict(&report)
+    }
+
+    /// `--python X.Y[.Z]`, else the lowest Python the project accepts (what uv checks an
+    /// interpreter against), else the lock's; refused when the project excludes it.
+    fn python(&self, proj: &lock::Project) -> Result<(u32, u32)> {
+        let reqs = &proj.reqs;
+        let python = match &self.python {
+            Some(p) => tags::parse_floor(p)
+                .filter(|_| {
+                    let parts: Vec<&str> = p.split('.').collect();
+                    (2..=3).contains(&parts.len()) && parts.iter().all(|x| x.parse::<u32>().is_ok())
+                })
+                .ok_or_else(|| {
+                    error::usage(format!(
+                        "--python {p}: give a version as X.Y or X.Y.Z, e.g. 3.12"
+                    ))
+                })?,
+            None => match reqs.requires_python.as_deref().and_then(lock::python_of) {
+                Some(p) => p,
+                None => proj.python().map_err(|e| {
+                    error::usage(format!("{}; pass --python X.Y", error::line_of(&e)))
+                })?,
+            },
+        };
+        if let Some(requires) = reqs
+            .requires_python
+            .as_ref()
+            .or(proj.lock.requires_python.as_ref())
+            && !lock::python_allowed(requires, python)
+        {
+            let from = if reqs.requires_python.is_some() {
+                "project.requires-python"
+            } else {
+                "uv.lock"
+            };
+            let v = format!("{}.{}", python.0, python.1);
+            return Err(error::usage(format!(
+                "--python {v}: Python {v} is incompatible with the project's Python requirement: `{requires}` (from `{from}`)"
+            )));
         }
+        Ok(python)
+    }
+
+    /// The extras and groups asked for, as uv's flags name them.
+    fn selection(&self, proj: &lock::Project) -> Selection {
+        Selection {
+            extras: self.extras.clone(),
+            all_extras: self.all_extras,
+            no_extras: self.no_extras.clone(),
+            groups: self.groups.clone(),
+            all_groups: self.all_groups,
+            no_groups: self.no_groups.clone(),
+            only_groups: self.only_groups.clone(),
+            no_dev: self.no_dev,
+            only_dev: self.only_dev,
+            no_default_groups: self.no_default_groups,
+            default_groups: proj.reqs.default_groups.clone(),
+        }
+    }
+}
+
+fn lock_info(lock: &lock::Lock) -> LockInfo {
+    LockInfo {
+        version: lock.version,
+        revision: lock.revision,
+        requires_python: lock.requires_python.clone(),
+        resolution_markers: lock.resolution_markers.clone(),
+        supported_markers: lock.supported_markers.clone(),
+        required_markers: lock.required_markers.clone(),
+        workspace_members: lock
+            .manifest
+            .as_ref()
+            .map(|m| m.members.clone())
+            .unwrap_or_default(),
+    }
+}
+
+/// Exit 1 when a package has nothing installable on a target.
+fn verdict(report: &Report) -> Result<()> {
+    let missing: Vec<String> = report
+        .targets
+        .iter()
+        .flat_map(|t| {
+            t.packages
+                .iter()
+                .filter(|p| p.status == Status::Missing)
+                .map(move |p| format!("{} {} on {}", p.name, p.version, t.name))
+        })
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(error::failed(format!(
+            "no installable file for: {}",
+            missing.join(", ")
+        )))
     }
 }
 

@@ -544,11 +544,6 @@ pub fn stale_reasons(
     project: &crate::pyproject::Requirements,
 ) -> Vec<String> {
     let mut out = Vec::new();
-    let norm_spec = |s: &str| {
-        pep::specifiers(s)
-            .map(|v| v.to_string())
-            .unwrap_or_else(|_| s.to_string())
-    };
     match (&project.requires_python, &lock.requires_python) {
         (Some(p), Some(l)) if !same_pythons(p, l) => out.push(format!(
             "requires-python is {p:?} in pyproject.toml but {l:?} in uv.lock"
@@ -558,53 +553,9 @@ pub fn stale_reasons(
     let Some(meta) = &root.metadata else {
         return out;
     };
-    // Each side as: name -> (union of markers, set of specifiers).
-    type Side = BTreeMap<String, (MarkerTree, BTreeSet<String>)>;
-    fn add(side: &mut Side, name: &str, marker: MarkerTree, spec: Option<String>) {
-        let marker = system_as_platform(marker);
-        let e = side
-            .entry(names::normalize(name))
-            .or_insert_with(|| (MarkerTree::FALSE, BTreeSet::new()));
-        e.0.or(marker);
-        if let Some(s) = spec.filter(|s| !s.is_empty()) {
-            e.1.insert(s);
-        }
-    }
-    let from_pyproject = |reqs: &[String], extra: Option<&str>| -> Side {
-        let mut side = Side::new();
-        for r in reqs {
-            let Ok(req) = pep::requirement(r) else {
-                continue;
-            };
-            let mut m = req.marker.clone();
-            if let Some(e) = extra
-                && let Ok(x) = pep::marker(&format!("extra == '{e}'"))
-            {
-                m.and(x);
-            }
-            let spec = match &req.version_or_url {
-                Some(pep508_rs::VersionOrUrl::VersionSpecifier(v)) => Some(v.to_string()),
-                _ => None,
-            };
-            add(&mut side, req.name.as_ref(), m, spec);
-        }
-        side
-    };
-    let from_lock = |reqs: &[MetaReq]| -> Side {
-        let mut side = Side::new();
-        for r in reqs {
-            let m = r
-                .marker
-                .as_deref()
-                .map_or(Ok(MarkerTree::TRUE), pep::marker)
-                .unwrap_or(MarkerTree::TRUE);
-            add(&mut side, &r.name, m, r.specifier.as_deref().map(norm_spec));
-        }
-        side
-    };
-    let mut want = from_pyproject(&project.dependencies, None);
+    let mut want = side_of_pyproject(&project.dependencies, None);
     for (extra, reqs) in &project.optional {
-        for (k, (m, s)) in from_pyproject(reqs, Some(extra)) {
+        for (k, (m, s)) in side_of_pyproject(reqs, Some(extra)) {
             let e = want
                 .entry(k)
                 .or_insert_with(|| (MarkerTree::FALSE, BTreeSet::new()));
@@ -612,8 +563,69 @@ pub fn stale_reasons(
             e.1.extend(s);
         }
     }
-    let have = from_lock(&meta.requires_dist);
+    let have = side_of_lock(&meta.requires_dist);
     diff_sides("dependencies", &want, &have, &mut out);
+    out.extend(stale_extras(project, meta));
+    out.extend(stale_groups(project, meta));
+    out
+}
+
+/// The requirements of one side of the comparison: name -> (union of markers, specifiers).
+type Side = BTreeMap<String, (MarkerTree, BTreeSet<String>)>;
+
+fn add_to_side(side: &mut Side, name: &str, marker: MarkerTree, spec: Option<String>) {
+    let marker = system_as_platform(marker);
+    let e = side
+        .entry(names::normalize(name))
+        .or_insert_with(|| (MarkerTree::FALSE, BTreeSet::new()));
+    e.0.or(marker);
+    if let Some(s) = spec.filter(|s| !s.is_empty()) {
+        e.1.insert(s);
+    }
+}
+
+/// pyproject.toml's requirements (of an extra, when given) as a side.
+fn side_of_pyproject(reqs: &[String], extra: Option<&str>) -> Side {
+    let mut side = Side::new();
+    for r in reqs {
+        let Ok(req) = pep::requirement(r) else {
+            continue;
+        };
+        let mut m = req.marker.clone();
+        if let Some(e) = extra
+            && let Ok(x) = pep::marker(&format!("extra == '{e}'"))
+        {
+            m.and(x);
+        }
+        let spec = match &req.version_or_url {
+            Some(pep508_rs::VersionOrUrl::VersionSpecifier(v)) => Some(v.to_string()),
+            _ => None,
+        };
+        add_to_side(&mut side, req.name.as_ref(), m, spec);
+    }
+    side
+}
+
+/// The lock's recorded metadata as a side.
+fn side_of_lock(reqs: &[MetaReq]) -> Side {
+    let norm_spec = |s: &str| {
+        pep::specifiers(s)
+            .map(|v| v.to_string())
+            .unwrap_or_else(|_| s.to_string())
+    };
+    let mut side = Side::new();
+    for r in reqs {
+        let m = r
+            .marker
+            .as_deref()
+            .map_or(Ok(MarkerTree::TRUE), pep::marker)
+            .unwrap_or(MarkerTree::TRUE);
+        add_to_side(&mut side, &r.name, m, r.specifier.as_deref().map(norm_spec));
+    }
+    side
+}
+
+fn stale_extras(project: &crate::pyproject::Requirements, meta: &Metadata) -> Option<String> {
     let extras_want: BTreeSet<String> = project
         .optional
         .keys()
@@ -625,13 +637,16 @@ pub fn stale_reasons(
         .map(|k| names::normalize(k))
         .collect();
     // Locks from before uv recorded provides-extras say nothing about them.
-    if !meta.provides_extras.is_empty() && extras_want != extras_have {
-        out.push(format!(
+    (!meta.provides_extras.is_empty() && extras_want != extras_have).then(|| {
+        format!(
             "extras differ: pyproject.toml has [{}], uv.lock has [{}]",
             extras_want.into_iter().collect::<Vec<_>>().join(", "),
             extras_have.into_iter().collect::<Vec<_>>().join(", ")
-        ));
-    }
+        )
+    })
+}
+
+fn stale_groups(project: &crate::pyproject::Requirements, meta: &Metadata) -> Vec<String> {
     let groups_want: BTreeMap<String, &Vec<String>> = project
         .groups
         .iter()
@@ -642,18 +657,19 @@ pub fn stale_reasons(
         .iter()
         .map(|(k, v)| (names::normalize(k), v))
         .collect();
+    let mut out = Vec::new();
     if groups_want.keys().ne(groups_have.keys()) {
         out.push(format!(
             "dependency groups differ: pyproject.toml has [{}], uv.lock has [{}]",
             groups_want.keys().cloned().collect::<Vec<_>>().join(", "),
             groups_have.keys().cloned().collect::<Vec<_>>().join(", ")
         ));
-    } else {
-        for (g, reqs) in &groups_want {
-            let want = from_pyproject(reqs, None);
-            let have = from_lock(groups_have[g]);
-            diff_sides(&format!("dependency group {g}"), &want, &have, &mut out);
-        }
+        return out;
+    }
+    for (g, reqs) in &groups_want {
+        let want = side_of_pyproject(reqs, None);
+        let have = side_of_lock(groups_have[g]);
+        diff_sides(&format!("dependency group {g}"), &want, &have, &mut out);
     }
     out
 }
@@ -697,8 +713,8 @@ fn same_pythons(a: &str, b: &str) -> bool {
 
 fn diff_sides(
     what: &str,
-    want: &BTreeMap<String, (MarkerTree, BTreeSet<String>)>,
-    have: &BTreeMap<String, (MarkerTree, BTreeSet<String>)>,
+    want: &Side,
+    have: &Side,
     out: &mut Vec<String>,
 ) {
     let mut names: Vec<String> = Vec::new();

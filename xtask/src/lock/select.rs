@@ -103,70 +103,78 @@ pub fn conflicts_of(doc: &toml_edit::DocumentMut, project: &str) -> Vec<Vec<Item
         .collect()
 }
 
+/// The extras and groups a project defines, by their normalised names.
+struct Known {
+    pkg: String,
+    extras: Vec<String>,
+    groups: Vec<String>,
+}
+
+impl Known {
+    fn of(root: &Package) -> Known {
+        Known {
+            pkg: normalize(&root.name),
+            extras: root
+                .optional_dependencies
+                .keys()
+                .chain(root.metadata.iter().flat_map(|m| m.provides_extras.iter()))
+                .map(|k| normalize(k))
+                .collect(),
+            groups: root
+                .dev_dependencies
+                .keys()
+                .chain(root.metadata.iter().flat_map(|m| m.requires_dev.keys()))
+                .map(|k| normalize(k))
+                .collect(),
+        }
+    }
+
+    /// The extras a flag names, each one the project defines (else uv's refusal).
+    fn extras(&self, flag: &str, given: &[String]) -> Result<Vec<String>> {
+        given
+            .iter()
+            .map(|e| {
+                let n = normalize(e);
+                if self.extras.contains(&n) {
+                    return Ok(n);
+                }
+                Err(error::usage(format!(
+                    "{flag} {e}: Extra `{e}` is not defined in the `optional-dependencies` table for `{}` (it has: {})",
+                    self.pkg,
+                    listing(&self.extras)
+                )))
+            })
+            .collect()
+    }
+
+    /// The groups a flag names, each one the project defines (else uv's refusal).
+    fn groups(&self, flag: &str, given: &[String]) -> Result<Vec<String>> {
+        given
+            .iter()
+            .map(|g| {
+                let n = normalize(g);
+                if self.groups.contains(&n) {
+                    return Ok(n);
+                }
+                Err(error::usage(format!(
+                    "{flag} {g}: Group `{g}` is not defined in the project's `dependency-groups` table (it has: {})",
+                    listing(&self.groups)
+                )))
+            })
+            .collect()
+    }
+}
+
 impl Selection {
     /// The flags applied to `root`'s extras and groups, refused as uv refuses them: an
     /// extra or group the project does not define, or two sides of a declared conflict.
     pub fn choose(&self, root: &Package, conflicts: &[Vec<Item>]) -> Result<Chosen> {
-        let pkg = normalize(&root.name);
-        let extras_known: Vec<String> = root
-            .optional_dependencies
-            .keys()
-            .chain(root.metadata.iter().flat_map(|m| m.provides_extras.iter()))
-            .map(|k| normalize(k))
-            .collect();
-        let groups_known: Vec<String> = root
-            .dev_dependencies
-            .keys()
-            .chain(root.metadata.iter().flat_map(|m| m.requires_dev.keys()))
-            .map(|k| normalize(k))
-            .collect();
-        let extra = |flag: &str, e: &str| -> Result<String> {
-            let n = normalize(e);
-            if extras_known.contains(&n) {
-                Ok(n)
-            } else {
-                Err(error::usage(format!(
-                    "{flag} {e}: Extra `{e}` is not defined in the `optional-dependencies` table for `{pkg}` (it has: {})",
-                    listing(&extras_known)
-                )))
-            }
-        };
-        let group = |flag: &str, g: &str| -> Result<String> {
-            let n = normalize(g);
-            if groups_known.contains(&n) {
-                Ok(n)
-            } else {
-                Err(error::usage(format!(
-                    "{flag} {g}: Group `{g}` is not defined in the project's `dependency-groups` table (it has: {})",
-                    listing(&groups_known)
-                )))
-            }
-        };
-        let groups: Vec<String> = self
-            .groups
-            .iter()
-            .map(|g| group("--group", g))
-            .collect::<Result<_>>()?;
-        let mut no_groups: Vec<String> = self
-            .no_groups
-            .iter()
-            .map(|g| group("--no-group", g))
-            .collect::<Result<_>>()?;
-        let mut only: Vec<String> = self
-            .only_groups
-            .iter()
-            .map(|g| group("--only-group", g))
-            .collect::<Result<_>>()?;
-        let wanted: Vec<String> = self
-            .extras
-            .iter()
-            .map(|e| extra("--extra", e))
-            .collect::<Result<_>>()?;
-        let unwanted: Vec<String> = self
-            .no_extras
-            .iter()
-            .map(|e| extra("--no-extra", e))
-            .collect::<Result<_>>()?;
+        let known = Known::of(root);
+        let groups = known.groups("--group", &self.groups)?;
+        let mut no_groups = known.groups("--no-group", &self.no_groups)?;
+        let mut only = known.groups("--only-group", &self.only_groups)?;
+        let wanted = known.extras("--extra", &self.extras)?;
+        let unwanted = known.extras("--no-extra", &self.no_extras)?;
         if self.only_dev {
             only.push("dev".into());
         }
@@ -191,14 +199,14 @@ impl Selection {
             self.all_groups || groups.contains(g) || defaults.contains(g)
         };
         let mut chosen_groups: Vec<String> = Vec::new();
-        for g in &groups_known {
+        for g in &known.groups {
             if included(g) && !no_groups.contains(g) && !chosen_groups.contains(g) {
                 chosen_groups.push(g.clone());
             }
         }
         let mut chosen_extras: Vec<String> = Vec::new();
         if prod {
-            for e in &extras_known {
+            for e in &known.extras {
                 let on = (self.all_extras && !unwanted.contains(e)) || wanted.contains(e);
                 if on && !chosen_extras.contains(e) {
                     chosen_extras.push(e.clone());
@@ -210,7 +218,7 @@ impl Selection {
             extras: chosen_extras,
             groups: chosen_groups,
         };
-        check_conflicts(&pkg, &chosen, conflicts)?;
+        check_conflicts(&known.pkg, &chosen, conflicts)?;
         Ok(chosen)
     }
 }
