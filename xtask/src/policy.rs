@@ -176,6 +176,11 @@ impl Target {
         self.env.as_ref().expect("set when the policy is loaded")
     }
 
+    /// The marker environment of this target under another Python (`X.Y` or `X.Y.Z`).
+    pub fn env_at(&self, python: &str) -> Result<MarkerEnvironment> {
+        pep::environment(&self.sys_platform, &self.platform_machine, python)
+    }
+
     /// Its operating system (`sys-platform`, checked when the policy is loaded).
     pub fn os(&self) -> Os {
         Os::from_sys_platform(&self.sys_platform).unwrap_or(Os::Other("unknown"))
@@ -520,7 +525,8 @@ fn targets(
         {
             bail!("[targets.{name}] group {g:?} has no entry in [groups]");
         }
-        let env = pep::environment(&t.sys_platform, &t.platform_machine, &python.version)
+        let env = t
+            .env_at(&python.version)
             .with_context(|| format!("[targets.{name}]"))?;
         t.name = name;
         t.env = Some(env);

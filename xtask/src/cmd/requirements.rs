@@ -5,14 +5,13 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use anyhow::Result;
-use camino::Utf8PathBuf;
+use camino::{Utf8Path, Utf8PathBuf};
 use toml_edit::{Array, ArrayOfTables, DocumentMut, InlineTable, Table, value};
 
 use crate::ctx::Ctx;
 use crate::error;
 use crate::fsx;
 use crate::lock::{self, Dist, Lock, Package, Selection, tags};
-use crate::pep;
 use crate::policy::{Policy, Target};
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,103 +52,123 @@ pub struct Requirements {
     extras: Vec<String>,
 }
 
+/// Each target with the packages it reaches and the file each would install.
+type PerTarget<'p> = Vec<(&'p Target, Vec<(usize, Choice)>)>;
+
 impl Requirements {
     pub fn run(self, ctx: &Ctx) -> Result<()> {
         let project = ctx.project()?;
         let policy = ctx.policy()?;
         let targets = policy.select(&self.targets)?;
         let proj = lock::Project::load(project)?;
-        let (lock, root, lock_path) = (&proj.lock, proj.root(), &proj.lock_path);
         let stale = proj.stale();
         if !stale.is_empty() {
             return Err(error::usage(format!(
-                "{lock_path} is out of date with pyproject.toml ({}): run `cargo xtask lock`",
+                "{} is out of date with pyproject.toml ({}): run `cargo xtask lock`",
+                proj.lock_path,
                 stale.join("; ")
             )));
         }
-        let python = proj.python()?;
-        let py = format!("{}.{}", python.0, python.1);
         let chosen = proj.choose(&Selection {
             extras: self.extras.clone(),
             groups: self.groups.clone(),
             no_default_groups: true,
             ..Selection::default()
         })?;
-        let default_index = default_registry(lock);
         let out_dir = self
             .output_dir
             .clone()
             .unwrap_or_else(|| project.join("requirements"));
         std::fs::create_dir_all(&out_dir)
             .map_err(|e| error::usage(format!("--output-dir {out_dir}: cannot create: {e}")))?;
-
-        // Per target: each reached package with the file it would install.
-        let mut per_target: Vec<(&Target, Vec<(usize, Choice)>)> = Vec::new();
-        let mut missing = Vec::new();
-        for t in &targets {
-            let env = pep::environment(&t.sys_platform, &t.platform_machine, &py)?;
-            let walk = lock.walk(root, &env, &chosen)?;
-            let plat = tags::Platform::for_target(t);
-            let mut rows = Vec::new();
-            for i in walk.reached {
-                let p = &lock.package[i];
-                match choose(p, python, &plat) {
-                    Some(c) => rows.push((i, c)),
-                    None => missing.push(format!(
-                        "{} {} on {}",
-                        p.name,
-                        p.version.as_deref().unwrap_or(""),
-                        t.name
-                    )),
-                }
-            }
-            rows.sort_by(|a, b| lock.package[a.0].name.cmp(&lock.package[b.0].name));
-            per_target.push((t, rows));
-        }
-        if !missing.is_empty() {
-            return Err(error::failed(format!(
-                "no installable file for: {} (see `cargo xtask audit`); nothing written",
-                missing.join(", ")
-            )));
-        }
+        let per_target = installs(&proj, &targets, &chosen)?;
         match self.format {
-            Format::Txt => {
-                for (t, rows) in &per_target {
-                    let path = out_dir.join(format!("{}.txt", t.name));
-                    let body =
-                        requirements_txt(lock, t, &py, rows, default_index.as_deref(), &path);
-                    fsx::write_atomic(&path, body.as_bytes())?;
-                    outln!("{path}: {} packages for {}", rows.len(), t.name);
-                }
-                // The Makefile's requirements.txt (what the app's README installs from):
-                // one file for every target, each package with its targets' markers.
-                if self.targets.is_empty() {
-                    let path = match &self.output_dir {
-                        Some(d) => d.join("requirements.txt"),
-                        None => project.join("requirements.txt"),
-                    };
-                    let (body, lines) =
-                        universal_txt(lock, &per_target, &py, default_index.as_deref());
-                    fsx::write_atomic(&path, body.as_bytes())?;
-                    outln!(
-                        "{path}: {lines} requirements for every target ({}), markers kept",
-                        per_target
-                            .iter()
-                            .map(|(t, _)| t.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    );
-                }
-            }
+            Format::Txt => self.write_txt(&proj, project, &out_dir, &per_target),
             Format::Pylock => {
                 let path = out_dir.join("pylock.toml");
-                let body = pylock(lock, &per_target, policy);
+                let body = pylock(&proj.lock, &per_target, policy);
                 fsx::write_atomic(&path, body.as_bytes())?;
                 outln!("{path}: {} targets", per_target.len());
+                Ok(())
             }
         }
+    }
+
+    /// One requirements file per target, and the Makefile's requirements.txt (what the
+    /// app's README installs from): every target, each package with its targets' markers.
+    fn write_txt(
+        &self,
+        proj: &lock::Project,
+        project: &Utf8Path,
+        out_dir: &Utf8Path,
+        per_target: &PerTarget,
+    ) -> Result<()> {
+        let lock = &proj.lock;
+        let python = proj.python()?;
+        let py = format!("{}.{}", python.0, python.1);
+        let default_index = default_registry(lock);
+        for (t, rows) in per_target {
+            let path = out_dir.join(format!("{}.txt", t.name));
+            let body = requirements_txt(lock, t, &py, rows, default_index.as_deref(), &path);
+            fsx::write_atomic(&path, body.as_bytes())?;
+            outln!("{path}: {} packages for {}", rows.len(), t.name);
+        }
+        if !self.targets.is_empty() {
+            return Ok(());
+        }
+        let path = match &self.output_dir {
+            Some(d) => d.join("requirements.txt"),
+            None => project.join("requirements.txt"),
+        };
+        let (body, lines) = universal_txt(lock, per_target, &py, default_index.as_deref());
+        fsx::write_atomic(&path, body.as_bytes())?;
+        let names: Vec<&str> = per_target.iter().map(|(t, _)| t.name.as_str()).collect();
+        outln!(
+            "{path}: {lines} requirements for every target ({}), markers kept",
+            names.join(", ")
+        );
         Ok(())
     }
+}
+
+/// Per target: each reached package with the file it would install; an error naming
+/// every package with nothing installable, before anything is written.
+fn installs<'p>(
+    proj: &lock::Project,
+    targets: &[&'p Target],
+    chosen: &lock::Chosen,
+) -> Result<PerTarget<'p>> {
+    let (lock, root) = (&proj.lock, proj.root());
+    let python = proj.python()?;
+    let py = format!("{}.{}", python.0, python.1);
+    let mut per_target = Vec::new();
+    let mut missing = Vec::new();
+    for t in targets {
+        let walk = lock.walk(root, &t.env_at(&py)?, chosen)?;
+        let plat = tags::Platform::for_target(t);
+        let mut rows = Vec::new();
+        for i in walk.reached {
+            let p = &lock.package[i];
+            match choose(p, python, &plat) {
+                Some(c) => rows.push((i, c)),
+                None => missing.push(format!(
+                    "{} {} on {}",
+                    p.name,
+                    p.version.as_deref().unwrap_or(""),
+                    t.name
+                )),
+            }
+        }
+        rows.sort_by(|a, b| lock.package[a.0].name.cmp(&lock.package[b.0].name));
+        per_target.push((*t, rows));
+    }
+    if !missing.is_empty() {
+        return Err(error::failed(format!(
+            "no installable file for: {} (see `cargo xtask audit`); nothing written",
+            missing.join(", ")
+        )));
+    }
+    Ok(per_target)
 }
 
 /// What a target installs of a package.
@@ -337,7 +356,7 @@ fn requirements_txt(
 /// Returns the text and the number of requirements.
 fn universal_txt(
     lock: &Lock,
-    per_target: &[(&Target, Vec<(usize, Choice)>)],
+    per_target: &PerTarget,
     py: &str,
     default_index: Option<&str>,
 ) -> (String, usize) {
@@ -397,7 +416,7 @@ fn universal_txt(
     (render(&header, default_index, &entries), count)
 }
 
-fn pylock(lock: &Lock, per_target: &[(&Target, Vec<(usize, Choice)>)], policy: &Policy) -> String {
+fn pylock(lock: &Lock, per_target: &PerTarget, policy: &Policy) -> String {
     let mut doc = DocumentMut::new();
     doc["lock-version"] = value("1.0");
     let envs: Array = per_target.iter().map(|(t, _)| t.marker.as_str()).collect();
@@ -424,75 +443,81 @@ fn pylock(lock: &Lock, per_target: &[(&Target, Vec<(usize, Choice)>)], policy: &
     let mut packages = ArrayOfTables::new();
     for i in order {
         let p = &lock.package[i];
-        let ts = &on[&i];
         let mut t = Table::new();
         t.insert("name", value(p.name.as_str()));
         if let Some(v) = &p.version {
             t.insert("version", value(v.as_str()));
         }
+        let ts = &on[&i];
         if ts.len() < policy.targets.len() {
-            let marker = ts
-                .iter()
-                .map(|t| format!("({})", t.marker))
-                .collect::<Vec<_>>()
-                .join(" or ");
-            t.insert("marker", value(marker));
+            let parts: Vec<String> = ts.iter().map(|t| format!("({})", t.marker)).collect();
+            t.insert("marker", value(parts.join(" or ")));
         }
-        if let Some(r) = &p.source.registry {
-            t.insert("index", value(r.as_str()));
-        } else if let Some(g) = &p.source.git {
-            let mut vcs = InlineTable::new();
-            vcs.insert("type", "git".into());
-            vcs.insert("url", g.as_str().into());
-            t.insert("vcs", value(vcs));
-        } else if let Some(at) = p
-            .source
-            .editable
-            .as_ref()
-            .or(p.source.directory.as_ref())
-            .or(p.source.virtual_.as_ref())
-        {
-            let mut dir = InlineTable::new();
-            dir.insert("path", at.as_str().into());
-            dir.insert("editable", p.source.editable.is_some().into());
-            t.insert("directory", value(dir));
-        }
-        let file = |d: &Dist| {
-            let mut f = InlineTable::new();
-            if let Some(n) = d.filename() {
-                f.insert("name", n.as_str().into());
-            }
-            if let Some(u) = &d.url {
-                f.insert("url", u.as_str().into());
-            }
-            if let Some(pth) = &d.path {
-                f.insert("path", pth.as_str().into());
-            }
-            let mut h = InlineTable::new();
-            if let Some((algo, hex)) = d.hash.as_deref().and_then(|h| h.split_once(':')) {
-                h.insert(algo, hex.into());
-            }
-            f.insert("hashes", h.into());
-            f
-        };
-        if let Some(sd) = &p.sdist {
-            t.insert("sdist", value(file(sd)));
-        }
-        if !p.wheels.is_empty() {
-            let mut arr = Array::new();
-            for w in &p.wheels {
-                let mut v = toml_edit::Value::InlineTable(file(w));
-                v.decor_mut().set_prefix("\n    ");
-                arr.push_formatted(v);
-            }
-            arr.set_trailing_comma(true);
-            arr.set_trailing("\n");
-            t.insert("wheels", value(arr));
-        }
+        pylock_source(p, &mut t);
+        pylock_files(p, &mut t);
         packages.push(t);
     }
     doc["packages"] = toml_edit::Item::ArrayOfTables(packages);
     format!(
         "# Generated by `cargo xtask requirements --format pylock` from uv.lock: do not edit.\n{doc}"
     )
+}
+
+/// Where a package comes from: an index, a git repository or a directory.
+fn pylock_source(p: &Package, t: &mut Table) {
+    if let Some(r) = &p.source.registry {
+        t.insert("index", value(r.as_str()));
+    } else if let Some(g) = &p.source.git {
+        let mut vcs = InlineTable::new();
+        vcs.insert("type", "git".into());
+        vcs.insert("url", g.as_str().into());
+        t.insert("vcs", value(vcs));
+    } else if let Some(at) = p
+        .source
+        .editable
+        .as_ref()
+        .or(p.source.directory.as_ref())
+        .or(p.source.virtual_.as_ref())
+    {
+        let mut dir = InlineTable::new();
+        dir.insert("path", at.as_str().into());
+        dir.insert("editable", p.source.editable.is_some().into());
+        t.insert("directory", value(dir));
+    }
+}
+
+/// A package's sdist and wheels, each with its name, location and hash.
+fn pylock_files(p: &Package, t: &mut Table) {
+    let file = |d: &Dist| {
+        let mut f = InlineTable::new();
+        if let Some(n) = d.filename() {
+            f.insert("name", n.as_str().into());
+        }
+        if let Some(u) = &d.url {
+            f.insert("url", u.as_str().into());
+        }
+        if let Some(pth) = &d.path {
+            f.insert("path", pth.as_str().into());
+        }
+        let mut h = InlineTable::new();
+        if let Some((algo, hex)) = d.hash.as_deref().and_then(|h| h.split_once(':')) {
+            h.insert(algo, hex.into());
+        }
+        f.insert("hashes", h.into());
+        f
+    };
+    if let Some(sd) = &p.sdist {
+        t.insert("sdist", value(file(sd)));
+    }
+    if !p.wheels.is_empty() {
+        let mut arr = Array::new();
+        for w in &p.wheels {
+            let mut v = toml_edit::Value::InlineTable(file(w));
+            v.decor_mut().set_prefix("\n    ");
+            arr.push_formatted(v);
+        }
+        arr.set_trailing_comma(true);
+        arr.set_trailing("\n");
+        t.insert("wheels", value(arr));
+    }
 }

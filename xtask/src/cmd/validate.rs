@@ -404,12 +404,7 @@ fn torch_cuda_in_lock(
     let proj = lock::Project::load(project).ok()?;
     let t = policy.targets.iter().find(|t| t.name == target)?;
     let (major, minor) = proj.python().ok()?;
-    let env = crate::pep::environment(
-        &t.sys_platform,
-        &t.platform_machine,
-        &format!("{major}.{minor}"),
-    )
-    .ok()?;
+    let env = t.env_at(&format!("{major}.{minor}")).ok()?;
     let walk = proj.walk(&env, &lock::Selection::default()).ok()?;
     walk.reached
         .iter()

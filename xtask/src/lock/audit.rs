@@ -88,7 +88,7 @@ impl<'a> Auditor<'a> {
             .full_python
             .clone()
             .unwrap_or_else(|| format!("{}.{}", python.0, python.1));
-        let env = pep::environment(&target.sys_platform, &target.platform_machine, &version)?;
+        let env = target.env_at(&version)?;
         let walk = self.proj.walk(&env, sel)?;
         let plat = tags::Platform::for_target(target);
         let lock = &self.proj.lock;

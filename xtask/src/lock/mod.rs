@@ -711,12 +711,7 @@ fn same_pythons(a: &str, b: &str) -> bool {
     })
 }
 
-fn diff_sides(
-    what: &str,
-    want: &Side,
-    have: &Side,
-    out: &mut Vec<String>,
-) {
+fn diff_sides(what: &str, want: &Side, have: &Side, out: &mut Vec<String>) {
     let mut names: Vec<String> = Vec::new();
     for (k, (m, s)) in want {
         match have.get(k) {
