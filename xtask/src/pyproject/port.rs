@@ -4,8 +4,10 @@
 
 use anyhow::{Result, anyhow, bail};
 use serde::Serialize;
-use toml_edit::{Array, DocumentMut, InlineTable, Item, Table, Value};
+use toml_edit::{Array, DocumentMut, Item, Table, Value};
 
+use super::edit::*;
+use super::parse;
 use crate::error;
 use crate::names;
 use crate::pep;
@@ -19,234 +21,6 @@ pub struct Change {
     /// What: e.g. `"bitsandbytes==0.47.0" -> "bitsandbytes==0.47.0 ; sys_platform != 'darwin'"`.
     pub change: String,
     pub reason: String,
-}
-
-/// What pyproject.toml asks for, as the lock records it.
-#[derive(Debug, Default)]
-pub struct Requirements {
-    pub name: Option<String>,
-    pub version: Option<String>,
-    pub requires_python: Option<String>,
-    pub dependencies: Vec<String>,
-    pub optional: indexmap::IndexMap<String, Vec<String>>,
-    pub groups: indexmap::IndexMap<String, Vec<String>>,
-    /// `[tool.uv] default-groups`, when set.
-    pub default_groups: Option<Vec<String>>,
-    /// `[tool.pytest.ini_options] markers`, as written ("name: description").
-    pub pytest_markers: Vec<String>,
-}
-
-pub fn requirements(doc: &DocumentMut) -> Requirements {
-    let strings = |item: Option<&Item>| -> Vec<String> {
-        item.and_then(Item::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let project = doc.get("project");
-    let table_of_lists = |item: Option<&Item>| {
-        let mut m = indexmap::IndexMap::new();
-        if let Some(t) = item.and_then(Item::as_table_like) {
-            for (k, v) in t.iter() {
-                m.insert(k.to_string(), strings(Some(v)));
-            }
-        }
-        m
-    };
-    let string = |key: &str| {
-        project
-            .and_then(|p| p.get(key))
-            .and_then(Item::as_str)
-            .map(str::to_string)
-    };
-    Requirements {
-        name: string("name"),
-        version: string("version"),
-        requires_python: string("requires-python"),
-        dependencies: strings(project.and_then(|p| p.get("dependencies"))),
-        optional: table_of_lists(project.and_then(|p| p.get("optional-dependencies"))),
-        groups: dependency_groups(doc),
-        default_groups: {
-            let v = doc
-                .get("tool")
-                .and_then(|t| t.get("uv"))
-                .and_then(|t| t.get("default-groups"));
-            match v {
-                // `default-groups = "all"`: every group the project defines.
-                Some(v) if v.as_str() == Some("all") => Some(
-                    doc.get("dependency-groups")
-                        .and_then(Item::as_table_like)
-                        .map(|t| t.iter().map(|(k, _)| k.to_string()).collect())
-                        .unwrap_or_default(),
-                ),
-                Some(v) => v.as_array().map(|a| {
-                    a.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_string)
-                        .collect()
-                }),
-                None => None,
-            }
-        },
-        pytest_markers: strings(
-            doc.get("tool")
-                .and_then(|t| t.get("pytest"))
-                .and_then(|t| t.get("ini_options"))
-                .and_then(|t| t.get("markers")),
-        ),
-    }
-}
-
-/// `[dependency-groups]` as uv records them in a lock: `{ include-group = "..." }`
-/// entries expanded (a cycle stops), the deprecated `[tool.uv] dev-dependencies` joined
-/// to `dev`.
-fn dependency_groups(doc: &DocumentMut) -> indexmap::IndexMap<String, Vec<String>> {
-    let table = doc.get("dependency-groups").and_then(Item::as_table_like);
-    let entries = |name: &str| -> Vec<Value> {
-        table
-            .and_then(|t| {
-                t.iter()
-                    .find(|(k, _)| crate::names::normalize(k) == crate::names::normalize(name))
-            })
-            .and_then(|(_, v)| v.as_array())
-            .map(|a| a.iter().cloned().collect())
-            .unwrap_or_default()
-    };
-    fn expand(
-        name: &str,
-        entries: &dyn Fn(&str) -> Vec<Value>,
-        seen: &mut Vec<String>,
-        out: &mut Vec<String>,
-    ) {
-        if seen.iter().any(|s| s == name) {
-            return;
-        }
-        seen.push(name.to_string());
-        for v in entries(name) {
-            match &v {
-                Value::String(s) => out.push(s.value().clone()),
-                Value::InlineTable(t) => {
-                    if let Some(inc) = t.get("include-group").and_then(Value::as_str) {
-                        expand(inc, entries, seen, out);
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
-    let mut groups = indexmap::IndexMap::new();
-    for (name, _) in table.iter().flat_map(|t| t.iter()) {
-        let mut out = Vec::new();
-        expand(name, &entries, &mut Vec::new(), &mut out);
-        groups.insert(name.to_string(), out);
-    }
-    let legacy = doc
-        .get("tool")
-        .and_then(|t| t.get("uv"))
-        .and_then(|t| t.get("dev-dependencies"))
-        .and_then(Item::as_array);
-    if let Some(a) = legacy {
-        let dev = groups.entry("dev".to_string()).or_insert_with(Vec::new);
-        dev.extend(a.iter().filter_map(Value::as_str).map(str::to_string));
-    }
-    groups
-}
-
-/// Read `<dir>/pyproject.toml` and what it asks for; unreadable or malformed is a usage error.
-pub fn load_requirements(dir: &camino::Utf8Path) -> Result<Requirements> {
-    let path = dir.join("pyproject.toml");
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| error::usage(format!("{path}: cannot read: {e}")))?;
-    Ok(requirements(&parse(path.as_str(), &text)?))
-}
-
-/// Parse pyproject text; syntax errors carry `file:line:col`. A UTF-8 byte order mark
-/// is allowed (editors on Windows write one).
-pub fn parse(file: &str, text: &str) -> Result<DocumentMut> {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let doc = text.parse::<DocumentMut>().map_err(|e| {
-        let msg = format!("invalid TOML: {}", e.message().trim());
-        error::usage(names::toml_error(file, text, e.span(), &msg))
-    })?;
-    check_shapes(file, &doc)?;
-    Ok(doc)
-}
-
-/// What a TOML value is, for messages.
-fn kind(item: &Item) -> &'static str {
-    match item {
-        Item::None => "nothing",
-        Item::Table(_) | Item::Value(Value::InlineTable(_)) => "a table",
-        Item::ArrayOfTables(_) => "an array of tables",
-        Item::Value(Value::String(_)) => "a string",
-        Item::Value(Value::Integer(_)) | Item::Value(Value::Float(_)) => "a number",
-        Item::Value(Value::Boolean(_)) => "a boolean",
-        Item::Value(Value::Datetime(_)) => "a date",
-        Item::Value(Value::Array(_)) => "a list",
-    }
-}
-
-/// The fields the commands read have the types PEP 621 / PEP 735 give them; anything
-/// else is one line naming the file and the field (exit 2), never a silent skip.
-fn check_shapes(file: &str, doc: &DocumentMut) -> Result<()> {
-    let bad = |field: &str, want: &str, found: &str| {
-        Err(error::usage(format!(
-            "{file}: {field} must be {want} (found {found})"
-        )))
-    };
-    let list_of_strings = |field: &str, item: &Item, allow_tables: bool| -> Result<()> {
-        let Some(a) = item.as_array() else {
-            return bad(field, "a list of strings", kind(item));
-        };
-        for (i, v) in a.iter().enumerate() {
-            let ok = v.is_str() || (allow_tables && v.is_inline_table());
-            if !ok {
-                let found = kind(&Item::Value(v.clone()));
-                return bad(
-                    field,
-                    "a list of strings",
-                    &format!("{found} as item {}", i + 1),
-                );
-            }
-        }
-        Ok(())
-    };
-    if let Some(project) = doc.get("project") {
-        let Some(p) = project.as_table_like() else {
-            return bad("[project]", "a table", kind(project));
-        };
-        for key in ["name", "version", "requires-python"] {
-            if let Some(v) = p.get(key)
-                && !v.is_str()
-            {
-                return bad(&format!("[project] {key}"), "a string", kind(v));
-            }
-        }
-        if let Some(deps) = p.get("dependencies") {
-            list_of_strings("[project] dependencies", deps, false)?;
-        }
-        if let Some(opt) = p.get("optional-dependencies") {
-            let Some(t) = opt.as_table_like() else {
-                return bad("[project.optional-dependencies]", "a table", kind(opt));
-            };
-            for (k, v) in t.iter() {
-                list_of_strings(&format!("[project.optional-dependencies] {k}"), v, false)?;
-            }
-        }
-    }
-    if let Some(groups) = doc.get("dependency-groups") {
-        let Some(t) = groups.as_table_like() else {
-            return bad("[dependency-groups]", "a table", kind(groups));
-        };
-        for (k, v) in t.iter() {
-            list_of_strings(&format!("[dependency-groups] {k}"), v, true)?;
-        }
-    }
-    Ok(())
 }
 
 /// Rewrite `text` to the policy's state. Returns the new text and what changed.
@@ -786,7 +560,7 @@ impl Porter<'_> {
 
 /// The requirement text with the rule's condition added, or None when its marker
 /// already implies the condition on every target.
-pub fn with_rule_marker(
+fn with_rule_marker(
     text: &str,
     req: &pep508_rs::Requirement,
     rule: &Rule,
@@ -838,7 +612,7 @@ pub fn with_rule_marker(
 
 /// Whether a marker has an `or` outside parentheses and quotes (so appending
 /// `and (...)` would bind to its last term only).
-pub fn has_top_level_or(marker: &str) -> bool {
+fn has_top_level_or(marker: &str) -> bool {
     let mut depth = 0i32;
     let mut quote: Option<char> = None;
     let bytes: Vec<char> = marker.chars().collect();
@@ -985,213 +759,6 @@ fn referenced_indexes(doc: &DocumentMut) -> Vec<String> {
         .collect()
 }
 
-fn sources_array(list: &[(String, String)]) -> Array {
-    let mut a = Array::new();
-    for (index, marker) in list {
-        let mut t = InlineTable::new();
-        t.insert("index", index.as_str().into());
-        t.insert("marker", marker.as_str().into());
-        t.fmt();
-        let mut v = Value::InlineTable(t);
-        v.decor_mut().set_prefix("\n    ");
-        a.push_formatted(v);
-    }
-    a.set_trailing_comma(true);
-    a.set_trailing("\n");
-    a
-}
-
-/// A string list, one item per line when it would be long.
-fn string_array(items: &[String]) -> Array {
-    let mut a: Array = items.iter().map(String::as_str).collect();
-    let long = items.iter().map(|s| s.len() + 4).sum::<usize>() > 70;
-    if long {
-        for v in a.iter_mut() {
-            v.decor_mut().set_prefix("\n    ");
-            v.decor_mut().set_suffix("");
-        }
-        a.set_trailing_comma(true);
-        a.set_trailing("\n");
-    }
-    a
-}
-
-/// Append a string to a list, following the list's layout: one item per line stays so;
-/// an inline list stays inline unless it would grow past a readable width.
-fn push_line(array: &mut Array, text: &str) {
-    let is_multiline = |a: &Array| {
-        a.is_empty()
-            || a.iter().any(|v| {
-                v.decor()
-                    .prefix()
-                    .and_then(|p| p.as_str())
-                    .is_some_and(|p| p.contains('\n'))
-            })
-    };
-    if !is_multiline(array) {
-        array.push(text);
-        if array.to_string().len() <= 80 {
-            return;
-        }
-        // Too long for one line: lay every item out on its own line.
-        for v in array.iter_mut() {
-            v.decor_mut().set_prefix("\n    ");
-            v.decor_mut().set_suffix("");
-        }
-        array.set_trailing_comma(true);
-        array.set_trailing("\n");
-        return;
-    }
-    let indent = array
-        .iter()
-        .filter_map(|v| v.decor().prefix().and_then(|p| p.as_str()))
-        .find(|p| p.contains('\n'))
-        .map_or("\n    ".to_string(), |p| {
-            format!("\n{}", p.rsplit('\n').next().unwrap_or("    "))
-        });
-    // A comment after the last item's comma is stored as the list's trailing text: it
-    // belongs to that item's line, so the new item goes after it.
-    let trailing = array.trailing().as_str().unwrap_or_default().to_string();
-    let comment = match trailing.find('\n') {
-        Some(n) if trailing[..n].contains('#') => {
-            array.set_trailing(&trailing[n..]);
-            trailing[..n].to_string()
-        }
-        None if trailing.contains('#') => {
-            array.set_trailing("\n");
-            trailing.clone()
-        }
-        _ => String::new(),
-    };
-    let mut v = Value::from(text);
-    v.decor_mut().set_prefix(format!("{comment}{indent}"));
-    array.push_formatted(v);
-    array.set_trailing_comma(true);
-    if !array.trailing().as_str().is_some_and(|t| t.contains('\n')) {
-        array.set_trailing("\n");
-    }
-}
-
-/// Remove item `i`, keeping the comment that ended the previous line (toml_edit stores
-/// it in the removed item's prefix) and dropping only the removed item's own line.
-fn remove_keeping_comments(array: &mut Array, i: usize) {
-    let removed = array.remove(i);
-    let prefix = removed
-        .decor()
-        .prefix()
-        .and_then(|p| p.as_str())
-        .unwrap_or_default()
-        .to_string();
-    let Some(cut) = prefix.rfind('\n') else {
-        return; // inline list: nothing to carry over
-    };
-    let head = &prefix[..cut]; // the rest of the previous line, e.g. "   # a comment"
-    let join = |after: &str| match after.find('\n') {
-        Some(n) => format!("{head}{}", &after[n..]),
-        None => format!("{head}\n{after}"),
-    };
-    match array.get_mut(i) {
-        Some(next) => {
-            let after = next
-                .decor()
-                .prefix()
-                .and_then(|p| p.as_str())
-                .unwrap_or_default()
-                .to_string();
-            next.decor_mut().set_prefix(join(&after));
-        }
-        None => {
-            let after = array.trailing().as_str().unwrap_or_default().to_string();
-            array.set_trailing(join(&after));
-        }
-    }
-}
-
-fn get_array_mut<'a>(doc: &'a mut DocumentMut, path: &[String]) -> Option<&'a mut Array> {
-    let (last, parents) = path.split_last()?;
-    let mut t: &mut dyn toml_edit::TableLike = doc.as_table_mut();
-    for part in parents {
-        t = t.get_mut(part)?.as_table_like_mut()?;
-    }
-    t.get_mut(last)?.as_array_mut()
-}
-
-/// The table at `path`, creating missing ones (implicit parents, so `[tool.uv.sources]`
-/// is written without empty `[tool]` headers). Inline tables on the way are used as they
-/// are (`tool = { uv = { sources = {...} } }`); missing parts under one are inline too.
-fn table_mut<'a>(
-    file: &str,
-    root: &'a mut Table,
-    path: &[&str],
-) -> Result<&'a mut dyn toml_edit::TableLike> {
-    let mut t: &mut dyn toml_edit::TableLike = root;
-    let mut inline = false;
-    for (i, part) in path.iter().enumerate() {
-        let item = t.entry(part).or_insert_with(|| {
-            if inline {
-                Item::Value(Value::InlineTable(toml_edit::InlineTable::new()))
-            } else {
-                let mut n = Table::new();
-                n.set_implicit(i + 1 < path.len());
-                Item::Table(n)
-            }
-        });
-        inline = item.is_inline_table();
-        t = item
-            .as_table_like_mut()
-            .ok_or_else(|| not_a_table(file, &path[..=i]))?;
-    }
-    Ok(t)
-}
-
-/// Like [`table_mut`], for what only a standard table can hold (an array of tables):
-/// inline tables on the path become standard tables, with the same content.
-fn standard_table_mut<'a>(file: &str, root: &'a mut Table, path: &[&str]) -> Result<&'a mut Table> {
-    let mut t = root;
-    for (i, part) in path.iter().enumerate() {
-        let item = t.entry(part).or_insert_with(|| {
-            let mut n = Table::new();
-            n.set_implicit(i + 1 < path.len());
-            Item::Table(n)
-        });
-        if item.is_inline_table()
-            && let Item::Value(Value::InlineTable(it)) = std::mem::take(item)
-        {
-            *item = Item::Table(it.into_table());
-        }
-        t = item
-            .as_table_mut()
-            .ok_or_else(|| not_a_table(file, &path[..=i]))?;
-    }
-    Ok(t)
-}
-
-fn not_a_table(file: &str, path: &[&str]) -> anyhow::Error {
-    error::usage(format!(
-        "{file}: {} is not a table (write it as [{}])",
-        path.join("."),
-        path.join(".")
-    ))
-}
-
-/// Replace a string value keeping its surrounding whitespace and comments.
-fn set_str(item: &mut Item, new: &str) {
-    match item.as_value_mut() {
-        Some(v) => set_value_str(v, new),
-        None => *item = toml_edit::value(new),
-    }
-}
-
-fn set_value_str(v: &mut Value, new: &str) {
-    let decor = v.decor().clone();
-    *v = Value::from(new);
-    *v.decor_mut() = decor;
-}
-
-fn show(old: Option<&str>) -> String {
-    old.map_or("none".to_string(), |o| format!("{o:?}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1231,7 +798,7 @@ mod tests {
         let text = "[project]\nname = \"x\"\nversion = \"1\"\ndependencies = [\n  \"bitsandbytes==0.47.0 ; python_version >= '3.10'\",\n  \"deepspeed==0.17.5\",\n]\n";
         let (out, _) = port("pyproject.toml", text, &policy).unwrap();
         let doc = parse("pyproject.toml", &out).unwrap();
-        let deps = requirements(&doc).dependencies;
+        let deps = crate::pyproject::requirements(&doc).dependencies;
         let on = |name: &str, target: &str| {
             let req = pep::requirement(deps.iter().find(|d| d.starts_with(name)).unwrap()).unwrap();
             let t = policy.targets.iter().find(|t| t.name == target).unwrap();
@@ -1259,3 +826,4 @@ mod tests {
         assert!(!has_top_level_or("python_version >= '3.10'"));
     }
 }
+
