@@ -265,26 +265,7 @@ impl Docker {
         let client = builder
             .as_ref()
             .map_or_else(|| self.shown_client(), |b| b.client.clone());
-        let insecure: &[&str] = if self.insecure { &["--insecure"] } else { &[] };
-        let join = if buildx {
-            vec![
-                Cmd::new(client.as_str())
-                    .args(["buildx", "imagetools", "create", "--tag", &list])
-                    .args(refs.iter().map(|r| r.tag.as_str())),
-            ]
-        } else {
-            vec![
-                Cmd::new(client.as_str())
-                    .args(["manifest", "create", "--amend"])
-                    .args(insecure)
-                    .arg(&list)
-                    .args(refs.iter().map(|r| r.tag.as_str())),
-                Cmd::new(client.as_str())
-                    .args(["manifest", "push", "--purge"])
-                    .args(insecure)
-                    .arg(&list),
-            ]
-        };
+        let join = self.manifest_commands(&client, buildx, &list, &refs);
         if self.dry_run {
             for c in &join {
                 outln!("{}", c.display());
@@ -292,20 +273,7 @@ impl Docker {
             return Ok(());
         }
         for r in &refs {
-            let digest = if buildx {
-                Cmd::new(client.as_str())
-                    .args(["buildx", "imagetools", "inspect", &r.tag])
-                    .args(["--format", "{{json .Manifest.Digest}}"])
-                    .probe(Duration::from_secs(60))
-                    .ok_stdout()
-                    .map(|s| s.trim().trim_matches('"').to_string())
-            } else {
-                Cmd::new(client.as_str())
-                    .args(["inspect", "--format", "{{index .RepoDigests 0}}", &r.tag])
-                    .probe(Duration::from_secs(30))
-                    .ok_stdout()
-                    .and_then(|s| s.trim().rsplit('@').next().map(str::to_string))
-            };
+            let digest = digest(&client, buildx, &r.tag);
             outln!(
                 "pushed {} ({}) {}",
                 r.tag,
@@ -465,6 +433,36 @@ impl Docker {
             });
         }
         Ok(cmd)
+    }
+
+    /// The commands that publish one manifest list over the pushed images.
+    fn manifest_commands(
+        &self,
+        client: &Utf8Path,
+        buildx: bool,
+        list: &str,
+        refs: &[Image],
+    ) -> Vec<Cmd> {
+        let tags = refs.iter().map(|r| r.tag.as_str());
+        if buildx {
+            return vec![
+                Cmd::new(client.as_str())
+                    .args(["buildx", "imagetools", "create", "--tag", list])
+                    .args(tags),
+            ];
+        }
+        let insecure: &[&str] = if self.insecure { &["--insecure"] } else { &[] };
+        vec![
+            Cmd::new(client.as_str())
+                .args(["manifest", "create", "--amend"])
+                .args(insecure)
+                .arg(list)
+                .args(tags),
+            Cmd::new(client.as_str())
+                .args(["manifest", "push", "--purge"])
+                .args(insecure)
+                .arg(list),
+        ]
     }
 
     /// The client a dry run or render shows without asking any: --docker, else `docker`.
@@ -727,6 +725,24 @@ impl Docker {
             if exists { tag } else { "no image" }
         );
         Ok(())
+    }
+}
+
+/// The registry digest of a pushed image, when the client can tell.
+fn digest(client: &Utf8Path, buildx: bool, tag: &str) -> Option<String> {
+    if buildx {
+        Cmd::new(client.as_str())
+            .args(["buildx", "imagetools", "inspect", tag])
+            .args(["--format", "{{json .Manifest.Digest}}"])
+            .probe(Duration::from_secs(60))
+            .ok_stdout()
+            .map(|s| s.trim().trim_matches('"').to_string())
+    } else {
+        Cmd::new(client.as_str())
+            .args(["inspect", "--format", "{{index .RepoDigests 0}}", tag])
+            .probe(Duration::from_secs(30))
+            .ok_stdout()
+            .and_then(|s| s.trim().rsplit('@').next().map(str::to_string))
     }
 }
 

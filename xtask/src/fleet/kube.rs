@@ -43,7 +43,8 @@ fn dns_label(flag: &str, v: &str) -> Result<()> {
 }
 
 impl Job<'_> {
-    pub fn manifest(&self) -> Result<String> {
+    /// Names that Kubernetes accepts, an image, and an absolute bundle path.
+    fn check(&self) -> Result<()> {
         dns_label("--job-name", self.name)?;
         dns_label("--claim", self.claim)?;
         if let Some(ns) = self.namespace {
@@ -64,6 +65,11 @@ impl Job<'_> {
                 self.bundle
             )));
         }
+        Ok(())
+    }
+
+    pub fn manifest(&self) -> Result<String> {
+        self.check()?;
         let labels = json!({
             "app.kubernetes.io/name": "llmstudio-xtask-fleet",
             "app.kubernetes.io/instance": self.name,

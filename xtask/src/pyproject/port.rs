@@ -398,56 +398,60 @@ impl Porter<'_> {
             i += 1;
         }
         for name in used {
-            let url = self.policy.indexes[name].url.clone();
-            let pos = list
-                .iter()
-                .position(|t| t.get("name").and_then(Item::as_str) == Some(name));
-            match pos {
-                None => {
-                    let mut t = Table::new();
-                    t.insert("name", toml_edit::value(name));
-                    t.insert("url", toml_edit::value(url.clone()));
-                    t.insert("explicit", toml_edit::value(true));
-                    list.push(t);
-                    self.change(
-                        "tool.uv.index",
-                        format!("added index {name:?} = {url} (explicit)"),
-                        &format!(
-                            "{}; explicit, so only the packages sourced from it are looked up there",
-                            self.policy.indexes[name].about
-                        ),
-                    );
-                }
-                Some(pos) => {
-                    let t = list.get_mut(pos).expect("in range");
-                    let old_url = t.get("url").and_then(Item::as_str).map(str::to_string);
-                    if old_url.as_deref().map(|u| u.trim_end_matches('/'))
-                        != Some(url.trim_end_matches('/'))
-                    {
-                        match t.get_mut("url") {
-                            Some(item) => set_str(item, &url),
-                            None => {
-                                t.insert("url", toml_edit::value(url.clone()));
-                            }
-                        }
-                        self.change(
-                            "tool.uv.index",
-                            format!("index {name:?} url {} -> {url}", show(old_url.as_deref())),
-                            "the policy's URL for this index",
-                        );
-                    }
-                    if t.get("explicit").and_then(Item::as_bool) != Some(true) {
-                        t.insert("explicit", toml_edit::value(true));
-                        self.change(
-                            "tool.uv.index",
-                            format!("index {name:?} explicit = true"),
-                            "a non-explicit index is asked for every package (dependency confusion); explicit limits it to the packages sourced from it",
-                        );
-                    }
-                }
-            }
+            self.policy_index(list, name);
         }
         Ok(())
+    }
+
+    /// The policy's index `name` in `[[tool.uv.index]]`: added, or its URL and
+    /// `explicit = true` set.
+    fn policy_index(&mut self, list: &mut toml_edit::ArrayOfTables, name: &str) {
+        let index = &self.policy.indexes[name];
+        let url = index.url.clone();
+        let pos = list
+            .iter()
+            .position(|t| t.get("name").and_then(Item::as_str) == Some(name));
+        let Some(pos) = pos else {
+            let mut t = Table::new();
+            t.insert("name", toml_edit::value(name));
+            t.insert("url", toml_edit::value(url.clone()));
+            t.insert("explicit", toml_edit::value(true));
+            list.push(t);
+            let why = format!(
+                "{}; explicit, so only the packages sourced from it are looked up there",
+                index.about
+            );
+            self.change(
+                "tool.uv.index",
+                format!("added index {name:?} = {url} (explicit)"),
+                &why,
+            );
+            return;
+        };
+        let t = list.get_mut(pos).expect("in range");
+        let old_url = t.get("url").and_then(Item::as_str).map(str::to_string);
+        if old_url.as_deref().map(|u| u.trim_end_matches('/')) != Some(url.trim_end_matches('/'))
+        {
+            match t.get_mut("url") {
+                Some(item) => set_str(item, &url),
+                None => {
+                    t.insert("url", toml_edit::value(url.clone()));
+                }
+            }
+            self.change(
+                "tool.uv.index",
+                format!("index {name:?} url {} -> {url}", show(old_url.as_deref())),
+                "the policy's URL for this index",
+            );
+        }
+        if t.get("explicit").and_then(Item::as_bool) != Some(true) {
+            t.insert("explicit", toml_edit::value(true));
+            self.change(
+                "tool.uv.index",
+                format!("index {name:?} explicit = true"),
+                "a non-explicit index is asked for every package (dependency confusion); explicit limits it to the packages sourced from it",
+            );
+        }
     }
 
     // ---- [tool.uv] environments, required-environments, index-strategy ------------------
