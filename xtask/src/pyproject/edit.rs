@@ -128,7 +128,10 @@ pub(super) fn remove_keeping_comments(array: &mut Array, i: usize) {
     }
 }
 
-pub(super) fn get_array_mut<'a>(doc: &'a mut DocumentMut, path: &[String]) -> Option<&'a mut Array> {
+pub(super) fn get_array_mut<'a>(
+    doc: &'a mut DocumentMut,
+    path: &[String],
+) -> Option<&'a mut Array> {
     let (last, parents) = path.split_last()?;
     let mut t: &mut dyn toml_edit::TableLike = doc.as_table_mut();
     for part in parents {
@@ -167,7 +170,11 @@ pub(super) fn table_mut<'a>(
 
 /// Like [`table_mut`], for what only a standard table can hold (an array of tables):
 /// inline tables on the path become standard tables, with the same content.
-pub(super) fn standard_table_mut<'a>(file: &str, root: &'a mut Table, path: &[&str]) -> Result<&'a mut Table> {
+pub(super) fn standard_table_mut<'a>(
+    file: &str,
+    root: &'a mut Table,
+    path: &[&str],
+) -> Result<&'a mut Table> {
     let mut t = root;
     for (i, part) in path.iter().enumerate() {
         let item = t.entry(part).or_insert_with(|| {
@@ -212,4 +219,3 @@ pub(super) fn set_value_str(v: &mut Value, new: &str) {
 pub(super) fn show(old: Option<&str>) -> String {
     old.map_or("none".to_string(), |o| format!("{o:?}"))
 }
-

@@ -240,4 +240,3 @@ fn check_shapes(file: &str, doc: &DocumentMut) -> Result<()> {
     }
     Ok(())
 }
-

@@ -430,8 +430,7 @@ impl Porter<'_> {
         };
         let t = list.get_mut(pos).expect("in range");
         let old_url = t.get("url").and_then(Item::as_str).map(str::to_string);
-        if old_url.as_deref().map(|u| u.trim_end_matches('/')) != Some(url.trim_end_matches('/'))
-        {
+        if old_url.as_deref().map(|u| u.trim_end_matches('/')) != Some(url.trim_end_matches('/')) {
             match t.get_mut("url") {
                 Some(item) => set_str(item, &url),
                 None => {
@@ -830,4 +829,3 @@ mod tests {
         assert!(!has_top_level_or("python_version >= '3.10'"));
     }
 }
-
