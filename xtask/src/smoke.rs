@@ -13,14 +13,22 @@ use crate::names::Os;
 use crate::process::{Cmd, find};
 use crate::report::{Check, Group};
 
-/// The features a host can use: CUDA on Linux (and Windows), wgpu (Metal or Vulkan)
-/// everywhere it has a backend.
-pub fn features(os: Os) -> &'static str {
+/// The features a build for this OS gets: wgpu (Metal or Vulkan) where it has a
+/// backend, and CUDA on Linux and Windows when `cuda` (a dist bundle always, a build for
+/// this host when it has an NVIDIA driver or GPU: cudarc is a third of the build).
+pub fn features(os: Os, cuda: bool) -> &'static str {
     match os {
-        Os::Linux | Os::Windows => "cuda,wgpu",
-        Os::Macos => "wgpu",
+        Os::Linux | Os::Windows if cuda => "cuda,wgpu",
+        Os::Linux | Os::Windows | Os::Macos => "wgpu",
         Os::Other(_) => "cpu",
     }
+}
+
+/// A tensor-smoke to run, and whether its CUDA checks were built.
+pub struct Binary {
+    pub path: PathBuf,
+    /// False when it was built here without CUDA (no NVIDIA driver or GPU).
+    pub cuda: bool,
 }
 
 /// Cargo's target directory for the workspace (`$CARGO_TARGET_DIR` when set).
@@ -43,12 +51,17 @@ pub fn exe(name: &str) -> String {
 }
 
 /// `--smoke-bin`, a tensor-smoke beside this binary (a dist bundle), or one built now in
-/// the workspace (dev profile: tensor-smoke's own code is optimised there, see Cargo.toml).
-/// The error is the reason level 2 is skipped.
-pub fn binary(flag: Option<&Utf8Path>, workspace: &Utf8Path) -> Result<PathBuf, String> {
+/// the workspace (dev profile: tensor-smoke's own code is optimised there, see Cargo.toml;
+/// with CUDA when `cuda_here`). The error is the reason level 2 is skipped.
+pub fn binary(
+    flag: Option<&Utf8Path>,
+    workspace: &Utf8Path,
+    cuda_here: bool,
+) -> Result<Binary, String> {
+    let prebuilt = |path: PathBuf| Binary { path, cuda: true };
     if let Some(p) = flag {
         return if p.is_file() {
-            Ok(p.to_path_buf().into_std_path_buf())
+            Ok(prebuilt(p.to_path_buf().into_std_path_buf()))
         } else {
             Err(format!("--smoke-bin {p} does not exist"))
         };
@@ -56,7 +69,7 @@ pub fn binary(flag: Option<&Utf8Path>, workspace: &Utf8Path) -> Result<PathBuf, 
     if let Some(root) = crate::ctx::bundle_root() {
         let bundled = root.join("bin").join(exe("tensor-smoke"));
         if bundled.is_file() {
-            return Ok(bundled.into_std_path_buf());
+            return Ok(prebuilt(bundled.into_std_path_buf()));
         }
     }
     if !workspace.join("tensor-smoke").join("Cargo.toml").is_file() {
@@ -67,7 +80,7 @@ pub fn binary(flag: Option<&Utf8Path>, workspace: &Utf8Path) -> Result<PathBuf, 
             "no cargo to build tensor-smoke: pass --smoke-bin PATH (see `cargo xtask dist`)".into(),
         );
     };
-    let features = features(Os::host());
+    let features = features(Os::host(), cuda_here);
     eprintln!("building tensor-smoke ({features}); the first build takes a minute or two");
     Cmd::new(&cargo)
         .args([
@@ -81,17 +94,26 @@ pub fn binary(flag: Option<&Utf8Path>, workspace: &Utf8Path) -> Result<PathBuf, 
         .dir(workspace.as_std_path())
         .run_shown()
         .map_err(|e| format!("building tensor-smoke failed: {}", error::line_of(&e)))?;
-    Ok(target_dir(workspace)
+    let path = target_dir(workspace)
         .join("debug")
-        .join(exe("tensor-smoke"))
-        .into_std_path_buf())
+        .join(exe("tensor-smoke"));
+    Ok(Binary {
+        path: path.into_std_path_buf(),
+        cuda: features.contains("cuda"),
+    })
 }
 
 /// Run it and read its checks; a crash or an unreadable report is one failed check.
-pub fn run(bin: &std::path::Path, quick: bool) -> Vec<Check> {
-    let mut cmd = Cmd::new(bin).arg("--json");
+pub fn run(bin: &Binary, quick: bool) -> Vec<Check> {
+    let mut cmd = Cmd::new(&bin.path).arg("--json");
     if quick {
         cmd = cmd.arg("--quick");
+    }
+    let mut checks = Vec::new();
+    if !bin.cuda {
+        cmd = cmd.args(["--backend", "cpu", "--backend", "wgpu"]);
+        let why = "no NVIDIA driver or GPU on this host, so tensor-smoke was built without CUDA";
+        checks.push(Check::skip(Group::Cuda, None, "cuda", why));
     }
     if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
         cmd = cmd.env("XDG_RUNTIME_DIR", std::env::temp_dir());
@@ -107,7 +129,7 @@ pub fn run(bin: &std::path::Path, quick: bool) -> Vec<Check> {
         checks: Vec<Check>,
     }
     match serde_json::from_str::<SmokeReport>(stdout) {
-        Ok(r) => r.checks,
+        Ok(r) => r.checks.into_iter().chain(checks).collect(),
         Err(e) => failed(format!("unreadable report: {e}")),
     }
 }

@@ -58,7 +58,8 @@ impl Dist {
             c.run_shown()
         };
         build("xtask", None)?;
-        build("tensor-smoke", Some(smoke::features(os)))?;
+        // A bundle runs on GPU nodes: always with CUDA.
+        build("tensor-smoke", Some(smoke::features(os, true)))?;
         let target = smoke::target_dir(ws);
         let out = self.out.clone().unwrap_or_else(|| ws.join("dist"));
         let name = format!("llmstudio-xtask-{os}-{arch}");

@@ -69,7 +69,7 @@ impl Validate {
         let mut levels = vec![1];
         if self.level >= 2 {
             levels.push(2);
-            checks.extend(self.level2(ctx));
+            checks.extend(self.level2(ctx, &plat));
         }
         if self.level >= 3 {
             checks.extend(self.python_levels(ctx, &plat, &mut levels, &mut versions)?);
@@ -99,8 +99,11 @@ impl Validate {
         out
     }
 
-    fn level2(&self, ctx: &Ctx) -> Vec<Check> {
-        let checks = match smoke::binary(self.smoke_bin.as_deref(), &ctx.workspace) {
+    fn level2(&self, ctx: &Ctx, plat: &Platform) -> Vec<Check> {
+        // A driver that loads or a GPU nvidia-smi lists: CUDA is built, and judged.
+        let cuda_here = plat.cuda.as_ref().is_some_and(|c| c.libcuda_loadable)
+            || plat.gpus.iter().any(|g| g.vendor == "nvidia");
+        let checks = match smoke::binary(self.smoke_bin.as_deref(), &ctx.workspace, cuda_here) {
             Ok(bin) => smoke::run(&bin, self.quick),
             Err(why) => vec![Check::skip(Group::Cpu, None, "tensor-smoke", why)],
         };
