@@ -72,6 +72,17 @@ fn levels_1_and_2_need_no_project() {
     if v["host"]["backend"] != "cuda" {
         let cuda = checks(&v, "cuda");
         assert_eq!(cuda[0]["status"], "skip");
+        // No driver and no GPU: tensor-smoke was built without CUDA, and the skip says so.
+        let evidence = platform
+            .iter()
+            .find(|c| c["name"] == "gpu backend")
+            .and_then(|c| c["reason"].as_str())
+            .unwrap_or_default();
+        if evidence.contains("no NVIDIA GPU listed by nvidia-smi") {
+            assert_eq!(cuda.len(), 1, "{cuda:?}");
+            let why = cuda[0]["reason"].as_str().unwrap();
+            assert!(why.contains("built without CUDA"), "{why}");
+        }
     }
 }
 
