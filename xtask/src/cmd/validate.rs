@@ -241,15 +241,14 @@ fn level1(p: &Platform, policy: &Policy, ctx: &Ctx) -> Vec<Check> {
     for w in &p.warnings {
         out.push(platform_check("probe", Status::Skip, w.clone()));
     }
-    if let (Some(dir), Some(t)) = (
-        ctx.project_opt(),
-        policy.targets.iter().find(|t| t.name == p.target),
-    ) {
+    let target = policy.target_for_host(p.os, &p.arch);
+    if let (Some(dir), Some(t)) = (ctx.project_opt(), target) {
         out.push(lock_check(dir, policy, t));
     }
     let torch_cuda = ctx
         .project_opt()
-        .and_then(|proj| torch_cuda_in_lock(proj, policy, &p.target));
+        .zip(target)
+        .and_then(|(proj, t)| torch_cuda_in_lock(proj, t));
     out.push(driver_check(p, torch_cuda));
     out.extend(tool_checks(p, policy));
     out
@@ -399,13 +398,8 @@ fn version_tuple(v: &str) -> Vec<u32> {
 }
 
 /// torch's version and CUDA version ("12.8" from "+cu128") as locked for a target.
-fn torch_cuda_in_lock(
-    project: &Utf8Path,
-    policy: &Policy,
-    target: &str,
-) -> Option<(String, String)> {
+fn torch_cuda_in_lock(project: &Utf8Path, t: &crate::policy::Target) -> Option<(String, String)> {
     let proj = lock::Project::load(project).ok()?;
-    let t = policy.targets.iter().find(|t| t.name == target)?;
     let (major, minor) = proj.python().ok()?;
     let env = t.env_at(&format!("{major}.{minor}")).ok()?;
     let walk = proj.walk(&env, &lock::Selection::default()).ok()?;
