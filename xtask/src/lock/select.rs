@@ -131,35 +131,38 @@ impl Known {
 
     /// The extras a flag names, each one the project defines (else uv's refusal).
     fn extras(&self, flag: &str, given: &[String]) -> Result<Vec<String>> {
-        given
-            .iter()
-            .map(|e| {
-                let n = normalize(e);
-                if self.extras.contains(&n) {
-                    return Ok(n);
-                }
-                Err(error::usage(format!(
-                    "{flag} {e}: Extra `{e}` is not defined in the `optional-dependencies` table for `{}` (it has: {})",
-                    self.pkg,
-                    listing(&self.extras)
-                )))
-            })
-            .collect()
+        self.named(flag, given, &self.extras, |e, pkg, has| {
+            format!(
+                "Extra `{e}` is not defined in the `optional-dependencies` table for `{pkg}` (it has: {has})"
+            )
+        })
     }
 
     /// The groups a flag names, each one the project defines (else uv's refusal).
     fn groups(&self, flag: &str, given: &[String]) -> Result<Vec<String>> {
+        self.named(flag, given, &self.groups, |g, _, has| {
+            format!(
+                "Group `{g}` is not defined in the project's `dependency-groups` table (it has: {has})"
+            )
+        })
+    }
+
+    fn named(
+        &self,
+        flag: &str,
+        given: &[String],
+        known: &[String],
+        undefined: impl Fn(&str, &str, &str) -> String,
+    ) -> Result<Vec<String>> {
         given
             .iter()
-            .map(|g| {
-                let n = normalize(g);
-                if self.groups.contains(&n) {
+            .map(|name| {
+                let n = normalize(name);
+                if known.contains(&n) {
                     return Ok(n);
                 }
-                Err(error::usage(format!(
-                    "{flag} {g}: Group `{g}` is not defined in the project's `dependency-groups` table (it has: {})",
-                    listing(&self.groups)
-                )))
+                let why = undefined(name, &self.pkg, &listing(known));
+                Err(error::usage(format!("{flag} {name}: {why}")))
             })
             .collect()
     }
