@@ -18,8 +18,6 @@ pub enum Status {
 }
 
 impl Status {
-    pub const ALL: [Status; 3] = [Status::Pass, Status::Fail, Status::Skip];
-
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Pass => "pass",

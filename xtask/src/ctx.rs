@@ -117,6 +117,12 @@ fn workspace_root() -> Utf8PathBuf {
         .unwrap_or_else(|| Utf8PathBuf::from("."))
 }
 
+/// The name of this machine's `cargo xtask dist` bundle: `llmstudio-xtask-<os>-<arch>`.
+pub fn bundle_name() -> String {
+    let (os, arch) = (crate::names::Os::host(), crate::names::Arch::host());
+    format!("llmstudio-xtask-{os}-{arch}")
+}
+
 /// The root of a `cargo xtask dist` bundle this binary runs from (`<root>/bin/xtask`
 /// beside `<root>/templates/`), if it does.
 pub fn bundle_root() -> Option<Utf8PathBuf> {

@@ -543,10 +543,22 @@ pub fn quote(s: &str) -> String {
     }
 }
 
+/// A program's file name on this OS (`xtask`, `xtask.exe`).
+pub fn exe(name: &str) -> String {
+    format!("{name}{}", std::env::consts::EXE_SUFFIX)
+}
+
+/// The cargo running us (`$CARGO`), else the one on PATH.
+pub fn cargo() -> Option<PathBuf> {
+    std::env::var_os("CARGO")
+        .map(PathBuf::from)
+        .or_else(|| find("cargo"))
+}
+
 /// Find a program on PATH: every match, in PATH order, each file once (for tools with
 /// PATH traps, such as two docker clients).
 pub fn find_all(program: &str) -> Vec<PathBuf> {
-    let name = format!("{program}{}", std::env::consts::EXE_SUFFIX);
+    let name = exe(program);
     let Some(path) = std::env::var_os("PATH") else {
         return Vec::new();
     };

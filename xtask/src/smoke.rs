@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use crate::error;
 use crate::names::Os;
-use crate::process::{Cmd, find};
+use crate::process::{Cmd, cargo, exe};
 use crate::report::{Check, Group};
 
 /// The features a build for this OS gets: wgpu (Metal or Vulkan) where it has a
@@ -36,18 +36,6 @@ pub fn target_dir(workspace: &Utf8Path) -> Utf8PathBuf {
     std::env::var("CARGO_TARGET_DIR")
         .map(Utf8PathBuf::from)
         .unwrap_or_else(|_| workspace.join("target"))
-}
-
-/// The cargo running us (`$CARGO`), else the one on PATH.
-pub fn cargo() -> Option<PathBuf> {
-    std::env::var_os("CARGO")
-        .map(PathBuf::from)
-        .or_else(|| find("cargo"))
-}
-
-/// A binary's file name on this OS.
-pub fn exe(name: &str) -> String {
-    format!("{name}{}", std::env::consts::EXE_SUFFIX)
 }
 
 /// `--smoke-bin`, a tensor-smoke beside this binary (a dist bundle), or one built now in

@@ -4,7 +4,7 @@ use anyhow::Result;
 
 use crate::ctx::Ctx;
 use crate::error;
-use crate::process::Cmd;
+use crate::process::{self, Cmd};
 
 #[derive(clap::Args, Debug)]
 pub struct Ci {
@@ -15,7 +15,7 @@ pub struct Ci {
 
 impl Ci {
     pub fn run(self, ctx: &Ctx) -> Result<()> {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let cargo = process::cargo().unwrap_or_else(|| "cargo".into());
         let steps: [(&str, &[&str]); 3] = [
             ("fmt", &["fmt", "--all", "--check"]),
             (

@@ -7,7 +7,7 @@ use camino::{Utf8Path, Utf8PathBuf};
 use crate::ctx::Ctx;
 use crate::error;
 use crate::names::{Arch, Os};
-use crate::process::Cmd;
+use crate::process::{self, Cmd};
 use crate::smoke;
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,7 +33,7 @@ pub struct Dist {
 
 impl Dist {
     pub fn run(self, ctx: &Ctx) -> Result<()> {
-        let cargo = smoke::cargo().unwrap_or_else(|| "cargo".into());
+        let cargo = process::cargo().unwrap_or_else(|| "cargo".into());
         let ws = &ctx.workspace;
         if !ws.join("tensor-smoke").join("Cargo.toml").is_file() {
             return Err(error::usage(format!(
@@ -62,7 +62,7 @@ impl Dist {
         build("tensor-smoke", Some(smoke::features(os, true)))?;
         let target = smoke::target_dir(ws);
         let out = self.out.clone().unwrap_or_else(|| ws.join("dist"));
-        let name = format!("llmstudio-xtask-{os}-{arch}");
+        let name = crate::ctx::bundle_name();
         let root = out.join(&name);
         if root.exists() {
             std::fs::remove_dir_all(&root)?;
@@ -70,7 +70,7 @@ impl Dist {
         std::fs::create_dir_all(root.join("bin"))
             .map_err(|e| error::usage(format!("--out {out}: cannot create: {e}")))?;
         for bin in ["xtask", "tensor-smoke"] {
-            let file = smoke::exe(bin);
+            let file = process::exe(bin);
             std::fs::copy(target.join(dir).join(&file), root.join("bin").join(&file))?;
         }
         // templates/ for every command; docker/ for `docker build|run|clean|render`.

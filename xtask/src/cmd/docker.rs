@@ -144,10 +144,12 @@ impl Docker {
         let reqs = pyproject::load_requirements(project)?;
         let version = reqs.version.clone().unwrap_or_else(|| "0".into());
         let (action, name) = match request {
-            Request::Push(names) => return self.push_all(ctx, project, policy, &names, &version),
+            Request::Push(names) => {
+                return self.push_all(ctx, project, policy, &reqs, &names, &version);
+            }
             Request::One(action, name) => (action, name),
         };
-        let image = self.image(policy, &name, &reqs, None)?;
+        let image = self.image(policy, &name, &reqs)?;
         let build = |output| self.build(ctx, project, policy, &image, &version, output);
         match action {
             Action::Build if self.push => build(Output::Push),
@@ -186,13 +188,12 @@ impl Docker {
         }
     }
 
-    /// A target's image: platform, alias and tag (`tag` overrides the default name).
+    /// A target's image: platform, alias and tag (`--tag` overrides the default name).
     fn image(
         &self,
         policy: &Policy,
         target_name: &str,
         reqs: &pyproject::Requirements,
-        tag: Option<String>,
     ) -> Result<Image> {
         let target = resolve_target(policy, target_name)?;
         let platform = match (&self.platform, &target.docker_platform) {
@@ -216,8 +217,9 @@ impl Docker {
                 .clone()
                 .unwrap_or_else(|| target.name.clone())
         };
-        let tag = tag
-            .or_else(|| self.tag.clone())
+        let tag = self
+            .tag
+            .clone()
             .unwrap_or_else(|| format!("{name}:{alias}"));
         Ok(Image {
             platform,
@@ -233,6 +235,7 @@ impl Docker {
         ctx: &Ctx,
         project: &Utf8Path,
         policy: &Policy,
+        reqs: &pyproject::Requirements,
         names: &[String],
         version: &str,
     ) -> Result<()> {
@@ -246,7 +249,6 @@ impl Docker {
                 "--registry {repo}: give REGISTRY/NAME without a tag (e.g. ghcr.io/h2oai/h2o-llmstudio)"
             )));
         }
-        let reqs = pyproject::load_requirements(project)?;
         let tag = self.tag.clone().unwrap_or_else(|| version.to_string());
         let list = format!("{repo}:{tag}");
         let builder = if self.dry_run {
@@ -256,7 +258,7 @@ impl Docker {
         };
         let mut refs = Vec::new();
         for n in names {
-            let mut image = self.image(policy, n, &reqs, None)?;
+            let mut image = self.image(policy, n, reqs)?;
             image.tag = format!("{repo}:{tag}-{}", image.alias);
             self.build(ctx, project, policy, &image, version, Output::Push)?;
             refs.push(image);

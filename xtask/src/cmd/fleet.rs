@@ -190,11 +190,7 @@ fn bundle(flag: Option<&Utf8Path>, ctx: &Ctx) -> Result<Utf8PathBuf> {
         None => match ctx::bundle_root() {
             Some(root) => root,
             None => {
-                let local = ctx.workspace.join("dist").join(format!(
-                    "llmstudio-xtask-{}-{}",
-                    std::env::consts::OS,
-                    std::env::consts::ARCH
-                ));
+                let local = ctx.workspace.join("dist").join(ctx::bundle_name());
                 if !local.is_dir() {
                     return Err(error::usage(format!(
                         "no dist bundle at {local}: run `cargo xtask dist` (on a host of the nodes' architecture) or pass --bundle DIR"

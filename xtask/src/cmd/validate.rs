@@ -100,10 +100,9 @@ impl Validate {
     }
 
     fn level2(&self, ctx: &Ctx, plat: &Platform) -> Vec<Check> {
-        // A driver that loads or a GPU nvidia-smi lists: CUDA is built, and judged.
-        let cuda_here = plat.cuda.as_ref().is_some_and(|c| c.libcuda_loadable)
-            || plat.gpus.iter().any(|g| g.vendor == "nvidia");
-        let checks = match smoke::binary(self.smoke_bin.as_deref(), &ctx.workspace, cuda_here) {
+        // Where NVIDIA is present CUDA is built, and judged (a broken driver fails).
+        let cuda = plat.has_nvidia();
+        let checks = match smoke::binary(self.smoke_bin.as_deref(), &ctx.workspace, cuda) {
             Ok(bin) => smoke::run(&bin, self.quick),
             Err(why) => vec![Check::skip(Group::Cpu, None, "tensor-smoke", why)],
         };
@@ -241,14 +240,14 @@ fn level1(p: &Platform, policy: &Policy, ctx: &Ctx) -> Vec<Check> {
     for w in &p.warnings {
         out.push(platform_check("probe", Status::Skip, w.clone()));
     }
+    // The project's lock, read once for both of its checks.
     let target = policy.target_for_host(p.os, &p.arch);
+    let mut torch_cuda = None;
     if let (Some(dir), Some(t)) = (ctx.project_opt(), target) {
-        out.push(lock_check(dir, policy, t));
+        let proj = lock::Project::load(dir);
+        out.push(lock_check(proj.as_ref(), policy, t));
+        torch_cuda = proj.ok().and_then(|proj| torch_cuda_in_lock(&proj, t));
     }
-    let torch_cuda = ctx
-        .project_opt()
-        .zip(target)
-        .and_then(|(proj, t)| torch_cuda_in_lock(proj, t));
     out.push(driver_check(p, torch_cuda));
     out.extend(tool_checks(p, policy));
     out
@@ -268,9 +267,14 @@ fn target_check(p: &Platform) -> Check {
 }
 
 /// The project's lock must have something installable for this host's target.
-fn lock_check(dir: &Utf8Path, policy: &Policy, t: &crate::policy::Target) -> Check {
+fn lock_check(
+    proj: Result<&lock::Project, &anyhow::Error>,
+    policy: &Policy,
+    t: &crate::policy::Target,
+) -> Check {
     let name = "lock installs here";
-    match lock_installs(dir, policy, t) {
+    let missing = proj.map_err(|e| anyhow::anyhow!(error::line_of(e)));
+    match missing.and_then(|proj| lock_installs(proj, policy, t)) {
         Ok(missing) if missing.is_empty() => platform_check(
             name,
             Status::Pass,
@@ -375,17 +379,16 @@ fn tool_checks(p: &Platform, policy: &Policy) -> Vec<Check> {
 
 /// The packages of the project's lock with nothing installable on `t` (as `uv sync` would walk it).
 fn lock_installs(
-    dir: &Utf8Path,
+    proj: &lock::Project,
     policy: &Policy,
     t: &crate::policy::Target,
 ) -> Result<Vec<String>> {
-    let proj = lock::Project::load(dir)?;
     let python = proj.python()?;
     let sel = lock::Selection {
         default_groups: proj.reqs.default_groups.clone(),
         ..lock::Selection::default()
     };
-    let results = lock::audit::Auditor::new(&proj, policy).target(t, python, &sel)?;
+    let results = lock::audit::Auditor::new(proj, policy).target(t, python, &sel)?;
     Ok(results
         .into_iter()
         .filter(|r| r.status == lock::audit::Status::Missing)
@@ -398,8 +401,7 @@ fn version_tuple(v: &str) -> Vec<u32> {
 }
 
 /// torch's version and CUDA version ("12.8" from "+cu128") as locked for a target.
-fn torch_cuda_in_lock(project: &Utf8Path, t: &crate::policy::Target) -> Option<(String, String)> {
-    let proj = lock::Project::load(project).ok()?;
+fn torch_cuda_in_lock(proj: &lock::Project, t: &crate::policy::Target) -> Option<(String, String)> {
     let (major, minor) = proj.python().ok()?;
     let env = t.env_at(&format!("{major}.{minor}")).ok()?;
     let walk = proj.walk(&env, &lock::Selection::default()).ok()?;

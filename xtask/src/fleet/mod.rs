@@ -407,9 +407,7 @@ pub fn check_fraction(f: f64) -> Result<()> {
 
 /// A dist bundle: `<dir>/bin/xtask` beside `<dir>/templates/`.
 pub fn check_bundle(dir: &Utf8Path) -> Result<()> {
-    let xtask = dir
-        .join("bin")
-        .join(format!("xtask{}", std::env::consts::EXE_SUFFIX));
+    let xtask = dir.join("bin").join(crate::process::exe("xtask"));
     if xtask.is_file() && dir.join("templates").join("platforms.toml").is_file() {
         Ok(())
     } else {

@@ -181,6 +181,14 @@ pub struct Platform {
     pub warnings: Vec<String>,
 }
 
+impl Platform {
+    /// Whether NVIDIA is here at all: a driver library that loads, or a GPU nvidia-smi lists.
+    pub fn has_nvidia(&self) -> bool {
+        self.cuda.as_ref().is_some_and(|c| c.libcuda_loadable)
+            || self.gpus.iter().any(|g| g.vendor == "nvidia")
+    }
+}
+
 /// The target of a machine the policy has no target for.
 pub const UNSUPPORTED: &str = "unsupported";
 
