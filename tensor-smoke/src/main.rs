@@ -33,7 +33,7 @@ fn real_main() -> i32 {
                     return 2;
                 }
                 if a == "--backend" {
-                    backends.push(group(&v))
+                    backends.extend(group(&v))
                 } else {
                     require.push(v)
                 }
@@ -79,7 +79,7 @@ fn real_main() -> i32 {
     for r in &require {
         let ran = match r.as_str() {
             "gpu" => report.ran(Group::Cuda) || report.ran(Group::Wgpu),
-            other => report.ran(group(other)),
+            other => group(other).is_some_and(|g| report.ran(g)),
         };
         if !ran {
             eprintln!(
@@ -91,13 +91,11 @@ fn real_main() -> i32 {
     0
 }
 
-/// A backend named on the command line (checked against the known names before).
-fn group(name: &str) -> Group {
-    match name {
-        "cpu" => Group::Cpu,
-        "cuda" => Group::Cuda,
-        _ => Group::Wgpu,
-    }
+/// A backend by the name the command line gives it.
+fn group(name: &str) -> Option<Group> {
+    [Group::Cpu, Group::Cuda, Group::Wgpu]
+        .into_iter()
+        .find(|g| g.as_str() == name)
 }
 
 fn run_backend(b: Group, sizes: &Sizes) -> Vec<Check> {
