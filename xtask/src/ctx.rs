@@ -118,8 +118,7 @@ fn workspace_root() -> Utf8PathBuf {
 }
 
 /// The name of this machine's `cargo xtask dist` bundle: `llmstudio-xtask-<os>-<arch>`.
-pub fn bundle_name() -> String {
-    let (os, arch) = (crate::names::Os::host(), crate::names::Arch::host());
+pub fn bundle_name(os: crate::names::Os, arch: &crate::names::Arch) -> String {
     format!("llmstudio-xtask-{os}-{arch}")
 }
 

@@ -8,6 +8,7 @@ mod out;
 mod cmd;
 mod ctx;
 mod diff;
+mod elf;
 mod error;
 mod fleet;
 mod fsx;
@@ -24,6 +25,7 @@ mod pyproject;
 mod pytest;
 mod report;
 mod smoke;
+mod toolchain;
 mod uv;
 mod waveapp;
 

@@ -42,6 +42,10 @@ pub struct Host {
     pub driver: Option<String>,
     #[serde(default)]
     pub gpus: Vec<GpuId>,
+    /// Set when the report was made by an emulated binary (QEMU user mode, Rosetta 2):
+    /// its rates are the emulator's, not the hardware's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emulated: Option<String>,
 }
 
 impl Host {
@@ -203,6 +207,7 @@ mod tests {
                 backend: "mps".into(),
                 driver: None,
                 gpus: Vec::new(),
+                emulated: None,
             },
             versions: BTreeMap::new(),
             levels_run: vec![1, 2, 3],

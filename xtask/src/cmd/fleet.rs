@@ -190,10 +190,11 @@ fn bundle(flag: Option<&Utf8Path>, ctx: &Ctx) -> Result<Utf8PathBuf> {
         None => match ctx::bundle_root() {
             Some(root) => root,
             None => {
-                let local = ctx.workspace.join("dist").join(ctx::bundle_name());
+                let name = ctx::bundle_name(crate::names::Os::host(), &crate::names::Arch::host());
+                let local = ctx.workspace.join("dist").join(name);
                 if !local.is_dir() {
                     return Err(error::usage(format!(
-                        "no dist bundle at {local}: run `cargo xtask dist` (on a host of the nodes' architecture) or pass --bundle DIR"
+                        "no dist bundle at {local}: run `cargo xtask dist` (`--target aarch64-unknown-linux-gnu` for aarch64 nodes) or pass --bundle DIR"
                     )));
                 }
                 local

@@ -21,6 +21,9 @@ impl Platform {
         for w in &report.warnings {
             eprintln!("warning: {w}");
         }
+        if let Some(e) = &report.emulation {
+            eprintln!("warning: emulated: {}; {}", e.evidence, e.advice);
+        }
         self.out.emit(&report, || render(&report))
     }
 }
@@ -33,6 +36,7 @@ pub fn render(p: &Report) -> String {
     machine_rows(p, &mut rows);
     gpu_rows(p, &mut rows);
     tool_rows(&p.tools, &mut rows);
+    binary_rows(p, &mut rows);
     rows.render()
 }
 
@@ -74,11 +78,22 @@ fn machine_rows(p: &Report, rows: &mut Rows) {
             format!("{} (raw {})", p.arch, p.arch_raw)
         },
     );
+    if let Some(e) = &p.emulation {
+        rows.add("emulated", format!("{} ({})", e.evidence, e.advice));
+    }
     rows.add("target", p.target.clone());
     rows.add(
         "backend",
         format!("{} ({})", p.backend.as_str(), p.backend_evidence.join("; ")),
     );
+}
+
+fn binary_rows(p: &Report, rows: &mut Rows) {
+    let mut d = format!("built for {}", p.binary.target);
+    if let Some(b) = &p.binary.bundle {
+        let _ = write!(d, ", bundle {b}");
+    }
+    rows.add("xtask", d);
 }
 
 fn gpu_rows(p: &Report, rows: &mut Rows) {

@@ -200,6 +200,10 @@ fn host(plat: &Platform, node: Option<String>, job: Option<String>) -> Host {
                 pci_bus_id: g.pci_bus_id.clone(),
             })
             .collect(),
+        emulated: plat
+            .emulation
+            .as_ref()
+            .map(|e| format!("{} on {}", e.binary_arch, e.machine_arch)),
     }
 }
 
@@ -237,6 +241,10 @@ fn level1(p: &Platform, policy: &Policy, ctx: &Ctx) -> Vec<Check> {
         Status::of(!broken_driver),
         format!("{}: {}", p.backend.as_str(), p.backend_evidence.join("; ")),
     ));
+    if let Some(e) = &p.emulation {
+        let why = format!("{}; {}", e.evidence, e.advice);
+        out.push(platform_check("native", Status::Skip, why));
+    }
     for w in &p.warnings {
         out.push(platform_check("probe", Status::Skip, w.clone()));
     }

@@ -455,6 +455,7 @@ mod tests {
                         serial: Some(format!("serial-{name}")),
                         pci_bus_id: Some("00000009:01:00.0".into()),
                     }],
+                    emulated: None,
                 },
                 versions: Default::default(),
                 levels_run: vec![1, 2],

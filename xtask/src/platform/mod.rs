@@ -4,6 +4,7 @@
 //! `parse` holds pure functions over recorded command outputs (unit-tested with
 //! fixtures); `probe` is the thin layer that runs the commands and loads libraries.
 
+pub mod machine;
 pub mod parse;
 pub mod probe;
 
@@ -168,6 +169,11 @@ pub struct Platform {
     pub os_version: Option<String>,
     pub arch: Arch,
     pub arch_raw: String,
+    /// Set when this binary runs emulated (Rosetta 2, QEMU user mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub emulation: Option<machine::Emulation>,
+    /// What this binary was built for, and the bundle it runs from.
+    pub binary: Binary,
     /// The policy's target for this OS and architecture, or "unsupported".
     pub target: String,
     pub backend: Backend,
@@ -179,6 +185,24 @@ pub struct Platform {
     pub apple: Option<Apple>,
     pub tools: Tools,
     pub warnings: Vec<String>,
+}
+
+/// The build of `xtask` that answered: its Rust target triple, and the `dist` bundle it
+/// runs from, if any (a bundle's name carries the architecture it is for).
+#[derive(Clone, Debug, Serialize)]
+pub struct Binary {
+    pub target: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bundle: Option<Utf8PathBuf>,
+}
+
+impl Binary {
+    pub fn this() -> Binary {
+        Binary {
+            target: env!("XTASK_BUILD_TARGET"),
+            bundle: crate::ctx::bundle_root(),
+        }
+    }
 }
 
 impl Platform {

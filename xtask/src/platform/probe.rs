@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use camino::{Utf8Path, Utf8PathBuf};
 
-use super::parse;
+use super::{machine, parse};
 use super::{
     Apple, Backend, BuildKit, Cuda, Docker, DockerClient, Gpu, Platform, Python, PythonSource,
     Tool, Tools, UNSUPPORTED, decide_backend,
@@ -24,15 +24,14 @@ pub fn detect(policy: &Policy) -> Platform {
     let os = Os::host();
     let mut warnings = Vec::new();
 
-    let (arch_raw, os_version, nvidia, libcuda, apple, tools) = std::thread::scope(|s| {
-        let arch = s.spawn(arch_raw);
+    let machine = machine::detect();
+    let (os_version, nvidia, libcuda, apple, tools) = std::thread::scope(|s| {
         let osv = s.spawn(|| os_version(os));
         let nvidia = s.spawn(|| (os == Os::Linux).then(nvidia_smi_gpus));
         let libcuda = s.spawn(|| (os == Os::Linux).then(libcuda));
         let apple = s.spawn(|| (os == Os::Macos).then(apple));
         let tools = s.spawn(tools);
         (
-            arch.join().expect("arch probe"),
             osv.join().expect("os probe"),
             nvidia.join().expect("nvidia probe"),
             libcuda.join().expect("libcuda probe"),
@@ -41,7 +40,7 @@ pub fn detect(policy: &Policy) -> Platform {
         )
     });
 
-    let arch = Arch::parse(&arch_raw);
+    let arch = machine.arch.clone();
     let mut gpus = Vec::new();
     let mut cuda = None;
     if let Some((found, w)) = nvidia {
@@ -72,7 +71,9 @@ pub fn detect(policy: &Policy) -> Platform {
         os,
         os_version,
         arch,
-        arch_raw,
+        arch_raw: machine.raw,
+        emulation: machine.emulation,
+        binary: super::Binary::this(),
         backend,
         backend_evidence,
         gpus,
@@ -102,24 +103,14 @@ pub fn quick_backend() -> Backend {
                 Backend::Cpu
             }
         }
-        Os::Macos if Arch::parse(&arch_raw()) == Arch::Aarch64 => Backend::Mps,
+        Os::Macos if machine::detect().arch == Arch::Aarch64 => Backend::Mps,
         _ => Backend::Cpu,
     }
 }
 
 /// This machine's OS and normalised architecture, without other probes.
 pub fn os_arch() -> (Os, Arch) {
-    (Os::host(), Arch::parse(&arch_raw()))
-}
-
-fn arch_raw() -> String {
-    Cmd::new("uname")
-        .arg("-m")
-        .probe(QUICK)
-        .ok_stdout()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| std::env::consts::ARCH.to_string())
+    (Os::host(), machine::detect().arch)
 }
 
 fn os_version(os: Os) -> Option<String> {
