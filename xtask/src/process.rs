@@ -268,25 +268,123 @@ static SIGNAL: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(
 /// Sections that handle a signal themselves (a child running, a file being replaced).
 static WATCHED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 static INSTALLED: std::sync::Once = std::sync::Once::new();
+/// The write end of the self-pipe the handler wakes the watcher thread with (-1: none).
+static WAKE_FD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+/// Wakes whoever waits for "a signal came, or my work is done" ([`pause`], the
+/// forwarding of a signal to children): the watcher thread notifies it when the handler
+/// wrote to the self-pipe, and a finished wait notifies it itself. Nobody polls.
+static BELL: Bell = Bell {
+    lock: std::sync::Mutex::new(()),
+    cv: std::sync::Condvar::new(),
+};
+
+struct Bell {
+    lock: std::sync::Mutex<()>,
+    cv: std::sync::Condvar,
+}
+
+impl Bell {
+    fn ring(&self) {
+        let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.cv.notify_all();
+    }
+
+    /// Wait until `done()` or `timeout` (None: no limit); true when `done()`.
+    fn wait_until(&self, timeout: Option<Duration>, done: impl Fn() -> bool) -> bool {
+        let end = timeout.map(|t| std::time::Instant::now() + t);
+        let mut g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if done() {
+                return true;
+            }
+            g = match end {
+                None => self.cv.wait(g).unwrap_or_else(|e| e.into_inner()),
+                Some(end) => {
+                    let now = std::time::Instant::now();
+                    if now >= end {
+                        return false;
+                    }
+                    self.cv
+                        .wait_timeout(g, end - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+            };
+        }
+    }
+}
 
 /// SIGINT and SIGTERM end the tool with 130 / 143 at once, unless a [`Sigint`] section
 /// is open: then they are recorded, the section finishes its work (stops its child,
 /// removes its temporary file) and `main` exits with the signal's code.
+///
+/// Both are blocked while the handlers are registered: a signal arriving in between
+/// would otherwise find the handler installed but its action not yet (and be lost, the
+/// command then ending 0); blocked, it waits and is handled the moment they are unblocked.
 pub fn install_signal_handlers() {
     INSTALLED.call_once(|| {
-        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-            // SAFETY: the handler only touches atomics and calls _exit, both
-            // async-signal-safe.
+        let sigs = [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM];
+        let blocked = block_signals(&sigs);
+        if let Ok((reader, writer)) = std::io::pipe() {
+            use std::os::fd::IntoRawFd;
+            WAKE_FD.store(writer.into_raw_fd(), std::sync::atomic::Ordering::SeqCst);
+            let _ = std::thread::Builder::new()
+                .name("signal-bell".into())
+                .spawn(move || watch_signals(reader));
+        }
+        for sig in sigs {
+            // SAFETY: the handler only touches atomics and calls write(2) and _exit(2),
+            // all async-signal-safe.
             let _ = unsafe {
                 signal_hook::low_level::register(sig, move || {
                     SIGNAL.store(sig, std::sync::atomic::Ordering::SeqCst);
                     if WATCHED.load(std::sync::atomic::Ordering::SeqCst) == 0 {
                         libc::_exit(128 + sig);
                     }
+                    let fd = WAKE_FD.load(std::sync::atomic::Ordering::SeqCst);
+                    if fd >= 0 {
+                        libc::write(fd, [1u8].as_ptr().cast(), 1);
+                    }
                 })
             };
         }
+        if let Some(old) = blocked {
+            restore_mask(&old);
+        }
     });
+}
+
+/// The watcher: one byte per signal from the handler; each rings the bell.
+fn watch_signals(mut reader: std::io::PipeReader) {
+    use std::io::Read;
+    let mut byte = [0u8; 1];
+    while matches!(reader.read(&mut byte), Ok(1)) {
+        BELL.ring();
+    }
+}
+
+#[cfg(unix)]
+fn block_signals(sigs: &[i32]) -> Option<libc::sigset_t> {
+    // SAFETY: sigset_t is plain data initialised by sigemptyset; pthread_sigmask only
+    // reads `set` and writes `old`.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in sigs {
+            libc::sigaddset(&mut set, *s);
+        }
+        (libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old) == 0).then_some(old)
+    }
+}
+
+#[cfg(unix)]
+fn restore_mask(old: &libc::sigset_t) {
+    // SAFETY: restores the mask saved by block_signals.
+    unsafe {
+        libc::pthread_sigmask(libc::SIG_SETMASK, old, std::ptr::null_mut());
+    }
 }
 
 /// The signal that asked the tool to stop (SIGINT or SIGTERM), if one came.
@@ -295,6 +393,12 @@ pub fn signal_received() -> Option<i32> {
         0 => None,
         s => Some(s),
     }
+}
+
+/// Sleep up to `d` between two looks at something outside (a server coming up, a
+/// scheduler's queue); true when a signal ended the pause early.
+pub fn pause(d: Duration) -> bool {
+    BELL.wait_until(Some(d), || signal_received().is_some())
 }
 
 /// While alive, SIGINT and SIGTERM set a flag instead of ending this process.
@@ -323,7 +427,8 @@ impl Drop for Sigint {
 /// Until dropped, passes a signal the tool received on to `pids` (children in this
 /// process group): after a grace period (a Ctrl-C from the terminal reached them
 /// already), the same signal, then SIGKILL. So no child outlives the tool when only
-/// the tool was signalled (a scheduler's or `timeout`'s SIGTERM).
+/// the tool was signalled (a scheduler's or `timeout`'s SIGTERM). Its thread sleeps on
+/// the bell: dropping it returns at once, with no polling interval to wait out.
 struct Forward {
     done: std::sync::Arc<std::sync::atomic::AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -335,27 +440,12 @@ impl Forward {
         let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = done.clone();
         let thread = std::thread::spawn(move || {
-            let wait = |d: Duration| {
-                let end = std::time::Instant::now() + d;
-                while std::time::Instant::now() < end {
-                    if flag.load(SeqCst) {
-                        return true;
-                    }
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                flag.load(SeqCst)
-            };
-            let sig = loop {
-                if flag.load(SeqCst) {
-                    return;
-                }
-                if let Some(sig) = signal_received() {
-                    break sig;
-                }
-                std::thread::sleep(Duration::from_millis(50));
+            BELL.wait_until(None, || flag.load(SeqCst) || signal_received().is_some());
+            let Some(sig) = signal_received().filter(|_| !flag.load(SeqCst)) else {
+                return;
             };
             for (grace, signal) in [(2, sig), (5, libc::SIGKILL)] {
-                if wait(Duration::from_secs(grace)) {
+                if BELL.wait_until(Some(Duration::from_secs(grace)), || flag.load(SeqCst)) {
                     return;
                 }
                 for pid in &pids {
@@ -377,6 +467,7 @@ impl Forward {
 impl Drop for Forward {
     fn drop(&mut self) {
         self.done.store(true, std::sync::atomic::Ordering::SeqCst);
+        BELL.ring();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -431,7 +522,8 @@ pub fn stop_group(pgid: u32, grace: Duration, reaped: impl Fn() -> bool) -> &'st
             if reaped() && !group_alive(pgid) {
                 return name;
             }
-            std::thread::sleep(Duration::from_millis(50));
+            // Processes of a group are not our children to wait for: look again soon.
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
     "SIGKILL"

@@ -166,9 +166,9 @@ pub fn choose_linker(t: &Triple, host: &Triple, floor: Option<Glibc>) -> Result<
         (Os::Macos, Os::Macos) => {
             format!("Xcode's command line tools (`xcode-select --install`), or {zig}")
         }
-        (Os::Macos, _) => format!(
-            "{zig} with an Apple SDK (SDKROOT); without one, build this bundle on a Mac"
-        ),
+        (Os::Macos, _) => {
+            format!("{zig} with an Apple SDK (SDKROOT); without one, build this bundle on a Mac")
+        }
         _ => format!(
             "{zig}; or a cross gcc (Debian and Ubuntu: `apt-get install gcc-{}`); or name \
              one in {}",
@@ -200,6 +200,21 @@ fn zigbuild_ready() -> bool {
     })
 }
 
+/// Where cargo puts what `build_cmd` built: `<target-dir>/<triple>/<profile>`, or
+/// `<target-dir>/<profile>` for the host's own build.
+pub fn out_dir(
+    target_dir: &Utf8Path,
+    t: &Triple,
+    linker: &Linker,
+    profile: &str,
+) -> camino::Utf8PathBuf {
+    if *linker == Linker::Host {
+        target_dir.join(profile)
+    } else {
+        target_dir.join(&t.triple).join(profile)
+    }
+}
+
 /// The cargo command line that builds `pkg` for `t` with `linker`.
 pub fn build_cmd(cargo: &Utf8Path, t: &Triple, linker: &Linker, pkg: &str) -> Cmd {
     let target = match linker {
@@ -211,7 +226,11 @@ pub fn build_cmd(cargo: &Utf8Path, t: &Triple, linker: &Linker, pkg: &str) -> Cm
     } else {
         "build"
     };
-    let mut c = Cmd::new(cargo.as_str()).args([sub, "-p", pkg, "--target", &target]);
+    let mut c = Cmd::new(cargo.as_str()).args([sub, "-p", pkg]);
+    // The host's own build shares target/<profile> with every other build of the workspace.
+    if *linker != Linker::Host {
+        c = c.args(["--target", &target]);
+    }
     if let Linker::CrossGcc(gcc) = linker {
         c = c.env(t.linker_var(), gcc.as_os_str());
     }
@@ -225,8 +244,14 @@ mod tests {
     #[test]
     fn triples_are_understood_or_refused() {
         let t = Triple::parse("aarch64-unknown-linux-gnu").unwrap();
-        assert_eq!((t.os, t.arch.clone(), t.gnu), (Os::Linux, Arch::Aarch64, true));
-        assert_eq!(t.linker_var(), "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER");
+        assert_eq!(
+            (t.os, t.arch.clone(), t.gnu),
+            (Os::Linux, Arch::Aarch64, true)
+        );
+        assert_eq!(
+            t.linker_var(),
+            "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER"
+        );
         let m = Triple::parse("aarch64-apple-darwin").unwrap();
         assert_eq!((m.os, m.gnu), (Os::Macos, false));
         let musl = Triple::parse("x86_64-unknown-linux-musl").unwrap();

@@ -241,7 +241,7 @@ impl Running {
                 )));
             }
             w.show(&what, started.elapsed());
-            std::thread::sleep(Duration::from_millis(200));
+            crate::process::pause(Duration::from_millis(200));
         }
     }
 }

@@ -254,6 +254,7 @@ fn bad_input_is_one_line() {
 }
 
 /// `validate --level 1` on a lock: its exit code and the "lock installs here" check.
+#[cfg(target_os = "linux")]
 fn lock_check(lock: &str) -> (Option<i32>, serde_json::Value, String) {
     let dir = project(Some(lock));
     let o = run(xtask()
@@ -298,4 +299,43 @@ fn validate_judges_the_lock_for_this_host() {
         );
     let (_, check, _) = lock_check(&lock);
     assert_eq!(check["status"], "pass", "{check}");
+}
+
+/// With a project, level 1 looks for a Python its `requires-python` admits, not the
+/// policy's version (an arm64 Debian 12 node has 3.11 only, and so may the project).
+#[test]
+fn validate_looks_for_the_projects_python() {
+    let python_check = |spec: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let set = |text: &str| text.replace("==3.12.*", spec);
+        std::fs::write(dir.path().join("pyproject.toml"), set(PYPROJECT)).unwrap();
+        std::fs::write(dir.path().join("uv.lock"), set(LOCK)).unwrap();
+        let o = run(xtask()
+            .arg("--project")
+            .arg(dir.path())
+            .args(["validate", "--level", "1", "--json"]));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "python")
+            .cloned()
+            .unwrap()
+    };
+    let none = python_check(">=3.99");
+    assert_eq!(none["status"], "skip", "{none}");
+    let reason = none["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("no Python >=3.99 (the project's requires-python) found"),
+        "{reason}"
+    );
+    if support::python("3.11").is_some() {
+        let found = python_check("==3.11.*");
+        assert_eq!(found["status"], "pass", "{found}");
+        assert!(
+            found["reason"].as_str().unwrap().starts_with("3.11."),
+            "{found}"
+        );
+    }
 }

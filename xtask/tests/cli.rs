@@ -1,5 +1,6 @@
 //! End-to-end tests of the `cargo xtask` binary: the CLI surface and `platform`.
 
+#[cfg(target_os = "linux")]
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -17,6 +18,8 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+// nvidia-smi's recordings: only Linux has NVIDIA's tools.
+#[cfg(target_os = "linux")]
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/platform")
@@ -135,6 +138,14 @@ fn platform_json_describes_this_machine() {
     assert!(["cuda", "mps", "cpu"].contains(&v["backend"].as_str().unwrap()));
     assert!(v["tools"]["pythons"].is_array());
     assert!(v["tools"]["docker"]["clients"].is_array());
+    // The build that answered names its own target; natively nothing is emulated.
+    let built = v["binary"]["target"].as_str().unwrap();
+    assert!(built.starts_with(std::env::consts::ARCH), "{built}");
+    assert!(
+        v["binary"].get("bundle").is_none(),
+        "not run from a bundle: {v}"
+    );
+    assert!(v.get("emulation").is_none(), "{v}");
 }
 
 #[test]
@@ -174,7 +185,7 @@ fn platform_table_and_output_file() {
 
 /// Write an executable that prints a recorded output, to stand in for a tool this
 /// machine lacks (the recording is the test data; the parser and binary are real).
-#[cfg(unix)]
+#[cfg(target_os = "linux")]
 fn recorded_tool(dir: &Path, name: &str, recording: &Path) {
     use std::os::unix::fs::PermissionsExt;
     let path = dir.join(name);
@@ -186,7 +197,7 @@ fn recorded_tool(dir: &Path, name: &str, recording: &Path) {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
-#[cfg(unix)]
+#[cfg(target_os = "linux")]
 fn with_recorded_nvidia_smi(recording: &str) -> Output {
     let bin = tempfile::tempdir().unwrap();
     recorded_tool(bin.path(), "nvidia-smi", &fixture(recording));

@@ -619,3 +619,101 @@ fn comments_are_kept() {
     assert!(ported.contains("]  # chosen by the team\n"), "{ported}");
     assert_eq!(ported.matches('#').count(), 2, "{ported}");
 }
+
+/// The signal contract under early signals: SIGINT at a random moment in the first 10 ms
+/// of `port`, `requirements`, `bundles` and `workflow`. A run that received it ends 130
+/// (or, before main() installed its handler, dies by SIGINT as any program does); never 0.
+/// Whether it was received is exact: the child is stopped first (SIGSTOP), and only a
+/// child that stopped rather than exited gets the SIGINT, then SIGCONT.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_received_sigint_never_ends_0() {
+    use std::os::unix::process::ExitStatusExt;
+    let runs: usize = std::env::var("XTASK_SIGNAL_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
+    let dir = tempfile::tempdir().unwrap();
+    let fuzz = fixtures().join("fuzz");
+    let app = dir.path().join("app");
+    copy_dir(&fixtures().join("llmstudio/app"), &app);
+    let lockdir = dir.path().join("locked");
+    copy_dir(&fuzz, &lockdir);
+    let pyproject = std::fs::read(fixtures().join("port/main/pyproject.toml")).unwrap();
+    let portdir = dir.path().join("port");
+    std::fs::create_dir(&portdir).unwrap();
+    let commands: [(&str, &std::path::Path); 4] = [
+        ("port", &portdir),
+        ("requirements", &lockdir),
+        ("bundles", &app),
+        ("workflow", &lockdir),
+    ];
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d ^ u64::from(std::process::id());
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for (command, project) in commands {
+        let (mut received, mut handled, mut before_main, mut done_first) = (0, 0, 0, 0);
+        for round in 0..runs {
+            std::fs::write(portdir.join("pyproject.toml"), &pyproject).unwrap();
+            let mut child = xtask()
+                .arg("--project")
+                .arg(project)
+                .arg(command)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let delay = 500 + next() % 9_500;
+            std::thread::sleep(std::time::Duration::from_micros(delay));
+            let pid = child.id() as libc::pid_t;
+            // SAFETY: signalling our own unreaped child; waitid with WNOWAIT leaves its
+            // state for child.wait() below.
+            let stopped = unsafe {
+                libc::kill(pid, libc::SIGSTOP);
+                let mut info: libc::siginfo_t = std::mem::zeroed();
+                let flags = libc::WSTOPPED | libc::WEXITED | libc::WNOWAIT;
+                assert_eq!(
+                    libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, flags),
+                    0
+                );
+                info.si_code == libc::CLD_STOPPED
+            };
+            if stopped {
+                // SAFETY: as above; the SIGINT waits until the child runs again.
+                unsafe {
+                    libc::kill(pid, libc::SIGINT);
+                    libc::kill(pid, libc::SIGCONT);
+                }
+            }
+            let status = child.wait().unwrap();
+            if !stopped {
+                done_first += 1;
+                assert_eq!(
+                    status.code(),
+                    Some(0),
+                    "{command} round {round}: {status:?}"
+                );
+                continue;
+            }
+            received += 1;
+            match (status.code(), status.signal()) {
+                (Some(130), _) => handled += 1,
+                (None, Some(libc::SIGINT)) => before_main += 1,
+                other => panic!(
+                    "{command} round {round}: SIGINT received {delay} us in, then {other:?} (must be 130)"
+                ),
+            }
+        }
+        eprintln!(
+            "{command}: {runs} runs, {received} received SIGINT ({handled} exit 130, {before_main} died before main), {done_first} had finished"
+        );
+        assert!(
+            handled > 0,
+            "{command}: no SIGINT landed after main() started"
+        );
+    }
+}

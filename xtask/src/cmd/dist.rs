@@ -97,7 +97,7 @@ impl Dist {
             Profile::Release => "release",
             Profile::Dev => "debug",
         };
-        let built = smoke::target_dir(ws).join(&target.triple).join(dir);
+        let built = toolchain::out_dir(&smoke::target_dir(ws), &target, &linker, dir);
         let out = self.out.clone().unwrap_or_else(|| ws.join("dist"));
         let name = crate::ctx::bundle_name(target.os, &target.arch);
         let root = out.join(&name);
@@ -174,9 +174,9 @@ fn check_elf(path: &Utf8Path, t: &Triple, floor: Option<Glibc>, linker: &Linker)
             elf.arch, t.arch
         )));
     }
-    let needs = elf
-        .glibc
-        .map_or("no versioned glibc symbols".into(), |g| format!("needs glibc {g}"));
+    let needs = elf.glibc.map_or("no versioned glibc symbols".into(), |g| {
+        format!("needs glibc {g}")
+    });
     match (elf.glibc, floor) {
         (Some(g), Some(f)) if g > f => {
             let msg = format!(

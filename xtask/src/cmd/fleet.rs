@@ -405,7 +405,7 @@ fn follow(
             ),
             started.elapsed(),
         );
-        std::thread::sleep(Duration::from_millis(500));
+        crate::process::pause(Duration::from_millis(500));
     }
 }
 

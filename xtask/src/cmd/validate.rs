@@ -251,13 +251,17 @@ fn level1(p: &Platform, policy: &Policy, ctx: &Ctx) -> Vec<Check> {
     // The project's lock, read once for both of its checks.
     let target = policy.target_for_host(p.os, &p.arch);
     let mut torch_cuda = None;
+    let mut requires_python = None;
     if let (Some(dir), Some(t)) = (ctx.project_opt(), target) {
         let proj = lock::Project::load(dir);
         out.push(lock_check(proj.as_ref(), policy, t));
-        torch_cuda = proj.ok().and_then(|proj| torch_cuda_in_lock(&proj, t));
+        if let Ok(proj) = proj {
+            torch_cuda = torch_cuda_in_lock(&proj, t);
+            requires_python = proj.reqs.requires_python.clone();
+        }
     }
     out.push(driver_check(p, torch_cuda));
-    out.extend(tool_checks(p, policy));
+    out.extend(tool_checks(p, policy, requires_python.as_deref()));
     out
 }
 
@@ -332,8 +336,9 @@ fn driver_check(p: &Platform, torch_cuda: Option<(String, String)>) -> Check {
     platform_check("driver vs torch CUDA", status, why)
 }
 
-/// uv, the policy's Python, Docker and nvcc: found, or why not.
-fn tool_checks(p: &Platform, policy: &Policy) -> Vec<Check> {
+/// uv, a Python for the project's `requires-python` (without a project, the policy's),
+/// Docker and nvcc: found, or why not.
+fn tool_checks(p: &Platform, policy: &Policy, requires_python: Option<&str>) -> Vec<Check> {
     let found = |name: &str, t: Option<&platform::Tool>, missing: &str| match t {
         Some(t) => platform_check(
             name,
@@ -343,18 +348,24 @@ fn tool_checks(p: &Platform, policy: &Policy) -> Vec<Check> {
         None => platform_check(name, Status::Skip, missing.into()),
     };
     let py = &policy.python.version;
-    let python = match p
-        .tools
-        .pythons
-        .iter()
-        .find(|x| x.version.starts_with(&format!("{py}.")))
-    {
+    let project_spec = requires_python.and_then(|r| crate::pep::specifiers(r).ok().map(|s| (r, s)));
+    let fits = |v: &str| match &project_spec {
+        Some((_, spec)) => crate::pep::version(v).is_ok_and(|v| spec.contains(&v)),
+        None => v.starts_with(&format!("{py}.")),
+    };
+    let python = match p.tools.pythons.iter().find(|x| fits(&x.version)) {
         Some(x) => platform_check("python", Status::Pass, format!("{} {}", x.version, x.path)),
-        None => platform_check(
-            "python",
-            Status::Skip,
-            format!("no Python {py} found (needed for levels 3-4)"),
-        ),
+        None => {
+            let wanted = match &project_spec {
+                Some((r, _)) => format!("Python {r} (the project's requires-python)"),
+                None => format!("Python {py}"),
+            };
+            platform_check(
+                "python",
+                Status::Skip,
+                format!("no {wanted} found (needed for levels 3-4)"),
+            )
+        }
     };
     let docker = &p.tools.docker;
     let docker = match (&docker.daemon, docker.clients.is_empty()) {

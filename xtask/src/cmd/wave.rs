@@ -92,7 +92,7 @@ impl Wave {
                     None => Err(error::failed("the app was killed by a signal")),
                 };
             }
-            std::thread::sleep(Duration::from_millis(200));
+            crate::process::pause(Duration::from_millis(200));
         }
     }
 }

@@ -176,7 +176,8 @@ fn rosetta_translated() -> bool {
 mod tests {
     use super::*;
 
-    const X86_CPUINFO: &str = "processor\t: 0\nvendor_id\t: GenuineIntel\nflags\t\t: fpu vme sse2\n";
+    const X86_CPUINFO: &str =
+        "processor\t: 0\nvendor_id\t: GenuineIntel\nflags\t\t: fpu vme sse2\n";
     const ARM_CPUINFO: &str =
         "processor\t: 0\nBogoMIPS\t: 2000.00\nFeatures\t: fp asimd\nCPU implementer\t: 0x41\n";
 
@@ -196,8 +197,15 @@ mod tests {
         assert_eq!(m.arch, Arch::Aarch64);
         let e = m.emulation.expect("emulated");
         assert_eq!(e.kind, EmulationKind::QemuUser);
-        assert_eq!((e.binary_arch, e.machine_arch), (Arch::Aarch64, Arch::X86_64));
-        assert!(e.evidence.contains("/proc/sys/kernel/arch"), "{}", e.evidence);
+        assert_eq!(
+            (e.binary_arch, e.machine_arch),
+            (Arch::Aarch64, Arch::X86_64)
+        );
+        assert!(
+            e.evidence.contains("/proc/sys/kernel/arch"),
+            "{}",
+            e.evidence
+        );
         // Older kernels have no /proc/sys/kernel/arch; QEMU 7 passes cpuinfo through.
         let m = judge_linux("aarch64", None, X86_CPUINFO);
         assert!(m.emulation.unwrap().evidence.contains("/proc/cpuinfo"));
@@ -220,7 +228,10 @@ mod tests {
     #[test]
     fn uname_names_this_binarys_architecture_natively() {
         let m = detect();
-        if m.emulation.as_ref().is_none_or(|e| e.kind != EmulationKind::Rosetta) {
+        if m.emulation
+            .as_ref()
+            .is_none_or(|e| e.kind != EmulationKind::Rosetta)
+        {
             assert_eq!(m.arch, Arch::host(), "{m:?}");
         }
     }

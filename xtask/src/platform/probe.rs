@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use camino::{Utf8Path, Utf8PathBuf};
 
-use super::{machine, parse};
 use super::{
     Apple, Backend, BuildKit, Cuda, Docker, DockerClient, Gpu, Platform, Python, PythonSource,
     Tool, Tools, UNSUPPORTED, decide_backend,
 };
+use super::{machine, parse};
 use crate::names::{Arch, Os};
 use crate::policy::Policy;
 use crate::process::{Cmd, Probe, find, find_all};
