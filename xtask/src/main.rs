@@ -14,6 +14,7 @@ mod fleet;
 mod fsx;
 #[cfg(test)]
 mod fuzz;
+mod imports;
 mod lock;
 mod names;
 mod pep;
@@ -106,6 +107,8 @@ enum Command {
     Dist(cmd::dist::Dist),
     /// Run this repository's checks: cargo fmt --check, clippy -D warnings, tests
     Ci(cmd::ci::Ci),
+    /// Run this repository's benchmarks: each ratio side by side, median of N (figures, never a pass/fail)
+    Bench(cmd::bench::Bench),
 }
 
 fn main() {
@@ -174,6 +177,7 @@ fn real_main() -> i32 {
         Command::Requirements(c) => c.run(&ctx),
         Command::Docker(c) => c.run(&ctx),
         Command::Dist(c) => c.run(&ctx),
+        Command::Bench(c) => c.run(&ctx),
         Command::Ci(c) => c.run(&ctx),
     });
     match result {

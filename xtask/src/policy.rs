@@ -30,6 +30,8 @@ struct File {
     app: AppPolicy,
     #[serde(default)]
     workflow: WorkflowPolicy,
+    #[serde(default)]
+    imports: IndexMap<String, Vec<String>>,
 }
 
 /// `[workflow]`: what `cargo xtask workflow` writes into the app's CI.
@@ -61,6 +63,10 @@ pub struct AppPolicy {
     pub cuda_extras: Vec<String>,
     pub module: String,
     pub port: u16,
+    /// The modules the app starts from: `validate --project` imports each in the
+    /// installed environment (`[tool.xtask] entry-modules` in the project overrides).
+    #[serde(default)]
+    pub entry_modules: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -241,6 +247,9 @@ pub struct Policy {
     pub uv: UvPolicy,
     pub app: AppPolicy,
     pub workflow: WorkflowPolicy,
+    /// `[imports]`: the import names of distributions whose name does not say them
+    /// (`pyyaml` → `yaml`), keyed by PEP 503 name; used where no environment says.
+    pub imports: IndexMap<String, Vec<String>>,
     /// Everything a lock made under this policy covers: the `environments` (every
     /// machine of the targets' operating systems, not only the targets) and the Python
     /// range. Marker implication is decided over this, as uv resolves over it.
@@ -380,6 +389,11 @@ impl Policy {
             uv: file.uv,
             app: file.app,
             workflow: file.workflow,
+            imports: file
+                .imports
+                .into_iter()
+                .map(|(k, v)| (crate::names::normalize(&k), v))
+                .collect(),
         })
     }
 

@@ -17,6 +17,7 @@ pub struct Cmd {
     program: OsString,
     args: Vec<OsString>,
     env: Vec<(OsString, OsString)>,
+    env_removed: Vec<OsString>,
     dir: Option<PathBuf>,
 }
 
@@ -26,6 +27,7 @@ impl Cmd {
             program: program.into(),
             args: Vec::new(),
             env: Vec::new(),
+            env_removed: Vec::new(),
             dir: None,
         }
     }
@@ -49,6 +51,12 @@ impl Cmd {
         self
     }
 
+    /// Leave a variable of this process's environment out of the child's.
+    pub fn env_remove(mut self, key: impl Into<OsString>) -> Self {
+        self.env_removed.push(key.into());
+        self
+    }
+
     pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.dir = Some(dir.into());
         self
@@ -56,6 +64,9 @@ impl Cmd {
 
     fn expression(&self) -> duct::Expression {
         let mut e = duct::cmd(&self.program, &self.args);
+        for k in &self.env_removed {
+            e = e.env_remove(k);
+        }
         for (k, v) in &self.env {
             e = e.env(k, v);
         }

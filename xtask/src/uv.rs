@@ -50,6 +50,34 @@ fn at_least(version: &str, minimum: &str) -> bool {
     }
 }
 
+/// The files `ensure` would try, by identity (path, size, modification time, inode),
+/// read without running any of them: a cache keyed by it is valid while no uv that
+/// `ensure` could pick has changed.
+pub fn candidates_identity(workspace: &Utf8Path, policy: &Policy) -> String {
+    let local = tools_dir(workspace)
+        .join(format!("uv-{}", policy.uv.version))
+        .join("bin")
+        .join("uv");
+    let mut out = String::new();
+    for path in find("uv").into_iter().chain([local.into_std_path_buf()]) {
+        out.push_str(&path.display().to_string());
+        if let Ok(m) = std::fs::metadata(&path) {
+            let mtime = m
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos());
+            #[cfg(unix)]
+            let ino = std::os::unix::fs::MetadataExt::ino(&m);
+            #[cfg(not(unix))]
+            let ino = 0;
+            out.push_str(&format!(" {} {mtime} {ino}", m.len()));
+        }
+        out.push('\n');
+    }
+    out
+}
+
 /// uv from PATH or the tools folder, installing the policy's version when needed.
 pub fn ensure(workspace: &Utf8Path, policy: &Policy) -> Result<Uv> {
     let min = &policy.uv.minimum;

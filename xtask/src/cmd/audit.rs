@@ -8,12 +8,20 @@ use serde::Serialize;
 
 use crate::ctx::{Ctx, OutputArgs};
 use crate::error;
+use crate::imports;
 use crate::lock::audit::{Auditor, PackageResult, Status};
 use crate::lock::{self, Selection, tags};
 
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Exit 1 when a package has no installable file on a target (listed), 0 otherwise. Statuses: wheel (the best matching wheel), build (sdist only: needs a compiler), missing (neither), excluded (markers leave it out on that target)."
+    after_help = "Exit 1 when a package has no installable file on a target (listed), or when the project's \
+own code imports, unguarded at module level, a package a target leaves out (the app dies with \
+ModuleNotFoundError there; accept one with --allow-import PKG:PATH or [tool.xtask] allow-imports). \
+Statuses: wheel (the best matching wheel), build (sdist only: needs a compiler), missing (neither), \
+excluded (markers leave it out on that target). The import check parses the project's packages, \
+top-level modules and tests/ with Python's own ast (the .venv's interpreter, else any Python 3 here); \
+imports inside functions are listed as breaking when called, guarded ones (try/except ImportError, \
+if TYPE_CHECKING) are not listed."
 )]
 pub struct Audit {
     /// Audit only this target (canonical name or Docker alias); repeatable [default: all]
@@ -52,6 +60,13 @@ pub struct Audit {
     /// Leave out an extra that --all-extras would include; repeatable
     #[arg(long = "no-extra", value_name = "EXTRA")]
     no_extras: Vec<String>,
+    /// Accept imports of PKG in PATH (a file, or a folder and what is under it) that the
+    /// app never loads where PKG is left out; repeatable
+    #[arg(long = "allow-import", value_name = "PKG:PATH")]
+    allow_imports: Vec<String>,
+    /// Skip the import check (the lock alone)
+    #[arg(long)]
+    no_imports: bool,
     /// Print Markdown (for docs)
     #[arg(long, conflicts_with = "json")]
     markdown: bool,
@@ -83,6 +98,25 @@ struct Report {
     lock_info: LockInfo,
     warnings: Vec<String>,
     targets: Vec<TargetResult>,
+    /// The import check (absent with --no-imports).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    imports: Option<ImportReport>,
+}
+
+/// The project's imports of packages some target leaves out.
+#[derive(Serialize)]
+struct ImportReport {
+    /// The interpreter whose `ast` parsed the code.
+    python: String,
+    code: Vec<String>,
+    tests: Vec<String>,
+    files: usize,
+    /// Imports left out because a try/except ImportError or `if TYPE_CHECKING` guards them.
+    guarded: usize,
+    /// Where import names came from: the .venv's metadata when there is one.
+    mapping: String,
+    warnings: Vec<String>,
+    findings: Vec<imports::Finding>,
 }
 
 impl Audit {
@@ -117,11 +151,22 @@ impl Audit {
                 packages: auditor.target(t, python, &sel)?,
             });
         }
+        let imports = if self.no_imports {
+            None
+        } else {
+            Some(self.imports(ctx, project, policy, &proj, &results)?)
+        };
+        if let Some(i) = &imports {
+            for w in &i.warnings {
+                eprintln!("warning: {w}");
+            }
+        }
         let report = Report {
             lock: proj.lock_path.to_string(),
             lock_info: lock_info(&proj.lock),
             warnings,
             targets: results,
+            imports,
         };
         let markdown = self.markdown;
         self.out.emit(&report, || {
@@ -175,6 +220,50 @@ impl Audit {
         Ok(python)
     }
 
+    /// Parse the project's code and find the imports each target's left-out packages break.
+    fn imports(
+        &self,
+        ctx: &Ctx,
+        project: &camino::Utf8Path,
+        policy: &crate::policy::Policy,
+        proj: &lock::Project,
+        results: &[TargetResult],
+    ) -> Result<ImportReport> {
+        let mut allow = Vec::new();
+        for a in &self.allow_imports {
+            allow.push(imports::Allow::parse(a, "--allow-import")?);
+        }
+        for a in &proj.reqs.allow_imports {
+            allow.push(imports::Allow::parse(
+                a,
+                &format!("{project}/pyproject.toml: [tool.xtask] allow-imports"),
+            )?);
+        }
+        let sources = imports::Sources::find(project);
+        let script = ctx.workspace.join("templates/audit/imports.py");
+        let scan = imports::scan(project, &sources, &script)?;
+        let names = imports::Names::load(project);
+        let (left_out, installed) = per_target(results);
+        let findings = imports::findings(
+            &scan, &sources, &left_out, &installed, &names, policy, &allow,
+        );
+        let mapping = if project.join(".venv").is_dir() {
+            "the .venv's installed metadata (top_level.txt, RECORD), then the policy's [imports] table, then distribution names"
+        } else {
+            "no .venv: the policy's [imports] table, then distribution names as the lock's wheels spell them"
+        };
+        Ok(ImportReport {
+            python: scan.python,
+            code: sources.code,
+            tests: sources.tests,
+            files: scan.files,
+            guarded: scan.guarded,
+            mapping: mapping.into(),
+            warnings: scan.warnings,
+            findings,
+        })
+    }
+
     /// The extras and groups asked for, as uv's flags name them.
     fn selection(&self, proj: &lock::Project) -> Selection {
         Selection {
@@ -209,8 +298,62 @@ fn lock_info(lock: &lock::Lock) -> LockInfo {
     }
 }
 
-/// Exit 1 when a package has nothing installable on a target.
+/// Per target: the distributions it leaves out (excluded or missing, under no version
+/// installed there), and those it installs.
+type PerTarget = std::collections::BTreeMap<String, std::collections::BTreeSet<String>>;
+
+fn per_target(results: &[TargetResult]) -> (PerTarget, PerTarget) {
+    let (mut out, mut inst) = (PerTarget::new(), PerTarget::new());
+    for t in results {
+        let installs: std::collections::BTreeSet<String> = t
+            .packages
+            .iter()
+            .filter(|p| matches!(p.status, Status::Wheel | Status::Build))
+            .map(|p| p.name.clone())
+            .collect();
+        let left: std::collections::BTreeSet<String> = t
+            .packages
+            .iter()
+            .filter(|p| matches!(p.status, Status::Excluded | Status::Missing))
+            .map(|p| p.name.clone())
+            .filter(|n| !installs.contains(n))
+            .collect();
+        out.insert(t.name.clone(), left);
+        inst.insert(t.name.clone(), installs);
+    }
+    (out, inst)
+}
+
+/// Exit 1 when a package has nothing installable on a target, or an unguarded
+/// module-level import of a left-out package breaks one.
 fn verdict(report: &Report) -> Result<()> {
+    // Per package: its targets and how many places break there.
+    let mut breaking: Vec<(String, Vec<String>, usize)> = Vec::new();
+    for f in report
+        .imports
+        .iter()
+        .flat_map(|i| &i.findings)
+        .filter(|f| f.breaks == imports::Breaks::Import && !f.allowed)
+    {
+        match breaking
+            .iter_mut()
+            .find(|(p, t, _)| *p == f.package && *t == f.targets)
+        {
+            Some(b) => b.2 += 1,
+            None => breaking.push((f.package.clone(), f.targets.clone(), 1)),
+        }
+    }
+    let breaking: Vec<String> = breaking
+        .into_iter()
+        .map(|(p, t, n)| {
+            let places = if n == 1 {
+                "1 place".into()
+            } else {
+                format!("{n} places")
+            };
+            format!("{p} on {} ({places})", t.join(", "))
+        })
+        .collect();
     let missing: Vec<String> = report
         .targets
         .iter()
@@ -221,13 +364,52 @@ fn verdict(report: &Report) -> Result<()> {
                 .map(move |p| format!("{} {} on {}", p.name, p.version, t.name))
         })
         .collect();
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(error::failed(format!(
+    match (missing.is_empty(), breaking.is_empty()) {
+        (true, true) => Ok(()),
+        (false, _) => Err(error::failed(format!(
             "no installable file for: {}",
             missing.join(", ")
-        )))
+        ))),
+        (true, false) => Err(error::failed(format!(
+            "unguarded imports of packages a target leaves out (listed above): {}; guard them, or accept one with --allow-import PKG:PATH",
+            breaking.join(", ")
+        ))),
+    }
+}
+
+fn render_imports(s: &mut String, i: &ImportReport) {
+    let (code, tests): (Vec<&imports::Finding>, Vec<&imports::Finding>) =
+        i.findings.iter().partition(|f| !f.test);
+    let _ = writeln!(
+        s,
+        "imports: {} files parsed ({} guarded imports left out); {} in the code, {} in tests break where a package is left out",
+        i.files,
+        i.guarded,
+        code.len(),
+        tests.len()
+    );
+    for (label, list) in [("code", code), ("tests", tests)] {
+        for f in list {
+            let what = match f.breaks {
+                imports::Breaks::Import if f.test => "fails collection",
+                imports::Breaks::Import => "breaks at import",
+                imports::Breaks::Call => "breaks when called",
+            };
+            let allowed = if f.allowed { " (allowed)" } else { "" };
+            let _ = writeln!(
+                s,
+                "  {}:{}: {} [{label}]: {what} on {}{allowed}: {} is left out there ({})",
+                f.file,
+                f.line,
+                f.statement,
+                f.targets.join(", "),
+                f.package,
+                f.mapping.as_str()
+            );
+            if !f.allowed {
+                let _ = writeln!(s, "    {}", imports::advice(f));
+            }
+        }
     }
 }
 
@@ -271,6 +453,9 @@ fn render(r: &Report) -> String {
                 p.note.as_deref().unwrap_or_default()
             );
         }
+    }
+    if let Some(i) = &r.imports {
+        render_imports(&mut s, i);
     }
     s
 }

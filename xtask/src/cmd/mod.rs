@@ -1,6 +1,7 @@
 //! One module per command, each a clap `Args` struct with `fn run(self, ctx)`.
 
 pub mod audit;
+pub mod bench;
 pub mod bundles;
 pub mod ci;
 pub mod clean;

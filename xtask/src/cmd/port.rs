@@ -34,6 +34,9 @@ struct Report<'a> {
     changes: &'a [Change],
     /// Other files that pin another Python than the policy's (reported, not changed).
     other_python_pins: &'a [pins::Pin],
+    /// The project's imports of packages the policy's markers leave out somewhere.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    imports: Vec<crate::imports::Finding>,
 }
 
 impl Port {
@@ -65,6 +68,26 @@ impl Port {
             written = true;
         }
         let stale_pins = pins::stale_python(project, &policy.python.version);
+        let imports = marked_imports(ctx, project, policy, &new);
+        if !imports.is_empty() && !self.out.json {
+            eprintln!(
+                "note: the app imports, unguarded, packages these markers leave out (`cargo xtask audit` judges the lock):"
+            );
+            for f in &imports {
+                let when = match f.breaks {
+                    crate::imports::Breaks::Import => "at import",
+                    crate::imports::Breaks::Call => "when called",
+                };
+                eprintln!(
+                    "  {}:{}: {} breaks {when} on {}: {}",
+                    f.file,
+                    f.line,
+                    f.statement,
+                    f.targets.join(", "),
+                    crate::imports::advice(f)
+                );
+            }
+        }
         let report = Report {
             file: path.as_str(),
             mode,
@@ -72,6 +95,7 @@ impl Port {
             written,
             changes: &changes,
             other_python_pins: &stale_pins,
+            imports,
         };
         if !stale_pins.is_empty() && !self.out.json {
             eprintln!(
@@ -121,4 +145,62 @@ fn render(r: &Report) -> String {
 
 pub fn unified_diff(old: &str, new: &str) -> String {
     crate::diff::unified(old, new, "a/pyproject.toml", "b/pyproject.toml", 3)
+}
+
+/// After the rewrite: the imports of every dependency a policy rule limits to some targets,
+/// found in the project's code for the targets the rule leaves out (by the policy, before
+/// any lock exists). Best effort: without a Python to parse with, nothing is said.
+fn marked_imports(
+    ctx: &Ctx,
+    project: &camino::Utf8Path,
+    policy: &crate::policy::Policy,
+    ported: &str,
+) -> Vec<crate::imports::Finding> {
+    use std::collections::{BTreeMap, BTreeSet};
+    let Ok(doc) = pyproject::parse("pyproject.toml", ported) else {
+        return Vec::new();
+    };
+    let reqs = pyproject::requirements(&doc);
+    let mut left_out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let all = reqs
+        .dependencies
+        .iter()
+        .chain(reqs.optional.values().flatten())
+        .chain(reqs.groups.values().flatten());
+    for text in all {
+        let Ok(req) = crate::pep::requirement(text) else {
+            continue;
+        };
+        let Some(rule) = policy.rule_for(&req).filter(|r| !r.never_list) else {
+            continue;
+        };
+        for t in policy
+            .targets
+            .iter()
+            .filter(|t| !rule.targets.contains(&t.name))
+        {
+            left_out
+                .entry(t.name.clone())
+                .or_default()
+                .insert(crate::names::normalize(req.name.as_ref()));
+        }
+    }
+    if left_out.is_empty() {
+        return Vec::new();
+    }
+    let sources = crate::imports::Sources::find(project);
+    let script = ctx.workspace.join("templates/audit/imports.py");
+    let Ok(scan) = crate::imports::scan(project, &sources, &script) else {
+        return Vec::new();
+    };
+    let names = crate::imports::Names::load(project);
+    crate::imports::findings(
+        &scan,
+        &sources,
+        &left_out,
+        &BTreeMap::new(),
+        &names,
+        policy,
+        &[],
+    )
 }

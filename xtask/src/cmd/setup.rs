@@ -35,9 +35,13 @@ pub struct Setup {
     with_playwright: bool,
 }
 
-#[derive(Serialize, Deserialize, PartialEq, Eq, Debug)]
+#[derive(Serialize, Deserialize, PartialEq, Eq, Debug, Clone)]
 struct Stamp {
     key: String,
+    /// The same inputs with uv by file identity instead of its answer to --version: a
+    /// no-op run checks this one and starts no process at all.
+    #[serde(default)]
+    quick: String,
     command: Vec<String>,
     extras: Vec<String>,
 }
@@ -77,27 +81,56 @@ impl Setup {
         let doc = pyproject::parse(py_path.as_str(), &String::from_utf8_lossy(&py_bytes))?;
         let reqs = pyproject::requirements(&doc);
         let plan = plan(policy, &reqs, deps);
-        let uv = uv::ensure(&ctx.workspace, policy)?;
         let venv = project.join(".venv");
+        let stamp_path = venv.join(STAMP);
+        let quick_now = || {
+            stamp_key(
+                &py_bytes,
+                &lock_bytes,
+                &plan.args,
+                &plan.extras,
+                &uv::candidates_identity(&ctx.workspace, policy),
+                &venv,
+                self.with_playwright,
+            )
+        };
+        let up_to_date = || {
+            eprintln!(
+                "{name}: up to date (pyproject.toml, uv.lock, uv and the interpreter are unchanged since the last run; --force runs uv again)"
+            );
+        };
+        let old = (!self.force).then(|| read_stamp(&stamp_path)).flatten();
+        if old
+            .as_ref()
+            .is_some_and(|o| !o.quick.is_empty() && o.quick == quick_now())
+        {
+            up_to_date();
+            return Ok(());
+        }
+        let uv = uv::ensure(&ctx.workspace, policy)?;
         let key_now = || {
             stamp_key(
                 &py_bytes,
                 &lock_bytes,
                 &plan.args,
                 &plan.extras,
-                &uv,
+                &format!("{} {}", uv.path.display(), uv.version),
                 &venv,
                 self.with_playwright,
             )
         };
-        let stamp_path = venv.join(STAMP);
-        if !self.force
-            && let Some(old) = read_stamp(&stamp_path)
+        if let Some(old) = &old
             && old.key == key_now()
         {
-            eprintln!(
-                "{name}: up to date (pyproject.toml, uv.lock, uv and the interpreter are unchanged since the last run; --force runs uv again)"
-            );
+            // Same uv by its answer, another file (reinstalled): refresh the quick key.
+            let stamp = Stamp {
+                quick: quick_now(),
+                ..old.clone()
+            };
+            if let Ok(json) = serde_json::to_string_pretty(&stamp) {
+                let _ = fsx::write_atomic(&stamp_path, json.as_bytes());
+            }
+            up_to_date();
             return Ok(());
         }
         // Only now pay for the full checks.
@@ -117,6 +150,7 @@ impl Setup {
         command.extend(plan.args.iter().cloned());
         let stamp = Stamp {
             key: key_now(),
+            quick: quick_now(),
             command,
             extras: installed,
         };
@@ -219,13 +253,12 @@ fn stamp_key(
     lock: &[u8],
     args: &[String],
     extras: &[String],
-    uv: &Uv,
+    uv_id: &str,
     venv: &Utf8Path,
     playwright: bool,
 ) -> String {
     // The interpreter: pyvenv.cfg names it and its version; a new venv changes it.
     let cfg = std::fs::read(venv.join("pyvenv.cfg")).unwrap_or_default();
-    let uv_id = format!("{} {}", uv.path.display(), uv.version);
     fsx::fingerprint(&[
         pyproject,
         lock,

@@ -258,11 +258,107 @@ fn level1(p: &Platform, policy: &Policy, ctx: &Ctx) -> Vec<Check> {
         if let Ok(proj) = proj {
             torch_cuda = torch_cuda_in_lock(&proj, t);
             requires_python = proj.reqs.requires_python.clone();
+            out.extend(entry_module_checks(ctx, policy, dir, &proj.reqs, t));
         }
     }
     out.push(driver_check(p, torch_cuda));
     out.extend(tool_checks(p, policy, requires_python.as_deref()));
     out
+}
+
+/// The runtime proof of `audit`'s import check: each of the app's entry modules
+/// (`[tool.xtask] entry-modules`, else the policy's) that the project has imports in its
+/// installed environment, as the app would start. Skipped without a .venv.
+fn entry_module_checks(
+    ctx: &Ctx,
+    policy: &Policy,
+    project: &Utf8Path,
+    reqs: &crate::pyproject::Requirements,
+    target: &crate::policy::Target,
+) -> Vec<Check> {
+    let modules = reqs
+        .entry_modules
+        .clone()
+        .unwrap_or_else(|| policy.app.entry_modules.clone());
+    let present: Vec<&String> = modules
+        .iter()
+        .filter(|m| module_file(project, m).is_some())
+        .collect();
+    if present.is_empty() {
+        return Vec::new();
+    }
+    let name = |m: &str| format!("import {m}");
+    if !project.join(".venv").is_dir() {
+        return present
+            .iter()
+            .map(|m| {
+                let why = "no .venv: run `cargo xtask setup-dev` first".to_string();
+                platform_check(&name(m), Status::Skip, why)
+            })
+            .collect();
+    }
+    let uv = match crate::uv::ensure(&ctx.workspace, policy) {
+        Ok(uv) => uv,
+        Err(e) => {
+            let why = error::line_of(&e);
+            return present
+                .iter()
+                .map(|m| platform_check(&name(m), Status::Skip, why.clone()))
+                .collect();
+        }
+    };
+    let mut out = Vec::new();
+    for m in present {
+        let started = std::time::Instant::now();
+        let cmd = uv
+            .cmd()
+            .args(["run", "--frozen", "--no-sync", "python", "-c"])
+            .arg(format!("import {m}"))
+            .env("PYTHONPATH", project.as_str())
+            .dir(project.as_std_path());
+        eprintln!("$ {}", cmd.display());
+        let probe = cmd.probe(Duration::from_secs(900));
+        let took = started.elapsed().as_secs_f64();
+        let check = if probe.ok_stdout().is_some() {
+            platform_check(
+                &name(m),
+                Status::Pass,
+                format!("imports on {} in {took:.1} s", target.name),
+            )
+        } else {
+            let last = match &probe {
+                crate::process::Probe::Exited { stderr, .. } => stderr
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string(),
+                other => other.failure_line(),
+            };
+            let why = format!(
+                "does not import on {} ({last}): `cargo xtask audit` lists the unguarded imports",
+                target.name
+            );
+            platform_check(&name(m), Status::Fail, why)
+        };
+        out.push(check);
+    }
+    out
+}
+
+/// `a/b.py` or `a/b/__init__.py` for module `a.b`, at the project root or under `src/`.
+fn module_file(project: &Utf8Path, module: &str) -> Option<camino::Utf8PathBuf> {
+    let rel = module.replace('.', "/");
+    [project.to_path_buf(), project.join("src")]
+        .into_iter()
+        .flat_map(|root| {
+            [
+                root.join(format!("{rel}.py")),
+                root.join(&rel).join("__init__.py"),
+            ]
+        })
+        .find(|p| p.is_file())
 }
 
 fn platform_check(name: &str, status: Status, reason: String) -> Check {

@@ -199,7 +199,7 @@ pub struct MetaReq {
 
 /// Parse uv.lock text; errors carry `file:line:col`; an unknown lock version is an error.
 pub fn parse(file: &str, text: &str) -> Result<Lock> {
-    let lock: Lock = toml_edit::de::from_str(text)
+    let lock: Lock = toml::from_str(text)
         .map_err(|e| error::usage(names::toml_error(file, text, e.span(), e.message())))?;
     if lock.version != 1 {
         return Err(error::usage(format!(

@@ -257,13 +257,33 @@ fn tool(path: PathBuf, args: &[&str]) -> Tool {
 /// Interpreters on PATH that answer `--version`, then pyenv's installed versions (an
 /// inactive pyenv shim fails, so the versions folder is read directly).
 pub fn pythons() -> Vec<Python> {
-    let candidates = python_candidates();
-    // Each interpreter reports its version and real executable, so a pyenv shim and
-    // the interpreter it runs are listed once.
+    let pyenv = pyenv_root();
+    // One probe per interpreter file: `python3` and `python3.11` on PATH are often the
+    // same file, and a pyenv shim (a shell script that starts pyenv, ~0.1 s) is run as the
+    // interpreter it selects.
+    let mut candidates: Vec<(PathBuf, PythonSource, PathBuf)> = Vec::new();
+    for (path, source) in python_candidates(pyenv.as_deref()) {
+        let run = match pyenv.as_deref().and_then(|root| resolve_shim(root, &path)) {
+            Some(Some(p)) => p,
+            // pyenv would say "command not found": the selected versions lack it.
+            Some(None) => continue,
+            None => path.clone(),
+        };
+        let real = std::fs::canonicalize(&run).unwrap_or_else(|_| run.clone());
+        if !candidates.iter().any(|(_, _, r)| *r == real) {
+            candidates.push((path, source, real));
+        }
+    }
+    let root = pyenv.as_deref();
     let probed: Vec<Option<(Python, PathBuf)>> = std::thread::scope(|s| {
         let handles: Vec<_> = candidates
             .iter()
-            .map(|(path, source)| s.spawn(move || python_identity(path, *source)))
+            .map(|(path, source, real)| {
+                s.spawn(move || {
+                    pyenv_named(root, path, real, *source)
+                        .or_else(|| python_identity(path, real, *source))
+                })
+            })
             .collect();
         handles
             .into_iter()
@@ -291,8 +311,49 @@ pub fn pythons() -> Vec<Python> {
     out
 }
 
+fn pyenv_root() -> Option<PathBuf> {
+    std::env::var_os("PYENV_ROOT")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".pyenv")))
+}
+
+/// The interpreter a pyenv shim (`<root>/shims/NAME`) would run, found the way pyenv
+/// finds it: `$PYENV_VERSION`, else the nearest `.python-version` upwards from here, else
+/// `<root>/version`; the first selected version that has NAME (`Some(None)`: none has it,
+/// so the shim fails). None for anything else (not a shim, the `system` version, nothing
+/// selected): then the shim itself is run.
+fn resolve_shim(root: &Path, path: &Path) -> Option<Option<PathBuf>> {
+    if path.parent()? != root.join("shims") {
+        return None;
+    }
+    let name = path.file_name()?;
+    let from_file = |f: &Path| std::fs::read_to_string(f).ok();
+    let selected = std::env::var("PYENV_VERSION")
+        .ok()
+        .map(|v| v.replace(':', "\n"))
+        .or_else(|| {
+            let cwd = std::env::current_dir().ok()?;
+            cwd.ancestors()
+                .find_map(|d| from_file(&d.join(".python-version")))
+        })
+        .or_else(|| from_file(&root.join("version")))?;
+    let versions: Vec<&str> = selected
+        .split_whitespace()
+        .filter(|v| !v.starts_with('#'))
+        .collect();
+    if versions.is_empty() || versions.contains(&"system") {
+        return None;
+    }
+    Some(
+        versions
+            .iter()
+            .map(|v| root.join("versions").join(v).join("bin").join(name))
+            .find(|p| p.is_file()),
+    )
+}
+
 /// Where interpreters may be: the usual names on PATH, then pyenv's versions.
-fn python_candidates() -> Vec<(PathBuf, PythonSource)> {
+fn python_candidates(pyenv_root: Option<&Path>) -> Vec<(PathBuf, PythonSource)> {
     let mut candidates = Vec::new();
     let names = [
         "python3",
@@ -308,9 +369,6 @@ fn python_candidates() -> Vec<(PathBuf, PythonSource)> {
             candidates.push((p, PythonSource::Path));
         }
     }
-    let pyenv_root = std::env::var_os("PYENV_ROOT")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".pyenv")));
     if let Some(root) = pyenv_root
         && let Ok(entries) = std::fs::read_dir(root.join("versions"))
     {
@@ -326,9 +384,38 @@ fn python_candidates() -> Vec<(PathBuf, PythonSource)> {
     candidates
 }
 
-/// An interpreter's version and its real executable, when it answers.
-fn python_identity(path: &Path, source: PythonSource) -> Option<(Python, PathBuf)> {
-    let out = Cmd::new(path)
+/// An interpreter of pyenv's versions folder whose folder is named X.Y.Z (what `pyenv
+/// install X.Y.Z` makes): that is its version, no need to start it. Other names
+/// (virtualenvs, PyPy, conda, free-threaded builds) are asked.
+fn pyenv_named(
+    root: Option<&Path>,
+    path: &Path,
+    real: &Path,
+    source: PythonSource,
+) -> Option<(Python, PathBuf)> {
+    let versions = root?.join("versions");
+    let folder = real.strip_prefix(&versions).ok()?.components().next()?;
+    let name = folder.as_os_str().to_str()?;
+    let parts: Vec<&str> = name.split('.').collect();
+    if parts.len() != 3
+        || !parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return None;
+    }
+    let py = Python {
+        path: utf8(path.to_path_buf()),
+        version: name.to_string(),
+        source,
+    };
+    Some((py, real.to_path_buf()))
+}
+
+/// An interpreter's version and its real executable, when it answers (`run` is what
+/// `path` runs: the interpreter behind a pyenv shim).
+fn python_identity(path: &Path, run: &Path, source: PythonSource) -> Option<(Python, PathBuf)> {
+    let out = Cmd::new(run)
         .args([
             "-c",
             "import sys; print(sys.version.split()[0]); print(sys.executable)",
@@ -345,16 +432,32 @@ fn python_identity(path: &Path, source: PythonSource) -> Option<(Python, PathBuf
 }
 
 pub fn docker() -> Docker {
-    let clients: Vec<DockerClient> = find_all("docker").into_iter().map(docker_client).collect();
+    // Every docker CLI start costs tens of milliseconds: all of them at once.
+    let found = find_all("docker");
+    let (clients, daemon) = std::thread::scope(|s| {
+        let daemon = found
+            .first()
+            .map(|first| s.spawn(move || docker_daemon(&utf8(first.clone()), QUICK)));
+        let clients: Vec<_> = found
+            .iter()
+            .map(|p| s.spawn(move || docker_client(p.clone())))
+            .collect();
+        (
+            clients
+                .into_iter()
+                .map(|h| h.join().expect("docker client probe"))
+                .collect::<Vec<_>>(),
+            daemon.map(|h| h.join().expect("docker daemon probe")),
+        )
+    });
     let mut docker = Docker {
         clients,
         ..Docker::default()
     };
-    if let Some(first) = docker.clients.first() {
-        match docker_daemon(&first.path, QUICK) {
-            Ok(v) => docker.daemon = Some(v),
-            Err(e) => docker.daemon_error = Some(e),
-        }
+    match daemon {
+        Some(Ok(v)) => docker.daemon = Some(v),
+        Some(Err(e)) => docker.daemon_error = Some(e),
+        None => {}
     }
     docker
 }
@@ -369,8 +472,13 @@ pub fn docker_client(path: impl Into<PathBuf>) -> DockerClient {
             .ok_stdout()
             .and_then(parse::version_in)
     };
-    let version = version_of(&["--version"]);
-    let buildx = version_of(&["buildx", "version"]);
+    let (version, buildx) = std::thread::scope(|s| {
+        let buildx = s.spawn(|| version_of(&["buildx", "version"]));
+        (
+            version_of(&["--version"]),
+            buildx.join().expect("buildx probe"),
+        )
+    });
     let buildkit = BuildKit::of(version.as_deref(), buildx.is_some());
     DockerClient {
         path: utf8(path),
@@ -397,6 +505,46 @@ pub fn docker_daemon(client: &Utf8Path, timeout: Duration) -> Result<String, Str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pyenv_shims_resolve_without_starting_pyenv() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        for v in ["3.11.7", "3.12.1", "myenv"] {
+            let bin = r.join("versions").join(v).join("bin");
+            std::fs::create_dir_all(&bin).unwrap();
+            std::fs::write(bin.join("python3"), "").unwrap();
+        }
+        std::fs::write(r.join("versions/3.12.1/bin/python3.12"), "").unwrap();
+        std::fs::create_dir_all(r.join("shims")).unwrap();
+        let shim = |n: &str| r.join("shims").join(n);
+        // Not a shim: not resolved.
+        assert_eq!(resolve_shim(r, Path::new("/usr/bin/python3")), None);
+        let inherited = std::env::var_os("PYENV_VERSION").is_some()
+            || std::env::current_dir()
+                .unwrap()
+                .ancestors()
+                .any(|d| d.join(".python-version").exists());
+        if inherited {
+            return; // this shell selects its own version
+        }
+        // Nothing selected: the shim is run as it is.
+        assert_eq!(resolve_shim(r, &shim("python3")), None);
+        std::fs::write(r.join("version"), "3.12.1\n3.11.7\n").unwrap();
+        let v312 = r.join("versions/3.12.1/bin/python3.12");
+        assert_eq!(resolve_shim(r, &shim("python3.12")), Some(Some(v312)));
+        // Selected versions without that command: pyenv would fail, so it is no candidate.
+        assert_eq!(resolve_shim(r, &shim("python3.13")), Some(None));
+        std::fs::write(r.join("version"), "system\n").unwrap();
+        assert_eq!(resolve_shim(r, &shim("python3")), None);
+        // Folders named X.Y.Z are that version; others are asked.
+        let named = |v: &str| {
+            let exe = r.join("versions").join(v).join("bin/python3");
+            pyenv_named(Some(r), &exe, &exe, PythonSource::Pyenv).map(|(p, _)| p.version)
+        };
+        assert_eq!(named("3.11.7").as_deref(), Some("3.11.7"));
+        assert_eq!(named("myenv"), None);
+    }
 
     #[test]
     fn buildkit_modes() {

@@ -26,6 +26,11 @@ pub struct Requirements {
     pub default_groups: Option<Vec<String>>,
     /// `[tool.pytest.ini_options] markers`, as written ("name: description").
     pub pytest_markers: Vec<String>,
+    /// `[tool.xtask] entry-modules`: the modules the app starts from (validate imports
+    /// them), when the project names its own instead of the policy's.
+    pub entry_modules: Option<Vec<String>>,
+    /// `[tool.xtask] allow-imports`: `PKG:PATH` imports the import audit accepts.
+    pub allow_imports: Vec<String>,
 }
 
 pub fn requirements(doc: &DocumentMut) -> Requirements {
@@ -89,6 +94,18 @@ pub fn requirements(doc: &DocumentMut) -> Requirements {
                 .and_then(|t| t.get("pytest"))
                 .and_then(|t| t.get("ini_options"))
                 .and_then(|t| t.get("markers")),
+        ),
+        entry_modules: {
+            let v = doc
+                .get("tool")
+                .and_then(|t| t.get("xtask"))
+                .and_then(|t| t.get("entry-modules"));
+            v.map(|v| strings(Some(v)))
+        },
+        allow_imports: strings(
+            doc.get("tool")
+                .and_then(|t| t.get("xtask"))
+                .and_then(|t| t.get("allow-imports")),
         ),
     }
 }
