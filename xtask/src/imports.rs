@@ -109,6 +109,10 @@ pub struct Scan {
 
 /// Parse the project's sources with `script` (templates/audit/imports.py).
 pub fn scan(project: &Utf8Path, sources: &Sources, script: &Utf8Path) -> Result<Scan> {
+    let all: Vec<&String> = sources.code.iter().chain(&sources.tests).collect();
+    if all.is_empty() {
+        return Ok(Scan::default());
+    }
     let python = interpreter(project).ok_or_else(|| {
         error::absent(
             "the import audit parses the project's code with Python's own ast: no Python 3 \
@@ -116,13 +120,6 @@ pub fn scan(project: &Utf8Path, sources: &Sources, script: &Utf8Path) -> Result<
              install one, or run `cargo xtask setup-dev` first",
         )
     })?;
-    let all: Vec<&String> = sources.code.iter().chain(&sources.tests).collect();
-    if all.is_empty() {
-        return Ok(Scan {
-            python: python.display().to_string(),
-            ..Scan::default()
-        });
-    }
     let probe = Cmd::new(&python)
         .arg(script.as_str())
         .arg(project.as_str())
