@@ -25,6 +25,9 @@ fn has_python() -> bool {
     true
 }
 
+/// One expected finding: (file, line, package, targets, breaks, in tests).
+type Want<'a> = (&'a str, u64, &'a str, &'a [&'a str], &'a str, bool);
+
 /// (file, line, package, targets, breaks, test) of every finding.
 fn rows(v: &Value) -> Vec<(String, u64, String, Vec<String>, String, bool)> {
     v["imports"]["findings"]
@@ -58,95 +61,90 @@ fn the_apps_unguarded_imports_are_listed_where_the_package_is_left_out() {
     let (code, v, err) = audit(dir.path(), &[]);
     assert_eq!(code, Some(1), "{err}");
     let found = rows(&v);
-    let not_x86 = vec![
-        "linux-aarch64-cuda".to_string(),
-        "macos-arm64-mps".to_string(),
+    let not_x86: &[&str] = &["linux-aarch64-cuda", "macos-arm64-mps"];
+    let mac: &[&str] = &["macos-arm64-mps"];
+    let expected: [Want; 8] = [
+        // The three files of the real app's main branch.
+        (
+            "llm_studio/train.py",
+            4,
+            "deepspeed",
+            not_x86,
+            "import",
+            false,
+        ),
+        // `import os, deepspeed`: two names in one statement.
+        (
+            "llm_studio/src/utils/modeling_utils.py",
+            1,
+            "deepspeed",
+            not_x86,
+            "import",
+            false,
+        ),
+        // `from deepspeed.runtime.dataloader import ...`: a submodule of the package.
+        (
+            "llm_studio/src/utils/modeling_utils.py",
+            3,
+            "deepspeed",
+            not_x86,
+            "import",
+            false,
+        ),
+        (
+            "llm_studio/src/utils/modeling_utils.py",
+            4,
+            "deepspeed",
+            not_x86,
+            "import",
+            false,
+        ),
+        (
+            "llm_studio/src/optimizers.py",
+            3,
+            "bitsandbytes",
+            mac,
+            "import",
+            false,
+        ),
+        // Inside a function: reported apart, as breaking when called.
+        (
+            "llm_studio/src/guarded.py",
+            20,
+            "deepspeed",
+            not_x86,
+            "call",
+            false,
+        ),
+        // Tests: counted apart; a module-level import fails collection there.
+        (
+            "tests/src/test_optimizers.py",
+            1,
+            "bitsandbytes",
+            mac,
+            "import",
+            true,
+        ),
+        (
+            "tests/integration/test_integration.py",
+            2,
+            "deepspeed",
+            not_x86,
+            "call",
+            true,
+        ),
     ];
-    let mac = vec!["macos-arm64-mps".to_string()];
-    let expect =
-        |file: &str, line: u64, pkg: &str, targets: &Vec<String>, breaks: &str, test: bool| {
-            assert!(
-                found.iter().any(|r| r
-                    == &(
-                        file.to_string(),
-                        line,
-                        pkg.to_string(),
-                        targets.clone(),
-                        breaks.to_string(),
-                        test
-                    )),
-                "{file}:{line} {pkg} {targets:?} {breaks} missing from {found:#?}"
-            );
-        };
-    // The three files of the real app's main branch.
-    expect(
-        "llm_studio/train.py",
-        4,
-        "deepspeed",
-        &not_x86,
-        "import",
-        false,
-    );
-    // `import os, deepspeed`: two names in one statement.
-    expect(
-        "llm_studio/src/utils/modeling_utils.py",
-        1,
-        "deepspeed",
-        &not_x86,
-        "import",
-        false,
-    );
-    // `from deepspeed.runtime.dataloader import ...`: a submodule of the package.
-    expect(
-        "llm_studio/src/utils/modeling_utils.py",
-        3,
-        "deepspeed",
-        &not_x86,
-        "import",
-        false,
-    );
-    expect(
-        "llm_studio/src/utils/modeling_utils.py",
-        4,
-        "deepspeed",
-        &not_x86,
-        "import",
-        false,
-    );
-    expect(
-        "llm_studio/src/optimizers.py",
-        3,
-        "bitsandbytes",
-        &mac,
-        "import",
-        false,
-    );
-    // Inside a function: reported apart, as breaking when called.
-    expect(
-        "llm_studio/src/guarded.py",
-        20,
-        "deepspeed",
-        &not_x86,
-        "call",
-        false,
-    );
-    // Tests: counted apart; a module-level import fails collection there.
-    expect(
-        "tests/src/test_optimizers.py",
-        1,
-        "bitsandbytes",
-        &mac,
-        "import",
-        true,
-    );
-    expect(
-        "tests/integration/test_integration.py",
-        2,
-        "deepspeed",
-        &not_x86,
-        "call",
-        true,
-    );
+    for (file, line, pkg, targets, breaks, test) in expected {
+        let want = (
+            file.to_string(),
+            line,
+            pkg.to_string(),
+            targets.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
+            breaks.to_string(),
+            test,
+        );
+        assert!(found.contains(&want), "{want:?} missing from {found:#?}");
+    }
     // Nothing else: try/except ImportError, `except (ModuleNotFoundError, ...)`, `if
     // TYPE_CHECKING`, the relative `from ..optimizers import`, and what x86_64 installs.
     assert_eq!(found.len(), 8, "{found:#?}");

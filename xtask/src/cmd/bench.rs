@@ -263,18 +263,8 @@ impl Runner {
         })
     }
 
-    /// Ours and the reference interleaved, N times each (the reference's commands summed).
-    fn pair(
-        &self,
-        name: &str,
-        ours: &Cmd,
-        rname: &str,
-        theirs: &[Cmd],
-        note: String,
-    ) -> Result<Row, String> {
-        self.pair_codes(name, ours, rname, theirs, note, &[0])
-    }
-
+    /// Ours and the reference interleaved, N times each (the reference's commands summed);
+    /// each must exit with one of `codes`.
     fn pair_codes(
         &self,
         name: &str,
@@ -340,12 +330,13 @@ impl Runner {
             .cmd()
             .args(["sync", "--frozen", "--group", "dev"])
             .dir(dir.as_std_path());
-        self.pair(
+        self.pair_codes(
             "setup-dev no-op",
             &ours,
             "uv sync --frozen (no-op)",
             &[theirs],
             "the binary itself (no `cargo run` in front); xtask/tests/fixtures/devloop/app".into(),
+            &[0],
         )
     }
 
