@@ -88,12 +88,42 @@ pub struct Index {
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct TorchPolicy {
     pub packages: Vec<String>,
+    /// `[[torch.sources]]`: which index serves torch on which targets, by torch version.
+    #[serde(default)]
+    pub sources: Vec<TorchSource>,
+}
+
+/// One `[[torch.sources]]` entry: for a torch version in `versions`, these targets take
+/// torch from `index`. A target no entry names takes it from the default index (PyPI).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct TorchSource {
+    pub versions: Option<String>,
+    pub index: String,
+    pub targets: Vec<String>,
+    #[serde(skip)]
+    specifiers: Option<pep508_rs::pep440_rs::VersionSpecifiers>,
+}
+
+impl TorchSource {
+    /// Whether a torch version falls in this entry's range.
+    pub fn holds(&self, v: &pep508_rs::pep440_rs::Version) -> bool {
+        self.specifiers.as_ref().is_none_or(|s| s.contains(v))
+    }
+
+    pub fn specifiers(&self) -> Option<&pep508_rs::pep440_rs::VersionSpecifiers> {
+        self.specifiers.as_ref()
+    }
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 struct RuleFile {
+    /// One name or pattern; or `names`, several sharing the rule.
+    #[serde(default)]
     name: String,
+    #[serde(default)]
+    names: Vec<String>,
     versions: Option<String>,
     #[serde(default)]
     targets: Vec<String>,
@@ -101,6 +131,7 @@ struct RuleFile {
     #[serde(default)]
     never_list: bool,
     build_requires: Option<String>,
+    wheels: Option<Vec<String>>,
     reason: String,
 }
 
@@ -161,7 +192,6 @@ pub struct Target {
     pub marker: String,
     pub sys_platform: String,
     pub platform_machine: String,
-    pub torch_index: String,
     pub docker_platform: Option<String>,
     pub docker_alias: Option<String>,
     pub uv_platform: String,
@@ -206,8 +236,10 @@ impl Target {
 /// What to do with a package on which targets.
 #[derive(Debug, Clone)]
 pub struct Rule {
-    /// A name, or a prefix pattern ending in `*` (`nvidia-*`).
+    /// How the rule is shown: its name (or names, joined).
     pub name: String,
+    /// The names or patterns (`nvidia-*-cu12`) it applies to.
+    pub patterns: Vec<String>,
     pub versions: Option<pep508_rs::pep440_rs::VersionSpecifiers>,
     pub targets: Vec<String>,
     pub marker: Option<String>,
@@ -215,21 +247,26 @@ pub struct Rule {
     pub never_list: bool,
     /// What building it from source needs (reported by `audit`).
     pub build_requires: Option<String>,
+    /// The targets the default index has a wheel for (at each target's floor) in every
+    /// release of `versions`: a fact `policy check` holds against the index. None: no
+    /// claim; empty: sdist only.
+    pub wheels: Option<Vec<String>>,
     pub reason: String,
 }
 
 impl Rule {
-    /// A name, or a pattern with one `*` standing for any run of characters.
+    /// Whether a (normalised) package name is one of the rule's names or matches one of
+    /// its patterns (one `*` standing for any run of characters).
     pub fn matches_name(&self, normalized: &str) -> bool {
-        match self.name.split_once('*') {
+        self.patterns.iter().any(|p| match p.split_once('*') {
             Some((prefix, suffix)) => {
                 let (prefix, suffix) = (normalize(prefix), normalize(suffix));
                 normalized.len() >= prefix.len() + suffix.len()
                     && normalized.starts_with(&prefix)
                     && normalized.ends_with(&suffix)
             }
-            None => normalize(&self.name) == normalized,
-        }
+            None => normalize(p) == normalized,
+        })
     }
 }
 
@@ -351,7 +388,9 @@ impl Policy {
         for (name, ix) in &file.indexes {
             check_index(name, &ix.url)?;
         }
-        let targets = targets(file.targets, &file.indexes, &file.groups, &python)?;
+        let targets = targets(file.targets, &file.groups, &python)?;
+        let mut torch = file.torch;
+        torch_sources(&mut torch, &file.indexes, &targets)?;
         let rules = file
             .packages
             .into_iter()
@@ -380,7 +419,7 @@ impl Policy {
             universe,
             python,
             indexes: file.indexes,
-            torch: file.torch,
+            torch,
             targets,
             rules,
             groups: file.groups,
@@ -474,12 +513,33 @@ impl Policy {
         out
     }
 
-    /// The torch sources: one (index, marker) per index, the marker being the OS marker
-    /// when the index serves every target of that OS, else the targets' markers joined.
-    pub fn torch_sources(&self) -> Vec<(String, String)> {
+    /// The `[[torch.sources]]` entry that serves torch on a target for the torch the
+    /// project asks for (`torch`: its requirement, if it has one), or None for the
+    /// default index. The version is chosen as for package rules: the pin, the newest
+    /// release when nothing bounds it above, else the lower bound; unknown → the first
+    /// entry naming the target.
+    pub fn torch_source(&self, target: &str, torch: Option<&Requirement>) -> Option<&TorchSource> {
+        let version = match torch.map(pep::resolves_to) {
+            Some(pep::Resolves::To(v)) => Some(v),
+            Some(pep::Resolves::Unknown) => None,
+            Some(pep::Resolves::Newest) | None => Some(pep::version("999999").expect("valid")),
+        };
+        self.torch
+            .sources
+            .iter()
+            .filter(|s| s.targets.iter().any(|t| t == target))
+            .find(|s| version.as_ref().is_none_or(|v| s.holds(v)))
+    }
+
+    /// The torch sources for the torch the project asks for: one (index, marker) per
+    /// index, the marker being the OS marker when the index serves every target of that
+    /// OS, else the targets' markers joined. Targets served by the default index get none.
+    pub fn torch_sources(&self, torch: Option<&Requirement>) -> Vec<(String, String)> {
         let mut by_index: IndexMap<&str, Vec<&Target>> = IndexMap::new();
         for t in &self.targets {
-            by_index.entry(t.torch_index.as_str()).or_default().push(t);
+            if let Some(src) = self.torch_source(&t.name, torch) {
+                by_index.entry(src.index.as_str()).or_default().push(t);
+            }
         }
         let mut out: Vec<(String, String)> = by_index
             .into_iter()
@@ -511,11 +571,38 @@ impl Policy {
     }
 }
 
+/// `[[torch.sources]]` checked: an index that exists, known targets, valid versions.
+fn torch_sources(
+    torch: &mut TorchPolicy,
+    indexes: &IndexMap<String, Index>,
+    targets: &[Target],
+) -> Result<()> {
+    for s in &mut torch.sources {
+        let label = format!("[[torch.sources]] {}", s.index);
+        if !indexes.contains_key(&s.index) {
+            bail!(
+                "{label}: index {:?} is not an index in [indexes] (known: {})",
+                s.index,
+                indexes.keys().cloned().collect::<Vec<_>>().join(", ")
+            );
+        }
+        for t in &s.targets {
+            if !targets.iter().any(|x| &x.name == t) {
+                bail!("{label}: unknown target {t:?}");
+            }
+        }
+        if let Some(v) = &s.versions {
+            s.specifiers =
+                Some(pep::specifiers(v).with_context(|| format!("{label}: versions {v:?}"))?);
+        }
+    }
+    Ok(())
+}
+
 /// `[targets]` checked: a known OS, an index that exists, a group that exists, and a
 /// marker that holds on that target and on no other.
 fn targets(
     file: IndexMap<String, Target>,
-    indexes: &IndexMap<String, Index>,
     groups: &IndexMap<String, Vec<String>>,
     python: &PythonPolicy,
 ) -> Result<Vec<Target>> {
@@ -525,13 +612,6 @@ fn targets(
             bail!(
                 "[targets.{name}] sys-platform {:?} is not one of linux, darwin, win32",
                 t.sys_platform
-            );
-        }
-        if !indexes.contains_key(&t.torch_index) {
-            bail!(
-                "[targets.{name}] torch-index {:?} is not an index in [indexes] (known: {})",
-                t.torch_index,
-                indexes.keys().cloned().collect::<Vec<_>>().join(", ")
             );
         }
         if let Some(g) = &t.group
@@ -570,9 +650,21 @@ fn targets(
 
 /// One `[[packages]]` rule checked: known targets, valid versions and marker, and a
 /// marker that holds on exactly the targets it lists.
-fn rule(r: RuleFile, targets: &[Target]) -> Result<Rule> {
-    let label = format!("[[packages]] {}", r.name);
-    for t in &r.targets {
+fn rule(mut r: RuleFile, targets: &[Target]) -> Result<Rule> {
+    let patterns: Vec<String> = match (r.name.is_empty(), r.names.is_empty()) {
+        (false, true) => vec![r.name.clone()],
+        (true, false) => std::mem::take(&mut r.names),
+        _ => bail!(
+            "[[packages]] {:?}: give `name` or `names`, one of the two",
+            if r.name.is_empty() { r.names.join(", ") } else { r.name.clone() }
+        ),
+    };
+    let name = patterns.join(", ");
+    let label = match &r.versions {
+        Some(v) => format!("[[packages]] {name} {v}"),
+        None => format!("[[packages]] {name}"),
+    };
+    for t in r.targets.iter().chain(r.wheels.iter().flatten()) {
         if !targets.iter().any(|x| &x.name == t) {
             bail!("{label}: unknown target {t:?}");
         }
@@ -607,13 +699,15 @@ fn rule(r: RuleFile, targets: &[Target]) -> Result<Rule> {
         }
     }
     Ok(Rule {
-        name: r.name,
+        name,
+        patterns,
         versions,
         targets: r.targets,
         marker: r.marker,
         marker_tree,
         never_list: r.never_list,
         build_requires: r.build_requires,
+        wheels: r.wheels,
         reason: r.reason,
     })
 }
@@ -686,19 +780,16 @@ pub(crate) mod tests {
             p.environments(),
             ["sys_platform == 'linux'", "sys_platform == 'darwin'"]
         );
-        assert_eq!(
-            p.torch_sources(),
-            [
-                (
-                    "pytorch-cpu".to_string(),
-                    "sys_platform == 'darwin'".to_string()
-                ),
-                (
-                    "pytorch-cu128".to_string(),
-                    "sys_platform == 'linux'".to_string()
-                ),
-            ]
-        );
+        let req = |s: &str| pep::requirement(s).unwrap();
+        let linux = |index: &str| vec![(index.to_string(), "sys_platform == 'linux'".to_string())];
+        // The app's pin keeps CUDA 12.8; a torch that cu128 stopped at moves to cu130;
+        // unbounded means the newest, so cu130; macOS never gets a source (PyPI).
+        assert_eq!(p.torch_sources(Some(&req("torch==2.8.0"))), linux("pytorch-cu128"));
+        assert_eq!(p.torch_sources(Some(&req("torch>=2.7,<2.12"))), linux("pytorch-cu128"));
+        assert_eq!(p.torch_sources(Some(&req("torch==2.15.0"))), linux("pytorch-cu130"));
+        assert_eq!(p.torch_sources(Some(&req("torch>=2.7"))), linux("pytorch-cu130"));
+        assert_eq!(p.torch_sources(None), linux("pytorch-cu130"));
+        assert!(p.torch_source("macos-arm64-mps", None).is_none());
         assert_eq!(
             p.target_for_host(Os::Linux, &Arch::Aarch64).unwrap().name,
             "linux-aarch64-cuda"
@@ -723,7 +814,16 @@ pub(crate) mod tests {
         assert_eq!(rule("bitsandbytes>=0.45"), Some(2));
         assert_eq!(rule("bitsandbytes<0.47"), Some(1));
         assert_eq!(rule("Flash_Attn==2.8.3"), Some(2));
-        assert_eq!(rule("deepspeed"), Some(1));
+        assert_eq!(rule("deepspeed"), Some(2));
+        assert_eq!(rule("deepspeed==0.17.5"), Some(1));
+        assert_eq!(rule("triton==3.4.0"), Some(1));
+        assert_eq!(rule("triton==3.5.0"), Some(2));
+        assert_eq!(rule("bitsandbytes==0.49.0"), Some(2));
+        for cuda13 in ["nvidia-cublas", "nvidia-cuda-runtime", "cuda-toolkit", "nvidia-cudnn-cu13"] {
+            let r = p.rule_for(&pep::requirement(cuda13).unwrap());
+            assert!(r.is_some_and(|r| r.never_list), "{cuda13}");
+        }
+        assert_eq!(rule("nvidia-ml-py"), None);
         assert!(
             p.rule_for(&pep::requirement("nvidia-cudnn-cu12").unwrap())
                 .unwrap()
@@ -743,8 +843,8 @@ pub(crate) mod tests {
     #[test]
     fn bad_policies_say_where() {
         let e = broken(
-            r#"torch-index = "pytorch-cu128""#,
-            r#"torch-index = "pytorch-cu999""#,
+            r#"index = "pytorch-cu128""#,
+            r#"index = "pytorch-cu999""#,
         );
         assert!(
             e.contains("pytorch-cu999") && e.contains("not an index"),
@@ -754,7 +854,7 @@ pub(crate) mod tests {
             r#"marker = "sys_platform != 'darwin'""#,
             r#"marker = "sys_platform !! 'darwin'""#,
         );
-        assert!(e.contains("bitsandbytes: marker"), "{e}");
+        assert!(e.contains("bitsandbytes >=0.49: marker"), "{e}");
         let e = broken(
             r#"marker = "sys_platform == 'linux' and platform_machine == 'aarch64'""#,
             r#"marker = "sys_platform == 'linux'""#,
@@ -763,10 +863,12 @@ pub(crate) mod tests {
         let e = broken("[python]", "[python]\nbogus = 1");
         assert!(e.starts_with("8:1:") || e.contains("bogus"), "{e}");
         let e = broken(
-            r#"name = "deepspeed""#,
-            r#"name = "deepspeed"
+            r#"name = "flash-attn""#,
+            r#"name = "flash-attn"
 versions = ">>1""#,
         );
-        assert!(e.contains("deepspeed: versions"), "{e}");
+        assert!(e.contains("flash-attn >>1: versions"), "{e}");
+        let e = broken(r#"wheels = []"#, r#"wheels = ["linux-riscv"]"#);
+        assert!(e.contains("unknown target \"linux-riscv\""), "{e}");
     }
 }

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use support::*;
 
-/// tiny torch wheels where the policy's PyTorch indexes would serve them: CUDA 12.8
-/// builds for Linux x86_64 and aarch64, the CPU (MPS) build for macOS arm64.
+/// tiny torch wheels where the policy's PyTorch index for torch 2.8 would serve them:
+/// CUDA 12.8 builds for Linux x86_64 and aarch64 (macOS torch comes from PyPI itself).
 fn mirror() -> Indexes {
     let ix = Indexes::new();
     for plat in ["manylinux_2_28_x86_64", "manylinux_2_28_aarch64"] {
@@ -27,17 +27,16 @@ fn mirror() -> Indexes {
             &format!("cp312-cp312-{plat}"),
         );
     }
-    ix.add("cpu", "torch", "2.8.0", "cp312-none-macosx_11_0_arm64");
     ix
 }
 
-/// The workspace's policy with its two PyTorch index URLs pointed at the mirror.
+/// The workspace's policy with its CUDA 12.8 PyTorch index URL pointed at the mirror.
 fn mirror_policy(ix: &Indexes) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../templates/platforms.toml");
     let text = std::fs::read_to_string(path).unwrap();
     let parsed: toml::Value = toml::from_str(&text).unwrap();
     let mut out = text.clone();
-    for (name, mirror) in [("pytorch-cu128", "cu128"), ("pytorch-cpu", "cpu")] {
+    for (name, mirror) in [("pytorch-cu128", "cu128")] {
         let url = parsed["indexes"][name]["url"].as_str().unwrap();
         out = out.replace(&format!("{url:?}"), &format!("{:?}", ix.index_url(mirror)));
     }
@@ -289,13 +288,14 @@ impl Walk<'_> {
             let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o644, "a new file gets 0666 less the umask");
         }
-        // torch per platform from its index, markers kept; h2o-wave everywhere.
+        // torch per platform from its index, markers kept (macOS: PyPI, the default
+        // index, so a plain pin); h2o-wave everywhere.
         assert!(
             body.contains("/cu128/files/torch-2.8.0+cu128-cp312-cp312-manylinux_2_28_aarch64.whl ; sys_platform == 'linux' and platform_machine == 'aarch64'"),
             "{body}"
         );
         assert!(
-            body.contains("cp312-none-macosx_11_0_arm64.whl ; sys_platform == 'darwin' and platform_machine == 'arm64'"),
+            body.contains("\ntorch==2.8.0 ; sys_platform == 'darwin' and platform_machine == 'arm64'\n"),
             "{body}"
         );
         assert!(

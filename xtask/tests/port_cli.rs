@@ -202,14 +202,14 @@ fn bad_policies_are_one_line() {
     let dir = copy_fixture("port/main");
     let cases = [
         (
-            r#"torch-index = "pytorch-cpu""#,
-            r#"torch-index = "pytorch-rocm""#,
-            "torch-index \"pytorch-rocm\" is not an index",
+            r#"index = "pytorch-cu130""#,
+            r#"index = "pytorch-rocm""#,
+            "index \"pytorch-rocm\" is not an index",
         ),
         (
             r#"marker = "sys_platform == 'linux'""#,
             r#"marker = "sys_platform === 'linux'""#,
-            "triton: marker",
+            "deepspeed >=0.18.7: marker",
         ),
         ("[python]", "[python\n", "6:8: unclosed table"),
     ];

@@ -15,10 +15,12 @@ use support::*;
 const CU126: &str = "https://download.pytorch.org/whl/cu126/";
 const CU128: &str = "https://download.pytorch.org/whl/cu128";
 const CU128_SLASH: &str = "https://download.pytorch.org/whl/cu128/";
-const CPU: &str = "https://download.pytorch.org/whl/cpu";
+const CU130: &str = "https://download.pytorch.org/whl/cu130";
 
 /// The PyTorch indexes as the real ones are shaped: cu126 has torch 2.8.0 for x86_64
-/// only; cu128 has x86_64 and aarch64; cpu has the macOS arm64 builds.
+/// only; cu128 has x86_64 and aarch64 up to torch 2.11; cu130 has torch 2.12; `pypi`
+/// stands in for PyPI (uv reads it before PyPI itself: `UV_INDEX`, first match wins):
+/// macOS arm64 builds (macosx_11_0 until 2.11, macosx_14_0 from 2.12) and Linux ones.
 fn pytorch_indexes() -> Indexes {
     let ix = Indexes::new();
     for py in ["cp310", "cp312"] {
@@ -28,25 +30,19 @@ fn pytorch_indexes() -> Indexes {
             ix.add("cu128", "torch", "2.8.0+cu128", &t(plat));
             ix.add("cu128", "torch", "2.7.1+cu128", &t(plat));
             ix.add("cu128", "torchvision", "0.23.0+cu128", &t(plat));
+            ix.add("cu130", "torch", "2.12.0+cu130", &t(plat));
+            ix.add("cu130", "torchvision", "0.27.0+cu130", &t(plat));
+            ix.add("pypi", "torch", "2.8.0", &t(plat));
         }
-        ix.add(
-            "cpu",
-            "torch",
-            "2.8.0",
-            &format!("{py}-none-macosx_11_0_arm64"),
-        );
-        ix.add(
-            "cpu",
-            "torch",
-            "2.7.1",
-            &format!("{py}-none-macosx_11_0_arm64"),
-        );
-        ix.add(
-            "cpu",
-            "torchvision",
-            "0.23.0",
-            &format!("{py}-{py}-macosx_11_0_arm64"),
-        );
+        for (name, version, mac) in [
+            ("torch", "2.12.0", "macosx_14_0_arm64"),
+            ("torch", "2.8.0", "macosx_11_0_arm64"),
+            ("torch", "2.7.1", "macosx_11_0_arm64"),
+            ("torchvision", "0.27.0", "macosx_14_0_arm64"),
+            ("torchvision", "0.23.0", "macosx_11_0_arm64"),
+        ] {
+            ix.add("pypi", name, version, &t(mac));
+        }
     }
     ix
 }
@@ -76,6 +72,9 @@ fn uv(e: &Env, dir: &Path, python: &Path) -> Command {
     c.current_dir(dir)
         .env("UV_PYTHON_DOWNLOADS", "never")
         .env("UV_NO_CONFIG", "1")
+        // uv assumes macOS 13.0 for aarch64-apple-darwin; the policy's floor is what a
+        // Mac user has.
+        .env("MACOSX_DEPLOYMENT_TARGET", policy_macos())
         .env_remove("UV_INDEX")
         .env_remove("UV_INDEX_URL")
         .env_remove("UV_EXTRA_INDEX_URL")
@@ -92,12 +91,14 @@ fn point_at_loopback(dir: &Path, ix: &Indexes) {
         .replace(CU126, &ix.index_url("cu126"))
         .replace(CU128_SLASH, &ix.index_url("cu128"))
         .replace(CU128, &ix.index_url("cu128"))
-        .replace(CPU, &ix.index_url("cpu"));
+        .replace(CU130, &ix.index_url("cu130"));
     std::fs::write(path, text).unwrap();
 }
 
-fn lock(e: &Env, dir: &Path, python: &Path) {
-    let o = run(uv(e, dir, python).arg("lock"));
+fn lock(e: &Env, ix: &Indexes, dir: &Path, python: &Path) {
+    let o = run(uv(e, dir, python)
+        .env("UV_INDEX", ix.index_url("pypi"))
+        .arg("lock"));
     assert!(
         o.status.success(),
         "uv lock failed in {}:\n{}",
@@ -164,7 +165,7 @@ fn audit_agrees(dir: &Path, uv_results: &[(&str, bool, String)]) -> serde_json::
 
 /// Per-target requirements write torch as a direct URL on the right index, never as a bare
 /// pin a plain `pip install -r` would take from the default index.
-fn requirements_pin_torch_to_its_index(dir: &Path, ix: &Indexes) {
+fn requirements_pin_torch_to_its_index(dir: &Path, ix: &Indexes, linux: &str, mac: &str) {
     let o = run(xtask().arg("--project").arg(dir).arg("requirements"));
     assert_eq!(
         o.status.code(),
@@ -173,9 +174,9 @@ fn requirements_pin_torch_to_its_index(dir: &Path, ix: &Indexes) {
         text(&o.stderr)
     );
     for (target, index, tag) in [
-        ("linux-x86_64-cuda", "cu128", "manylinux_2_28_x86_64"),
-        ("linux-aarch64-cuda", "cu128", "manylinux_2_28_aarch64"),
-        ("macos-arm64-mps", "cpu", "macosx_11_0_arm64"),
+        ("linux-x86_64-cuda", linux, "manylinux_2_28_x86_64"),
+        ("linux-aarch64-cuda", linux, "manylinux_2_28_aarch64"),
+        ("macos-arm64-mps", "pypi", mac),
     ] {
         let body = std::fs::read_to_string(dir.join("requirements").join(format!("{target}.txt")))
             .unwrap();
@@ -235,13 +236,15 @@ fn torch_sources(dir: &Path) -> Vec<(String, String)> {
     out
 }
 
-fn check_ported(fixture: &str) {
+/// Port, lock and install `fixture`; its torch must come from `linux` (a loopback index)
+/// on Linux and from PyPI on macOS with a `mac` wheel.
+fn check_ported(fixture: &str, linux: &str, mac: &str) {
     let Some(e) = env() else { return };
     let ix = pytorch_indexes();
     let dir = copy_fixture(&format!("port/{fixture}"));
     port(dir.path());
     point_at_loopback(dir.path(), &ix);
-    lock(&e, dir.path(), &e.py312);
+    lock(&e, &ix, dir.path(), &e.py312);
     let results = installable(&e, dir.path(), &e.py312);
     for (target, ok, err) in &results {
         assert!(
@@ -250,14 +253,14 @@ fn check_ported(fixture: &str) {
         );
     }
     audit_agrees(dir.path(), &results);
-    requirements_pin_torch_to_its_index(dir.path(), &ix);
+    requirements_pin_torch_to_its_index(dir.path(), &ix, linux, mac);
     let sources = torch_sources(dir.path());
     assert!(!sources.is_empty(), "no torch in the lock");
     for (os, registry) in &sources {
         let want = if os == "macos" {
-            ix.index_url("cpu")
+            ix.index_url("pypi")
         } else {
-            ix.index_url("cu128")
+            ix.index_url(linux)
         };
         assert_eq!(
             registry.trim_end_matches('/'),
@@ -271,17 +274,20 @@ fn check_ported(fixture: &str) {
 
 #[test]
 fn main_shape_ports_and_installs_everywhere() {
-    check_ported("main");
+    // torch==2.8.0: CUDA 12.8 builds; PyPI's macOS 11 wheel.
+    check_ported("main", "cu128", "macosx_11_0_arm64");
 }
 
 #[test]
 fn arm64_attempt_shape_ports_and_installs_everywhere() {
-    check_ported("arm64-attempt");
+    check_ported("arm64-attempt", "cu128", "macosx_11_0_arm64");
 }
 
 #[test]
 fn odd_project_ports_and_installs_everywhere() {
-    check_ported("odd");
+    // torch>=2.7: the newest torch, 2.12, which only the CUDA 13.0 index has and whose
+    // macOS wheel needs macOS 14.
+    check_ported("odd", "cu130", "macosx_14_0_arm64");
 }
 
 /// Without `port`, the fixtures fail exactly where the real app fails today: main's
@@ -296,7 +302,7 @@ fn unported_fixtures_fail_where_the_app_fails() {
     ] {
         let dir = copy_fixture(&format!("port/{fixture}"));
         point_at_loopback(dir.path(), &ix);
-        lock(&e, dir.path(), &e.py310);
+        lock(&e, &ix, dir.path(), &e.py310);
         let got = installable(&e, dir.path(), &e.py310);
         for ((target, ok, err), want) in got.iter().zip(expected) {
             assert_eq!(
@@ -332,35 +338,66 @@ fn point_back(dir: &Path, ix: &Indexes) {
     let text = text
         .replace(&ix.index_url("cu126"), CU126)
         .replace(&ix.index_url("cu128"), CU128_SLASH)
-        .replace(&ix.index_url("cpu"), CPU);
+        .replace(&ix.index_url("cu130"), CU130);
     std::fs::write(path, text).unwrap();
 }
 
-/// A real PyPI wheel above the macOS floor: uv (which assumes macOS 13.0) and audit
-/// (the policy's floor, 13.0) both refuse it; sdist-only gputil is `build`.
+/// Wheels against the platform floors: bitsandbytes 0.49.1 (real PyPI) ships macOS 14
+/// wheels only, which install at the policy's floor (14.0, uv told so) — uv's own default
+/// of 13.0 would refuse them. A loopback package whose wheels need glibc 2.34 on aarch64
+/// and macOS 15 is then refused by both uv and audit there; sdist-only gputil is `build`.
 #[test]
 fn audit_agrees_with_uv_on_platform_floors() {
     let Some(e) = env() else { return };
     let ix = pytorch_indexes();
+    for tag in [
+        "py3-none-manylinux_2_17_x86_64",
+        "py3-none-manylinux_2_34_aarch64",
+        "py3-none-macosx_15_0_arm64",
+    ] {
+        ix.add("pypi", "newer-os", "1.0", tag);
+    }
     let dir = copy_fixture("audit/floors");
     point_at_loopback(dir.path(), &ix);
-    lock(&e, dir.path(), &e.py312);
+    lock(&e, &ix, dir.path(), &e.py312);
     let got = installable(&e, dir.path(), &e.py312);
     assert_eq!(
         got.iter().map(|r| r.1).collect::<Vec<_>>(),
-        [true, true, false]
+        [true, true, true],
+        "{got:?}"
     );
     let report = audit_agrees(dir.path(), &got);
-    let pkgs = |t: usize| report["targets"][t]["packages"].as_array().unwrap().clone();
-    let find = |t: usize, name: &str| pkgs(t).into_iter().find(|p| p["name"] == name).unwrap();
-    assert_eq!(find(2, "bitsandbytes")["status"], "missing");
-    assert_eq!(find(1, "bitsandbytes")["status"], "wheel");
+    let pkgs = |r: &serde_json::Value, t: usize| r["targets"][t]["packages"].as_array().unwrap().clone();
+    let find = |r: &serde_json::Value, t: usize, name: &str| {
+        pkgs(r, t).into_iter().find(|p| p["name"] == name).unwrap()
+    };
     assert!(
-        find(1, "bitsandbytes")["wheel"]
+        find(&report, 2, "bitsandbytes")["wheel"]
+            .as_str()
+            .unwrap()
+            .ends_with("macosx_14_0_arm64.whl")
+    );
+    assert!(
+        find(&report, 1, "bitsandbytes")["wheel"]
             .as_str()
             .unwrap()
             .ends_with("manylinux_2_24_aarch64.whl")
     );
-    assert_eq!(find(1, "gputil")["status"], "build");
-    assert_eq!(find(1, "torch")["status"], "wheel");
+    assert_eq!(find(&report, 1, "gputil")["status"], "build");
+    assert_eq!(find(&report, 1, "torch")["status"], "wheel");
+
+    let path = dir.path().join("pyproject.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("\"gputil==1.4.0\",", "\"gputil==1.4.0\",\n    \"newer-os==1.0\",")).unwrap();
+    lock(&e, &ix, dir.path(), &e.py312);
+    let got = installable(&e, dir.path(), &e.py312);
+    assert_eq!(
+        got.iter().map(|r| r.1).collect::<Vec<_>>(),
+        [true, false, false],
+        "{got:?}"
+    );
+    let report = audit_agrees(dir.path(), &got);
+    assert_eq!(find(&report, 0, "newer-os")["status"], "wheel");
+    assert_eq!(find(&report, 1, "newer-os")["status"], "missing");
+    assert_eq!(find(&report, 2, "newer-os")["status"], "missing");
 }

@@ -17,12 +17,64 @@ pub struct Matrix {
     out: OutputArgs,
 }
 
-/// A target as the policy writes it, with its index's URL.
+/// A target as the policy writes it, with where its torch comes from.
 #[derive(Serialize)]
 struct TargetRow<'p> {
     #[serde(flatten)]
     target: &'p Target,
-    torch_index_url: String,
+    torch: Vec<TorchRow>,
+}
+
+/// One torch source of a target: for torch `versions` (all when None), `index` at `url`;
+/// index None is the default index (PyPI).
+#[derive(Serialize)]
+struct TorchRow {
+    versions: Option<String>,
+    index: Option<String>,
+    url: Option<String>,
+}
+
+/// Where a target's torch comes from, by torch version; the default index when no
+/// entry names the target.
+fn torch_rows(p: &Policy, t: &Target) -> Vec<TorchRow> {
+    let mut rows: Vec<TorchRow> = p
+        .torch
+        .sources
+        .iter()
+        .filter(|s| s.targets.contains(&t.name))
+        .map(|s| TorchRow {
+            versions: s.versions.clone(),
+            index: Some(s.index.clone()),
+            url: Some(p.indexes[&s.index].url.clone()),
+        })
+        .collect();
+    if rows.is_empty() {
+        rows.push(TorchRow {
+            versions: None,
+            index: None,
+            url: None,
+        });
+    }
+    rows
+}
+
+fn torch_cell(p: &Policy, t: &Target, markdown: bool) -> String {
+    torch_rows(p, t)
+        .iter()
+        .map(|r| {
+            let place = match (&r.index, &r.url) {
+                (Some(i), Some(u)) if markdown => format!("`{i}` ({u})"),
+                (Some(i), _) => i.clone(),
+                _ => "PyPI".to_string(),
+            };
+            match &r.versions {
+                Some(v) if markdown => format!("torch `{v}`: {place}"),
+                Some(v) => format!("{v}: {place}"),
+                None => place,
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(if markdown { "; " } else { ", " })
 }
 
 #[derive(Serialize)]
@@ -65,7 +117,7 @@ fn to_json(p: &Policy) -> MatrixJson<'_> {
             .iter()
             .map(|t| TargetRow {
                 target: t,
-                torch_index_url: p.indexes[&t.torch_index].url.clone(),
+                torch: torch_rows(p, t),
             })
             .collect(),
         packages: p
@@ -91,9 +143,13 @@ fn floor(t: &crate::policy::Target) -> String {
 }
 
 fn rule_label(r: &crate::policy::Rule) -> String {
+    let name = match r.patterns.as_slice() {
+        [a, b, _, rest @ ..] => format!("{a}, {b}, ... ({} names)", rest.len() + 3),
+        _ => r.name.clone(),
+    };
     match &r.versions {
-        Some(v) => format!("{} {v}", r.name),
-        None => r.name.clone(),
+        Some(v) => format!("{name} {v}"),
+        None => name,
     }
 }
 
@@ -125,11 +181,10 @@ pub fn markdown_tables(p: &Policy) -> String {
         };
         let _ = writeln!(
             s,
-            "| `{}` | {} | {docker} | `{}` ({}) | {} |",
+            "| `{}` | {} | {docker} | {} | {} |",
             t.name,
             t.about,
-            t.torch_index,
-            p.indexes[&t.torch_index].url,
+            torch_cell(p, t, true),
             floor(t)
         );
     }
@@ -158,12 +213,12 @@ fn text(p: &Policy) -> String {
     for t in &p.targets {
         let _ = writeln!(
             s,
-            "{:20} {:11} {:12} torch from {:14} {}",
+            "{:20} {:11} {:12} {:11} torch from {}",
             t.name,
             t.docker_alias.as_deref().unwrap_or("-"),
             t.docker_platform.as_deref().unwrap_or("-"),
-            t.torch_index,
-            floor(t)
+            floor(t),
+            torch_cell(p, t, false)
         );
     }
     s.push('\n');

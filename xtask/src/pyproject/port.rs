@@ -51,8 +51,8 @@ fn port_lf(file: &str, text: &str, policy: &Policy) -> Result<(String, Vec<Chang
     p.python(&mut doc)?;
     p.dependency_markers(&mut doc)?;
     p.groups(&mut doc)?;
-    let torch = torch_packages(&doc, policy);
-    p.sources(&mut doc, &torch)?;
+    let (torch, torch_req) = torch_packages(&doc, policy);
+    p.sources(&mut doc, &torch, torch_req.as_ref())?;
     p.uv_settings(&mut doc)?;
     p.pytest_markers(&mut doc)?;
     if !p.changes.is_empty() {
@@ -289,11 +289,16 @@ impl Porter<'_> {
 
     // ---- [tool.uv.sources] and [[tool.uv.index]] -------------------------------------
 
-    fn sources(&mut self, doc: &mut DocumentMut, torch: &[String]) -> Result<()> {
+    fn sources(
+        &mut self,
+        doc: &mut DocumentMut,
+        torch: &[String],
+        torch_req: Option<&pep508_rs::Requirement>,
+    ) -> Result<()> {
         if torch.is_empty() {
             return Ok(());
         }
-        let wanted = self.policy.torch_sources();
+        let wanted = self.policy.torch_sources(torch_req);
         let mut replaced_indexes: Vec<String> = Vec::new();
         let why_split = format!(
             "one index per platform: {}",
@@ -351,16 +356,11 @@ impl Porter<'_> {
                 );
             }
         }
-        self.indexes(doc, &replaced_indexes)
+        let used: Vec<&str> = wanted.iter().map(|(i, _)| i.as_str()).collect();
+        self.indexes(doc, &used, &replaced_indexes)
     }
 
-    fn indexes(&mut self, doc: &mut DocumentMut, replaced: &[String]) -> Result<()> {
-        let mut used: Vec<&str> = Vec::new();
-        for t in &self.policy.targets {
-            if !used.contains(&t.torch_index.as_str()) {
-                used.push(&t.torch_index);
-            }
-        }
+    fn indexes(&mut self, doc: &mut DocumentMut, used: &[&str], replaced: &[String]) -> Result<()> {
         let referenced = referenced_indexes(doc);
         let uv = standard_table_mut(self.file, doc.as_table_mut(), &["tool", "uv"])?;
         let item = uv
@@ -646,9 +646,15 @@ fn has_top_level_or(marker: &str) -> bool {
     false
 }
 
-/// The torch packages the project depends on anywhere, normalised.
-fn torch_packages(doc: &DocumentMut, policy: &Policy) -> Vec<String> {
+/// The torch packages the project depends on anywhere, normalised, and its first
+/// requirement on torch itself (what chooses the torch index).
+fn torch_packages(
+    doc: &DocumentMut,
+    policy: &Policy,
+) -> (Vec<String>, Option<pep508_rs::Requirement>) {
     let mut names: Vec<String> = Vec::new();
+    let mut torch_req: Option<pep508_rs::Requirement> = None;
+    let first = policy.torch.packages.first().map(|t| names::normalize(t));
     let mut scan = |arr: Option<&Array>| {
         for s in arr
             .into_iter()
@@ -657,6 +663,9 @@ fn torch_packages(doc: &DocumentMut, policy: &Policy) -> Vec<String> {
         {
             if let Ok(r) = pep::requirement(s) {
                 let n = names::normalize(r.name.as_ref());
+                if torch_req.is_none() && first.as_ref() == Some(&n) {
+                    torch_req = Some(r.clone());
+                }
                 if policy
                     .torch
                     .packages
@@ -698,7 +707,7 @@ fn torch_packages(doc: &DocumentMut, policy: &Policy) -> Vec<String> {
         .map(|p| names::normalize(p))
         .collect();
     names.sort_by_key(|n| order.iter().position(|o| o == n));
-    names
+    (names, torch_req)
 }
 
 /// A source value as (index, marker) pairs; non-index sources (url, git, path) read as

@@ -238,3 +238,14 @@ pub fn run(cmd: &mut Command) -> Output {
     cmd.output()
         .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
 }
+
+/// The policy's macOS floor (`MACOSX_DEPLOYMENT_TARGET` for uv's `aarch64-apple-darwin`,
+/// which otherwise assumes 13.0).
+pub fn policy_macos() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../templates/platforms.toml");
+    let v: toml::Value = toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    v["targets"]["macos-arm64-mps"]["macos"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
