@@ -25,6 +25,7 @@ mod process;
 mod pyproject;
 mod pytest;
 mod report;
+mod simple;
 mod smoke;
 mod toolchain;
 mod uv;
@@ -69,6 +70,8 @@ enum Command {
     Audit(cmd::audit::Audit),
     /// Print the support matrix: targets, torch indexes, which packages run where and why
     Matrix(cmd::matrix::Matrix),
+    /// Hold the support matrix's wheel facts against the live indexes (policy check)
+    Policy(cmd::policy::PolicyCmd),
     /// Install the app's environment with its dev tools (uv sync --frozen --group dev; Makefile: setup-dev)
     SetupDev(cmd::setup::Setup),
     /// Install the app's environment without dev tools (uv sync --frozen --no-dev; Makefile: setup)
@@ -157,6 +160,7 @@ fn real_main() -> i32 {
         Command::Platform(c) => c.run(&ctx),
         Command::Port(c) => c.run(&ctx),
         Command::Matrix(c) => c.run(&ctx),
+        Command::Policy(c) => c.run(&ctx),
         Command::Lock(c) => c.run(&ctx),
         Command::Audit(c) => c.run(&ctx),
         Command::SetupDev(c) => c.run(&ctx, cmd::setup::Deps::Dev),

@@ -656,7 +656,11 @@ fn rule(mut r: RuleFile, targets: &[Target]) -> Result<Rule> {
         (true, false) => std::mem::take(&mut r.names),
         _ => bail!(
             "[[packages]] {:?}: give `name` or `names`, one of the two",
-            if r.name.is_empty() { r.names.join(", ") } else { r.name.clone() }
+            if r.name.is_empty() {
+                r.names.join(", ")
+            } else {
+                r.name.clone()
+            }
         ),
     };
     let name = patterns.join(", ");
@@ -784,10 +788,22 @@ pub(crate) mod tests {
         let linux = |index: &str| vec![(index.to_string(), "sys_platform == 'linux'".to_string())];
         // The app's pin keeps CUDA 12.8; a torch that cu128 stopped at moves to cu130;
         // unbounded means the newest, so cu130; macOS never gets a source (PyPI).
-        assert_eq!(p.torch_sources(Some(&req("torch==2.8.0"))), linux("pytorch-cu128"));
-        assert_eq!(p.torch_sources(Some(&req("torch>=2.7,<2.12"))), linux("pytorch-cu128"));
-        assert_eq!(p.torch_sources(Some(&req("torch==2.15.0"))), linux("pytorch-cu130"));
-        assert_eq!(p.torch_sources(Some(&req("torch>=2.7"))), linux("pytorch-cu130"));
+        assert_eq!(
+            p.torch_sources(Some(&req("torch==2.8.0"))),
+            linux("pytorch-cu128")
+        );
+        assert_eq!(
+            p.torch_sources(Some(&req("torch>=2.7,<2.12"))),
+            linux("pytorch-cu128")
+        );
+        assert_eq!(
+            p.torch_sources(Some(&req("torch==2.15.0"))),
+            linux("pytorch-cu130")
+        );
+        assert_eq!(
+            p.torch_sources(Some(&req("torch>=2.7"))),
+            linux("pytorch-cu130")
+        );
         assert_eq!(p.torch_sources(None), linux("pytorch-cu130"));
         assert!(p.torch_source("macos-arm64-mps", None).is_none());
         assert_eq!(
@@ -819,7 +835,12 @@ pub(crate) mod tests {
         assert_eq!(rule("triton==3.4.0"), Some(1));
         assert_eq!(rule("triton==3.5.0"), Some(2));
         assert_eq!(rule("bitsandbytes==0.49.0"), Some(2));
-        for cuda13 in ["nvidia-cublas", "nvidia-cuda-runtime", "cuda-toolkit", "nvidia-cudnn-cu13"] {
+        for cuda13 in [
+            "nvidia-cublas",
+            "nvidia-cuda-runtime",
+            "cuda-toolkit",
+            "nvidia-cudnn-cu13",
+        ] {
             let r = p.rule_for(&pep::requirement(cuda13).unwrap());
             assert!(r.is_some_and(|r| r.never_list), "{cuda13}");
         }
@@ -842,10 +863,7 @@ pub(crate) mod tests {
 
     #[test]
     fn bad_policies_say_where() {
-        let e = broken(
-            r#"index = "pytorch-cu128""#,
-            r#"index = "pytorch-cu999""#,
-        );
+        let e = broken(r#"index = "pytorch-cu128""#, r#"index = "pytorch-cu999""#);
         assert!(
             e.contains("pytorch-cu999") && e.contains("not an index"),
             "{e}"

@@ -586,8 +586,16 @@ fn compact_markers_and_inline_layouts_port() {
         let torch = v["tool"]["uv"]["sources"]["torch"].as_array().unwrap();
         // torch 2.8.0: the cu128 index on both Linux targets (one entry), PyPI on macOS.
         assert_eq!(torch.len(), 1, "{layout}: {v}");
-        assert_eq!(torch[0]["index"].as_str(), Some("pytorch-cu128"), "{layout}: {v}");
-        assert_eq!(torch[0]["marker"].as_str(), Some("sys_platform == 'linux'"), "{layout}: {v}");
+        assert_eq!(
+            torch[0]["index"].as_str(),
+            Some("pytorch-cu128"),
+            "{layout}: {v}"
+        );
+        assert_eq!(
+            torch[0]["marker"].as_str(),
+            Some("sys_platform == 'linux'"),
+            "{layout}: {v}"
+        );
         if layout == "compact marker" {
             let deps = v["project"]["dependencies"].as_array().unwrap();
             assert!(

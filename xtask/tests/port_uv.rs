@@ -367,7 +367,8 @@ fn audit_agrees_with_uv_on_platform_floors() {
         "{got:?}"
     );
     let report = audit_agrees(dir.path(), &got);
-    let pkgs = |r: &serde_json::Value, t: usize| r["targets"][t]["packages"].as_array().unwrap().clone();
+    let pkgs =
+        |r: &serde_json::Value, t: usize| r["targets"][t]["packages"].as_array().unwrap().clone();
     let find = |r: &serde_json::Value, t: usize, name: &str| {
         pkgs(r, t).into_iter().find(|p| p["name"] == name).unwrap()
     };
@@ -388,7 +389,14 @@ fn audit_agrees_with_uv_on_platform_floors() {
 
     let path = dir.path().join("pyproject.toml");
     let text = std::fs::read_to_string(&path).unwrap();
-    std::fs::write(&path, text.replace("\"gputil==1.4.0\",", "\"gputil==1.4.0\",\n    \"newer-os==1.0\",")).unwrap();
+    std::fs::write(
+        &path,
+        text.replace(
+            "\"gputil==1.4.0\",",
+            "\"gputil==1.4.0\",\n    \"newer-os==1.0\",",
+        ),
+    )
+    .unwrap();
     lock(&e, &ix, dir.path(), &e.py312);
     let got = installable(&e, dir.path(), &e.py312);
     assert_eq!(

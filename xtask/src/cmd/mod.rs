@@ -13,6 +13,7 @@ pub mod lint;
 pub mod lock;
 pub mod matrix;
 pub mod platform;
+pub mod policy;
 pub mod port;
 pub mod requirements;
 pub mod setup;

@@ -148,7 +148,7 @@ impl Indexes {
 
 /// Serve `root` over HTTP/1.0 on an ephemeral loopback port; directories answer with
 /// their index.html. Returns the base URL.
-fn serve(root: PathBuf) -> String {
+pub fn serve(root: PathBuf) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     std::thread::spawn(move || {
@@ -174,14 +174,19 @@ fn serve(root: PathBuf) -> String {
                     file = root.join("__forbidden__");
                 }
                 if file.is_dir() {
-                    file = file.join("index.html");
+                    // A PEP 691 page where the folder has one, else PEP 503 HTML.
+                    file = if file.join("index.json").is_file() {
+                        file.join("index.json")
+                    } else {
+                        file.join("index.html")
+                    };
                 }
                 let (status, body, ctype) = match std::fs::read(&file) {
                     Ok(b) => {
-                        let ctype = if file.extension().is_some_and(|e| e == "html") {
-                            "text/html"
-                        } else {
-                            "application/octet-stream"
+                        let ctype = match file.extension().and_then(|e| e.to_str()) {
+                            Some("html") => "text/html",
+                            Some("json") => "application/vnd.pypi.simple.v1+json",
+                            _ => "application/octet-stream",
                         };
                         ("200 OK", b, ctype)
                     }
