@@ -386,6 +386,24 @@ fn audit_agrees_with_uv_on_platform_floors() {
     );
     assert_eq!(find(&report, 1, "gputil")["status"], "build");
     assert_eq!(find(&report, 1, "torch")["status"], "wheel");
+    // The floors the chosen wheels need, beside the policy's: torch's manylinux_2_28 on
+    // Linux, bitsandbytes' macOS 14 wheel on the Mac.
+    let floor = |t: usize| report["targets"][t]["floor"].clone();
+    assert_eq!(floor(1)["of"], "glibc");
+    assert_eq!(floor(1)["needed"], "2.28");
+    assert_eq!(floor(1)["policy"], "2.28");
+    assert_eq!(floor(1)["by"], "torch 2.8.0", "{report}");
+    assert_eq!(floor(2)["of"], "macOS");
+    assert_eq!(floor(2)["needed"], "14.0");
+    assert_eq!(floor(2)["by"], "bitsandbytes 0.49.1", "{report}");
+    let o = run(xtask().arg("--project").arg(dir.path()).arg("audit"));
+    let out = text(&o.stdout);
+    assert!(
+        out.contains(
+            "wheels need macOS ≥ 14.0 (bitsandbytes 0.49.1); the policy's floor: macOS 14.0"
+        ),
+        "{out}"
+    );
 
     let path = dir.path().join("pyproject.toml");
     let text = std::fs::read_to_string(&path).unwrap();

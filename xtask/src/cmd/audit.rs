@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::ctx::{Ctx, OutputArgs};
 use crate::error;
 use crate::imports;
-use crate::lock::audit::{Auditor, PackageResult, Status};
+use crate::lock::audit::{Auditor, FloorNeeded, PackageResult, Status, floor_needed};
 use crate::lock::{self, Selection, tags};
 
 #[derive(clap::Args, Debug)]
@@ -78,6 +78,8 @@ pub struct Audit {
 struct TargetResult {
     name: String,
     python: String,
+    /// The OS floor the chosen wheels need, beside the policy's.
+    floor: Option<FloorNeeded>,
     packages: Vec<PackageResult>,
 }
 
@@ -145,10 +147,12 @@ impl Audit {
         let auditor = Auditor::new(&proj, policy).full_python(full);
         let mut results = Vec::new();
         for t in &targets {
+            let packages = auditor.target(t, python, &sel)?;
             results.push(TargetResult {
                 name: t.name.clone(),
                 python: python_str.clone(),
-                packages: auditor.target(t, python, &sel)?,
+                floor: floor_needed(&packages, t),
+                packages,
             });
         }
         let imports = if self.no_imports {
@@ -453,11 +457,32 @@ fn render(r: &Report) -> String {
                 p.note.as_deref().unwrap_or_default()
             );
         }
+        if let Some(f) = &t.floor {
+            let _ = writeln!(s, "  {}", floor_line(f));
+        }
     }
     if let Some(i) = &r.imports {
         render_imports(&mut s, i);
     }
     s
+}
+
+/// "wheels need glibc ≥ 2.28 (torch 2.8.0+cu128); the policy's floor: glibc 2.28".
+fn floor_line(f: &FloorNeeded) -> String {
+    let policy = f
+        .policy
+        .as_ref()
+        .map_or("none".to_string(), |p| format!("{} {p}", f.of));
+    match (&f.needed, &f.by) {
+        (Some(n), Some(by)) => format!(
+            "wheels need {} ≥ {n} ({by}); the policy's floor: {policy}",
+            f.of
+        ),
+        _ => format!(
+            "no chosen wheel names a {} version; the policy's floor: {policy}",
+            f.of
+        ),
+    }
 }
 
 fn render_markdown(r: &Report) -> String {
@@ -475,6 +500,10 @@ fn render_markdown(r: &Report) -> String {
             .iter()
             .filter(|p| matches!(p.status, Status::Missing | Status::Build))
             .collect();
+        if let Some(f) = &t.floor {
+            let line = floor_line(f);
+            let _ = writeln!(s, "{}{}.\n", line[..1].to_uppercase(), &line[1..]);
+        }
         if problems.is_empty() {
             s.push_str("Every package installs from a wheel.\n\n");
             continue;

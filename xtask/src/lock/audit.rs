@@ -39,6 +39,52 @@ pub struct PackageResult {
     pub note: Option<String>,
 }
 
+/// The OS floor a target's chosen wheels need, beside the policy's: the highest of the
+/// lowest glibc (or macOS) version each chosen wheel's tags name, and the package that
+/// sets it.
+#[derive(Serialize, Debug, PartialEq, Eq)]
+pub struct FloorNeeded {
+    /// "glibc" or "macOS".
+    pub of: &'static str,
+    /// The policy's floor for the target.
+    pub policy: Option<String>,
+    /// What the chosen wheels need; None when none of them names a floor.
+    pub needed: Option<String>,
+    /// `name version` of the package whose wheel needs the most.
+    pub by: Option<String>,
+}
+
+pub fn floor_needed(packages: &[PackageResult], target: &Target) -> Option<FloorNeeded> {
+    let plat = tags::Platform::for_target(target);
+    let (of, policy) = match (&target.glibc, &target.macos) {
+        (Some(g), _) => ("glibc", Some(g.clone())),
+        (None, Some(m)) => ("macOS", Some(m.clone())),
+        _ if plat.os == crate::names::Os::Linux => ("glibc", None),
+        _ if plat.os == crate::names::Os::Macos => ("macOS", None),
+        _ => return None,
+    };
+    let mut best: Option<((u32, u32), String)> = None;
+    for p in packages.iter().filter(|p| p.status == Status::Wheel) {
+        let Some(need) = p
+            .wheel
+            .as_deref()
+            .and_then(tags::parse_wheel)
+            .and_then(|w| tags::needs(&w, &plat))
+        else {
+            continue;
+        };
+        if best.as_ref().is_none_or(|(b, _)| need > *b) {
+            best = Some((need, format!("{} {}", p.name, p.version)));
+        }
+    }
+    Some(FloorNeeded {
+        of,
+        policy,
+        needed: best.as_ref().map(|((a, b), _)| format!("{a}.{b}")),
+        by: best.map(|(_, by)| by),
+    })
+}
+
 /// Judges packages for targets; wheel names are parsed once for every target.
 pub struct Auditor<'a> {
     proj: &'a Project,

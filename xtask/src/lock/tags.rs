@@ -211,6 +211,38 @@ fn platform_score(tag: &str, t: &Platform) -> Option<u32> {
     }
 }
 
+/// The OS floor a wheel needs on a target: the lowest glibc (manylinux) or macOS version
+/// among its platform tags that install there. None for `any`, `linux_*` and wheels
+/// that do not install on the target.
+pub fn needs(wheel: &WheelName, target: &Platform) -> Option<(u32, u32)> {
+    wheel
+        .platform
+        .iter()
+        .filter(|p| platform_score(p, target).is_some())
+        .filter_map(|p| tag_floor(p))
+        .min()
+}
+
+/// The glibc or macOS version a platform tag names: `manylinux_2_28_x86_64` → (2, 28),
+/// `manylinux2014_aarch64` → (2, 17), `macosx_14_0_arm64` → (14, 0).
+fn tag_floor(tag: &str) -> Option<(u32, u32)> {
+    let two = |rest: &str| -> Option<(u32, u32)> {
+        let mut it = rest.splitn(3, '_');
+        Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+    };
+    if let Some(rest) = tag.strip_prefix("manylinux_") {
+        two(rest)
+    } else if tag.starts_with("manylinux1_") {
+        Some((2, 5))
+    } else if tag.starts_with("manylinux2010_") {
+        Some((2, 12))
+    } else if tag.starts_with("manylinux2014_") {
+        Some((2, 17))
+    } else {
+        two(tag.strip_prefix("macosx_")?)
+    }
+}
+
 /// The architecture at the end of a Linux platform tag.
 fn tag_arch(tag: &str) -> Option<&str> {
     [
@@ -232,6 +264,44 @@ pub fn parse_floor(v: &str) -> Option<(u32, u32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_floor_a_wheel_needs() {
+        let linux = Platform {
+            os: Os::Linux,
+            arch: Arch::Aarch64,
+            glibc: Some((2, 28)),
+            macos: None,
+        };
+        let mac = Platform {
+            os: Os::Macos,
+            arch: Arch::Aarch64,
+            glibc: None,
+            macos: Some((14, 0)),
+        };
+        let n = |f: &str, t: &Platform| needs(&parse_wheel(f).unwrap(), t);
+        assert_eq!(
+            n(
+                "t-1-cp312-cp312-manylinux_2_27_aarch64.manylinux_2_28_aarch64.whl",
+                &linux
+            ),
+            Some((2, 27))
+        );
+        assert_eq!(
+            n("b-1-py3-none-manylinux2014_aarch64.whl", &linux),
+            Some((2, 17))
+        );
+        assert_eq!(n("b-1-py3-none-manylinux_2_34_aarch64.whl", &linux), None);
+        assert_eq!(n("b-1-py3-none-any.whl", &linux), None);
+        assert_eq!(n("b-1-py3-none-macosx_14_0_arm64.whl", &mac), Some((14, 0)));
+        assert_eq!(
+            n(
+                "b-1-cp312-cp312-macosx_11_0_arm64.macosx_10_9_universal2.whl",
+                &mac
+            ),
+            Some((10, 9))
+        );
+    }
 
     #[test]
     fn percent_decoding_never_panics() {
