@@ -178,6 +178,13 @@ fn locked(e: &Entry, text: &str, uv: &Path, py: &Path) -> Option<PathBuf> {
         return Some(dir);
     }
     std::fs::create_dir_all(&dir).unwrap();
+    // The other files of a written project (a requirements.txt its backend reads).
+    for f in std::fs::read_dir(fixtures().join("uvcorpus").join(&e.name)).unwrap() {
+        let f = f.unwrap();
+        if f.file_type().unwrap().is_file() && f.file_name() != "pyproject.toml" {
+            std::fs::copy(f.path(), dir.join(f.file_name())).unwrap();
+        }
+    }
     std::fs::write(dir.join("pyproject.toml"), text).unwrap();
     let o = Command::new(uv)
         .args(["lock", "--exclude-newer", &e.exclude_newer])
@@ -255,6 +262,16 @@ fn python_for(pyproject: &str) -> Option<(String, PathBuf)> {
     None
 }
 
+/// `macos` of the macOS target in `templates/platforms.toml`.
+fn macos_floor() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../templates/platforms.toml");
+    let doc: toml::Table = std::fs::read_to_string(&path).unwrap().parse().unwrap();
+    doc["targets"]["macos-arm64-mps"]["macos"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 fn uv_verdict(
     uv: &Path,
     dir: &Path,
@@ -278,6 +295,9 @@ fn uv_verdict(
         .current_dir(dir)
         .env("UV_PYTHON_DOWNLOADS", "never")
         .env("UV_PYTHON_PREFERENCE", "system")
+        // uv judges aarch64-apple-darwin at macOS 13.0 unless told; audit judges at the
+        // policy's floor, so uv is asked at the same one.
+        .env("MACOSX_DEPLOYMENT_TARGET", macos_floor())
         .output()
         .unwrap();
     let took = t.elapsed();
@@ -370,6 +390,9 @@ fn audit_verdicts(
                 .iter()
                 .find(|t| t["name"] == *name)
                 .unwrap_or_else(|| panic!("no target {name}"));
+            if let Some(why) = t["refused"].as_str() {
+                return Verdict::Refused(format!("error: {why}"));
+            }
             let pkgs = t["packages"].as_array().unwrap();
             let missing: BTreeSet<String> = pkgs
                 .iter()
@@ -437,30 +460,32 @@ const EDITS: [&str; 3] = [
     "an extra's pin changed",
 ];
 
-fn edited(text: &str, edit: usize) -> String {
+/// The edit applied, or None where the project has nothing it applies to (no static
+/// `dependencies`, no extras).
+fn edited(text: &str, edit: usize) -> Option<String> {
     let mut doc: toml_edit::DocumentMut = text.parse().unwrap();
     match edit {
         0 => {
-            doc["project"]["dependencies"]
-                .as_array_mut()
-                .unwrap()
-                .push("six>=1.16");
+            doc["project"]
+                .get_mut("dependencies")?
+                .as_array_mut()?
+                .push("wheel>=0.40");
         }
         1 => {
             doc["dependency-groups"]["release"] =
                 toml_edit::value(toml_edit::Array::from_iter(["twine"]));
         }
         _ => {
-            let extras = doc["project"]["optional-dependencies"]
-                .as_table_like_mut()
-                .unwrap();
-            let (_, first) = extras.iter_mut().next().unwrap();
-            let a = first.as_array_mut().unwrap();
-            let pinned = format!("{}, <99", a.get(0).unwrap().as_str().unwrap());
+            let extras = doc["project"]
+                .get_mut("optional-dependencies")?
+                .as_table_like_mut()?;
+            let (_, first) = extras.iter_mut().next()?;
+            let a = first.as_array_mut()?;
+            let pinned = format!("{}, <99", a.get(0)?.as_str()?);
             a.replace(0, pinned);
         }
     }
-    doc.to_string()
+    Some(doc.to_string())
 }
 
 #[test]
@@ -508,9 +533,12 @@ fn audit_agrees_with_uv_sync_on_public_projects() {
         if e.slice {
             let text = std::fs::read_to_string(dir.join("pyproject.toml")).unwrap();
             for (i, what) in EDITS.iter().enumerate() {
+                let Some(changed) = edited(&text, i) else {
+                    continue;
+                };
                 let copy = tempfile::tempdir().unwrap();
-                std::fs::copy(dir.join("uv.lock"), copy.path().join("uv.lock")).unwrap();
-                std::fs::write(copy.path().join("pyproject.toml"), edited(&text, i)).unwrap();
+                copy_dir(&dir, copy.path());
+                std::fs::write(copy.path().join("pyproject.toml"), changed).unwrap();
                 let (theirs, ours) = staleness(&uv, copy.path(), &py, &e.exclude_newer);
                 cases += 1;
                 rows.push(format!(

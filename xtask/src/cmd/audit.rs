@@ -78,6 +78,10 @@ pub struct Audit {
 struct TargetResult {
     name: String,
     python: String,
+    /// uv's refusal when the lock's supported environments leave the target out (then
+    /// nothing installs and `packages` is empty).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refused: Option<String>,
     /// The OS floor the chosen wheels need, beside the policy's.
     floor: Option<FloorNeeded>,
     packages: Vec<PackageResult>,
@@ -147,11 +151,20 @@ impl Audit {
         let auditor = Auditor::new(&proj, policy).full_python(full);
         let mut results = Vec::new();
         for t in &targets {
-            let packages = auditor.target(t, python, &sel)?;
+            let refused = auditor.unsupported(t, python)?;
+            let packages = if refused.is_some() {
+                Vec::new()
+            } else {
+                auditor.target(t, python, &sel)?
+            };
             results.push(TargetResult {
                 name: t.name.clone(),
                 python: python_str.clone(),
-                floor: floor_needed(&packages, t),
+                floor: refused
+                    .is_none()
+                    .then(|| floor_needed(&packages, t))
+                    .flatten(),
+                refused,
                 packages,
             });
         }
@@ -368,6 +381,18 @@ fn verdict(report: &Report) -> Result<()> {
                 .map(move |p| format!("{} {} on {}", p.name, p.version, t.name))
         })
         .collect();
+    let refused: Vec<&str> = report
+        .targets
+        .iter()
+        .filter(|t| t.refused.is_some())
+        .map(|t| t.name.as_str())
+        .collect();
+    if !refused.is_empty() {
+        return Err(error::failed(format!(
+            "uv.lock's supported environments leave out {} (uv refuses to install there); add the target to [tool.uv] environments and run `cargo xtask lock`",
+            refused.join(", ")
+        )));
+    }
     match (missing.is_empty(), breaking.is_empty()) {
         (true, true) => Ok(()),
         (false, _) => Err(error::failed(format!(
@@ -431,6 +456,14 @@ fn counts(t: &TargetResult) -> String {
 fn render(r: &Report) -> String {
     let mut s = String::new();
     for t in &r.targets {
+        if let Some(why) = &t.refused {
+            let _ = writeln!(
+                s,
+                "{} (Python {}): WILL NOT INSTALL: {why}",
+                t.name, t.python
+            );
+            continue;
+        }
         let verdict = if t.packages.iter().any(|p| p.status == Status::Missing) {
             "WILL NOT INSTALL"
         } else {
@@ -479,7 +512,7 @@ fn floor_line(f: &FloorNeeded) -> String {
             f.of
         ),
         _ => format!(
-            "no chosen wheel names a {} version; the policy's floor: {policy}",
+            "no chosen wheel needs a particular {} version; the policy's floor: {policy}",
             f.of
         ),
     }
@@ -488,6 +521,14 @@ fn floor_line(f: &FloorNeeded) -> String {
 fn render_markdown(r: &Report) -> String {
     let mut s = String::new();
     for t in &r.targets {
+        if let Some(why) = &t.refused {
+            let _ = writeln!(
+                s,
+                "### `{}` (Python {})\n\nWill not install: {why}.\n",
+                t.name, t.python
+            );
+            continue;
+        }
         let _ = writeln!(
             s,
             "### `{}` (Python {})\n\n{}\n",

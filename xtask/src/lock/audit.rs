@@ -124,6 +124,35 @@ impl<'a> Auditor<'a> {
     }
 
     /// Every package `uv sync` would reach on `target`, with its status, missing first.
+    /// uv's refusal, in its words, when the lock's supported environments
+    /// (`[tool.uv] environments`, written as `supported-markers`) leave this target, at
+    /// this Python, out: then nothing installs there.
+    pub fn unsupported(&self, target: &Target, python: (u32, u32)) -> Result<Option<String>> {
+        let markers = &self.proj.lock.supported_markers;
+        if markers.is_empty() {
+            return Ok(None);
+        }
+        let version = self
+            .full_python
+            .clone()
+            .unwrap_or_else(|| format!("{}.{}", python.0, python.1));
+        let env = target.env_at(&version)?;
+        let holds = markers
+            .iter()
+            // A marker this tool cannot read is not held against the target.
+            .any(|m| pep::marker(m).map_or(true, |t| pep::evaluate(&t, &env, None)));
+        Ok((!holds).then(|| {
+            format!(
+                "The current Python platform is not compatible with the lockfile's supported environments: {}",
+                markers
+                    .iter()
+                    .map(|m| format!("`{m}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }))
+    }
+
     pub fn target(
         &self,
         target: &Target,

@@ -553,7 +553,21 @@ pub fn stale_reasons(
     let Some(meta) = &root.metadata else {
         return out;
     };
-    let mut want = side_of_pyproject(&project.dependencies, None);
+    // Dynamic dependencies come from the build backend: `uv lock --check` builds the
+    // project to compare them; offline, they are taken as the lock has them.
+    // With only the dependencies dynamic, the extras (the entries with an `extra`
+    // marker) are still compared.
+    let dynamic = |field: &str| project.dynamic.iter().any(|d| d == field);
+    if dynamic("optional-dependencies") {
+        out.extend(stale_groups(project, meta));
+        return out;
+    }
+    let deps_dynamic = dynamic("dependencies");
+    let mut want = if deps_dynamic {
+        Side::new()
+    } else {
+        side_of_pyproject(&project.dependencies, None)
+    };
     for (extra, reqs) in &project.optional {
         for (k, (m, s)) in side_of_pyproject(reqs, Some(extra)) {
             let e = want
@@ -563,7 +577,17 @@ pub fn stale_reasons(
             e.1.extend(s);
         }
     }
-    let have = side_of_lock(&meta.requires_dist);
+    let have = if deps_dynamic {
+        let of_extras: Vec<MetaReq> = meta
+            .requires_dist
+            .iter()
+            .filter(|r| r.marker.as_deref().is_some_and(|m| m.contains("extra")))
+            .cloned()
+            .collect();
+        side_of_lock(&of_extras)
+    } else {
+        side_of_lock(&meta.requires_dist)
+    };
     diff_sides("dependencies", &want, &have, &mut out);
     out.extend(stale_extras(project, meta));
     out.extend(stale_groups(project, meta));

@@ -59,7 +59,8 @@ impl Item {
         match self {
             Item::Extra(p, e) => format!("`{p}[{e}]`"),
             Item::Group(p, g) => format!("`{p}:{g}`"),
-            Item::Project(p) => format!("`{p}`"),
+            // uv lists the package itself without quotes.
+            Item::Project(p) => p.clone(),
         }
     }
 
@@ -262,7 +263,8 @@ fn check_conflicts(pkg: &str, c: &Chosen, conflicts: &[Vec<Item>]) -> Result<()>
     let on = |i: &Item| match i {
         Item::Extra(p, e) => p == pkg && c.extras.contains(e),
         Item::Group(p, g) => p == pkg && c.groups.contains(g),
-        Item::Project(_) => false,
+        // The project itself is active whenever it is installed (not with --only-group).
+        Item::Project(p) => p == pkg && c.prod,
     };
     for set in conflicts {
         let active: Vec<&Item> = set.iter().filter(|i| on(i)).collect();
@@ -300,6 +302,19 @@ fn check_conflicts(pkg: &str, c: &Chosen, conflicts: &[Vec<Item>]) -> Result<()>
                 "Groups `{}` and `{}` are incompatible with the conflicts",
                 groups[0], groups[1]
             )
+        } else if let Some(Item::Project(p)) = active.iter().find(|i| matches!(i, Item::Project(_)))
+        {
+            match (extras.first(), groups.first()) {
+                (Some(e), _) => format!(
+                    "Extra `{e}` and package `{p}` are incompatible with the declared conflicts"
+                ),
+                (None, Some(g)) => format!(
+                    "Group `{g}` and package `{p}` are incompatible with the declared conflicts"
+                ),
+                (None, None) => {
+                    format!("Package `{p}` is incompatible with the declared conflicts")
+                }
+            }
         } else {
             format!(
                 "Extra `{}` and group `{}` are incompatible with the declared conflicts",
@@ -410,6 +425,40 @@ y = []
             e.to_string(),
             "--group nope: Group `nope` is not defined in the project's `dependency-groups` table (it has: dev, lint, x, y)"
         );
+    }
+
+    #[test]
+    fn a_conflict_with_the_project_itself_is_refused_while_the_project_is_installed() {
+        let r = root();
+        let doc: toml_edit::DocumentMut = "[tool.uv]\nconflicts = [[{ extra = \"a\" }, { package = \"demo-two\" }], [{ group = \"x\" }, { package = \"demo-two\" }]]\n"
+            .parse()
+            .unwrap();
+        let c = conflicts_of(&doc, "demo_two");
+        assert_eq!(c[0][1], Item::Project("demo-two".into()));
+        let refuse = |s: Selection| s.choose(&r, &c).unwrap_err().to_string();
+        assert!(refuse(Selection {
+            all_extras: true,
+            ..sel()
+        })
+        .starts_with(
+            "Extra `a` and package `demo-two` are incompatible with the declared conflicts: {`demo-two[a]`, demo-two}"
+        ));
+        assert!(refuse(Selection {
+            groups: vec!["x".into()],
+            ..sel()
+        })
+        .starts_with(
+            "Group `x` and package `demo-two` are incompatible with the declared conflicts: {`demo-two:x`, demo-two}"
+        ));
+        // Without the project (--only-group) nothing conflicts.
+        let only = Selection {
+            only_groups: vec!["x".into()],
+            ..sel()
+        }
+        .choose(&r, &c)
+        .unwrap();
+        assert_eq!(only.groups, ["x"]);
+        assert!(Selection { ..sel() }.choose(&r, &c).is_ok());
     }
 
     #[test]

@@ -20,6 +20,9 @@ pub struct Requirements {
     pub version: Option<String>,
     pub requires_python: Option<String>,
     pub dependencies: Vec<String>,
+    /// `[project] dynamic`: fields the build backend fills in (then uv.lock's
+    /// requires-dist is the backend's answer, which only a build can check).
+    pub dynamic: Vec<String>,
     pub optional: indexmap::IndexMap<String, Vec<String>>,
     pub groups: indexmap::IndexMap<String, Vec<String>>,
     /// `[tool.uv] default-groups`, when set.
@@ -65,6 +68,7 @@ pub fn requirements(doc: &DocumentMut) -> Requirements {
         version: string("version"),
         requires_python: string("requires-python"),
         dependencies: strings(project.and_then(|p| p.get("dependencies"))),
+        dynamic: strings(project.and_then(|p| p.get("dynamic"))),
         optional: table_of_lists(project.and_then(|p| p.get("optional-dependencies"))),
         groups: dependency_groups(doc),
         default_groups: {
