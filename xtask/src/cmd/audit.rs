@@ -152,18 +152,18 @@ impl Audit {
         let mut results = Vec::new();
         for t in &targets {
             let refused = auditor.unsupported(t, python)?;
-            let packages = if refused.is_some() {
-                Vec::new()
-            } else {
-                auditor.target(t, python, &sel)?
+            let (packages, floor) = match refused {
+                Some(_) => (Vec::new(), None),
+                None => {
+                    let packages = auditor.target(t, python, &sel)?;
+                    let floor = floor_needed(&packages, t);
+                    (packages, floor)
+                }
             };
             results.push(TargetResult {
                 name: t.name.clone(),
                 python: python_str.clone(),
-                floor: refused
-                    .is_none()
-                    .then(|| floor_needed(&packages, t))
-                    .flatten(),
+                floor,
                 refused,
                 packages,
             });

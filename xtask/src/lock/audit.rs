@@ -123,7 +123,6 @@ impl<'a> Auditor<'a> {
         self
     }
 
-    /// Every package `uv sync` would reach on `target`, with its status, missing first.
     /// uv's refusal, in its words, when the lock's supported environments
     /// (`[tool.uv] environments`, written as `supported-markers`) leave this target, at
     /// this Python, out: then nothing installs there.
@@ -153,6 +152,7 @@ impl<'a> Auditor<'a> {
         }))
     }
 
+    /// Every package `uv sync` would reach on `target`, with its status, missing first.
     pub fn target(
         &self,
         target: &Target,

@@ -581,7 +581,13 @@ pub fn stale_reasons(
         let of_extras: Vec<MetaReq> = meta
             .requires_dist
             .iter()
-            .filter(|r| r.marker.as_deref().is_some_and(|m| m.contains("extra")))
+            // An extra's entry is one no environment activates without an extra.
+            .filter(|r| {
+                r.marker
+                    .as_deref()
+                    .and_then(|m| pep::marker(m).ok())
+                    .is_some_and(|m| !m.evaluate_extras(&[]))
+            })
             .cloned()
             .collect();
         side_of_lock(&of_extras)
