@@ -9,20 +9,11 @@ mod cmd;
 mod ctx;
 mod diff;
 mod elf;
-mod error;
 mod fleet;
 mod fsx;
-#[cfg(test)]
-mod fuzz;
 mod imports;
-mod lock;
-mod names;
-mod pep;
-mod pins;
 mod platform;
-mod policy;
 mod process;
-mod pyproject;
 mod pytest;
 mod report;
 mod simple;
@@ -30,6 +21,9 @@ mod smoke;
 mod toolchain;
 mod uv;
 mod waveapp;
+
+// The Python-packaging model (its own crate: no processes); its rooms keep their paths here.
+use model::{error, lock, names, pep, pins, policy, pyproject};
 
 use camino::Utf8PathBuf;
 use clap::{CommandFactory, Parser, Subcommand};

@@ -126,7 +126,6 @@ pub fn install_panic_hook() {
 }
 
 /// For tests: keep the default panic output, except inside [`quietly`].
-#[cfg(test)]
 pub fn quiet_panics_in_tests() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
@@ -144,13 +143,13 @@ pub fn last_panic() -> Option<String> {
     LAST_PANIC.lock().ok().and_then(|mut l| l.take())
 }
 
-/// Run `f`, turning a panic into `Err(())` without any output (for third-party parsers
+/// Run `f`, turning a panic into `None` without any output (for third-party parsers
 /// that panic on malformed input).
-pub fn quietly<T>(f: impl FnOnce() -> T) -> std::result::Result<T, ()> {
+pub fn quietly<T>(f: impl FnOnce() -> T) -> Option<T> {
     QUIET.with(|q| q.set(true));
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
     QUIET.with(|q| q.set(false));
-    r.map_err(|_| ())
+    r.ok()
 }
 
 #[cfg(test)]

@@ -761,7 +761,7 @@ pub(crate) mod tests {
     pub(crate) fn shipped() -> Policy {
         let path = Utf8Path::new(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../templates/platforms.toml"
+            "/../../templates/platforms.toml"
         ));
         Policy::parse(&std::fs::read_to_string(path).unwrap()).unwrap()
     }
@@ -854,7 +854,10 @@ pub(crate) mod tests {
     }
 
     fn broken(from: &str, to: &str) -> String {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../templates/platforms.toml");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../templates/platforms.toml"
+        );
         let text = std::fs::read_to_string(path).unwrap();
         assert!(text.contains(from), "{from}");
         let bad = text.replacen(from, to, 1);

@@ -776,7 +776,10 @@ mod tests {
     use super::*;
 
     fn policy_with(from: &str, to: &str) -> Policy {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../templates/platforms.toml");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../templates/platforms.toml"
+        );
         let text = std::fs::read_to_string(path).unwrap();
         assert!(text.contains(from));
         Policy::parse(&text.replacen(from, to, 1)).unwrap()

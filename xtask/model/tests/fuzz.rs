@@ -15,22 +15,22 @@ use std::time::Instant;
 
 use camino::Utf8PathBuf;
 
-use crate::error::{self, Code};
-use crate::lock::{self, Selection, audit::Auditor};
-use crate::pep;
-use crate::policy::Policy;
-use crate::pyproject;
+use model::error::{self, Code};
+use model::lock::{self, Selection, audit::Auditor};
+use model::pep;
+use model::policy::Policy;
+use model::pyproject;
 
-const POLICY: &str = include_str!("../../templates/platforms.toml");
+const POLICY: &str = include_str!("../../../templates/platforms.toml");
 const PORT_SEEDS: &[&str] = &[
-    include_str!("../tests/fixtures/port/main/pyproject.toml"),
-    include_str!("../tests/fixtures/port/arm64-attempt/pyproject.toml"),
-    include_str!("../tests/fixtures/port/odd/pyproject.toml"),
-    include_str!("../tests/fixtures/llmstudio/app/pyproject.toml"),
-    include_str!("../tests/fixtures/fuzz/pyproject.toml"),
+    include_str!("../../tests/fixtures/port/main/pyproject.toml"),
+    include_str!("../../tests/fixtures/port/arm64-attempt/pyproject.toml"),
+    include_str!("../../tests/fixtures/port/odd/pyproject.toml"),
+    include_str!("../../tests/fixtures/llmstudio/app/pyproject.toml"),
+    include_str!("../../tests/fixtures/fuzz/pyproject.toml"),
 ];
-const AUDIT_PYPROJECT: &str = include_str!("../tests/fixtures/fuzz/pyproject.toml");
-const AUDIT_LOCK: &str = include_str!("../tests/fixtures/fuzz/uv.lock");
+const AUDIT_PYPROJECT: &str = include_str!("../../tests/fixtures/fuzz/pyproject.toml");
+const AUDIT_LOCK: &str = include_str!("../../tests/fixtures/fuzz/uv.lock");
 
 /// Pieces the mutations insert: the syntax and the values that matter here.
 const TOKENS: &[&str] = &[
@@ -247,8 +247,8 @@ fn code_ok(e: &anyhow::Error) -> bool {
 /// Catch a panic of `f`, naming the input on failure.
 fn no_panic<T>(what: &str, input: &str, f: impl FnOnce() -> T) -> T {
     match error::quietly(f) {
-        Ok(v) => v,
-        Err(()) => panic!("{what} panicked on input:\n{input:?}"),
+        Some(v) => v,
+        None => panic!("{what} panicked on input:\n{input:?}"),
     }
 }
 

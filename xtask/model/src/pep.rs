@@ -51,9 +51,9 @@ fn guarded<T, E: std::fmt::Display>(
     // The error is rendered inside the guard as well: pep508_rs's Display of an error
     // underlines the input by byte offsets and panics inside a multi-byte character.
     match crate::error::quietly(|| parse().map_err(|e| first_line(&e.to_string()))) {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(anyhow!("{e}")),
-        Err(()) => Err(anyhow!("{what} {text:?} is not valid PEP 508")),
+        Some(Ok(v)) => Ok(v),
+        Some(Err(e)) => Err(anyhow!("{e}")),
+        None => Err(anyhow!("{what} {text:?} is not valid PEP 508")),
     }
 }
 
@@ -152,7 +152,7 @@ fn first_line(s: &str) -> String {
 }
 
 /// Requirements on which pep508_rs 0.9.2 panics (for the tests and the fuzzer).
-#[cfg(test)]
+#[doc(hidden)]
 pub const PANICKING: &[&str] = &[
     "foo- >=1",
     "foo_;python_version>'3'",
