@@ -139,6 +139,75 @@ fn alive(_pid: i32) -> bool {
     true
 }
 
+/// How a command treats a file it generates: write it, or only say whether it differs
+/// (`--check`, exit 1 on drift) or how (`--diff`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Write,
+    Check,
+    Diff,
+}
+
+impl Mode {
+    /// From a command's `--check` and `--diff` flags (clap keeps them exclusive).
+    pub fn of(check: bool, diff: bool) -> Mode {
+        match (check, diff) {
+            (true, _) => Mode::Check,
+            (_, true) => Mode::Diff,
+            _ => Mode::Write,
+        }
+    }
+}
+
+/// What [`ensure_file`] found and did.
+pub struct Ensured {
+    pub changed: bool,
+    pub written: bool,
+    /// A unified diff `a/REL` to `b/REL`; empty when nothing differs.
+    pub diff: String,
+}
+
+/// Bring the generated file `path` (called `rel` in the diff) from `old` (its text now,
+/// empty when absent) to `new`: in [`Mode::Write`] it is written atomically, its folder
+/// created, when it differs; the other modes write nothing. A file we may not write is
+/// exit 2, naming it and the modes that still work.
+pub fn ensure_file(
+    path: &Utf8Path,
+    rel: &str,
+    old: &str,
+    new: &str,
+    mode: Mode,
+) -> Result<Ensured> {
+    let changed = old != new;
+    let diff = if changed {
+        similar::TextDiff::from_lines(old, new)
+            .unified_diff()
+            .context_radius(3)
+            .header(&format!("a/{rel}"), &format!("b/{rel}"))
+            .to_string()
+    } else {
+        String::new()
+    };
+    let written = changed && mode == Mode::Write;
+    if written {
+        let dir = parent_dir(path);
+        std::fs::create_dir_all(dir)
+            .map_err(|e| error::usage(format!("{dir}: cannot create: {e}")))?;
+        check_writable(path).map_err(|e| {
+            error::usage(format!(
+                "{path}: cannot write: {e:#} (make it writable, or use --check / --diff)"
+            ))
+        })?;
+        write_atomic(path, new.as_bytes()).map_err(|e| error::usage(format!("{path}: {e:#}")))?;
+    }
+    Ok(Ensured {
+        changed,
+        written,
+        diff,
+    })
+}
+
 /// Whether `path` could be written: its folder exists and is writable, and the file,
 /// if it exists, may be written by us (asked of the OS; nothing is created).
 pub fn check_writable(path: &Utf8Path) -> Result<()> {
@@ -200,6 +269,60 @@ fn parent_dir(path: &Utf8Path) -> &Utf8Path {
 mod tests {
     use super::*;
     use camino::Utf8PathBuf;
+
+    #[test]
+    fn ensure_file_diffs_with_context_and_writes_only_in_write_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = Utf8PathBuf::from_path_buf(dir.path().join("new/f")).unwrap();
+        let old: String = (1..=20).map(|i| format!("line {i}\n")).collect();
+        let new = old
+            .replace("line 3\n", "line three\n")
+            .replace("line 18\n", "")
+            .replace("line 20\n", "line 20\nline 21\n");
+        for mode in [Mode::Check, Mode::Diff] {
+            let e = ensure_file(&path, "f", &old, &new, mode).unwrap();
+            assert!(e.changed && !e.written);
+            assert!(!path.exists(), "{mode:?} wrote");
+            assert_eq!(
+                e.diff,
+                "--- a/f\n+++ b/f\n@@ -1,6 +1,6 @@\n line 1\n line 2\n-line 3\n+line three\n line 4\n line 5\n line 6\n\
+                 @@ -15,6 +15,6 @@\n line 15\n line 16\n line 17\n-line 18\n line 19\n line 20\n+line 21\n"
+            );
+        }
+        let e = ensure_file(&path, "f", "", &new, Mode::Write).unwrap();
+        assert!(e.written, "the folder is created");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), new);
+        let e = ensure_file(&path, "f", &new, &new, Mode::Write).unwrap();
+        assert!(!e.changed && !e.written && e.diff.is_empty());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn patch_applies_the_diff() {
+        // The real `patch` must turn the old text into the new one, a missing final
+        // newline included.
+        let Some(patch) = crate::process::find("patch") else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let f = Utf8PathBuf::from_path_buf(dir.path().join("f")).unwrap();
+        let old = "[project]\nname = \"x\"\n# comment\ndependencies = [\n  \"a\",\n  \"b\",\n]\n\n[tool.x]\nk = 1\n";
+        let new = "[project]\nname = \"x\"\n# comment\ndependencies = [\n  \"a ; sys_platform == 'linux'\",\n]\n\n[tool.x]\nk = 1\n[tool.y]\nz = 2";
+        std::fs::write(&f, old).unwrap();
+        let e = ensure_file(&f, "f", old, new, Mode::Diff).unwrap();
+        std::fs::write(dir.path().join("p"), e.diff).unwrap();
+        let out = std::process::Command::new(patch)
+            .args(["-s", "-p1", "-i", "p"])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert_eq!(std::fs::read_to_string(&f).unwrap(), new);
+    }
 
     #[test]
     fn atomic_write_replaces_and_keeps_permissions() {

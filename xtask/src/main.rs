@@ -7,7 +7,6 @@ mod out;
 
 mod cmd;
 mod ctx;
-mod diff;
 mod elf;
 mod fleet;
 mod fsx;

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::ctx::{Ctx, OutputArgs};
 use crate::error;
-use crate::fsx;
+use crate::fsx::{self, Mode};
 use crate::pins;
 use crate::pyproject::{self, Change};
 
@@ -28,7 +28,7 @@ pub struct Port {
 #[derive(Serialize)]
 struct Report<'a> {
     file: &'a str,
-    mode: &'a str,
+    mode: Mode,
     changed: bool,
     written: bool,
     changes: &'a [Change],
@@ -48,25 +48,9 @@ impl Port {
         let old = std::fs::read_to_string(&path)
             .map_err(|e| error::usage(format!("{path}: cannot read: {e} (pass --project DIR)")))?;
         let (new, changes) = pyproject::port(path.as_str(), &old, policy)?;
-        let mode = if self.check {
-            "check"
-        } else if self.diff {
-            "diff"
-        } else {
-            "write"
-        };
-        let changed = new != old;
-        let mut written = false;
-        if mode == "write" && changed {
-            fsx::check_writable(&path).map_err(|e| {
-                error::usage(format!(
-                    "{path}: cannot write: {e:#} (make it writable, or use --check / --diff)"
-                ))
-            })?;
-            fsx::write_atomic(&path, new.as_bytes())
-                .map_err(|e| error::usage(format!("{path}: {e:#}")))?;
-            written = true;
-        }
+        let mode = Mode::of(self.check, self.diff);
+        let ensured = fsx::ensure_file(&path, "pyproject.toml", &old, &new, mode)?;
+        let (changed, written) = (ensured.changed, ensured.written);
         let stale_pins = pins::stale_python(project, &policy.python.version);
         let imports = marked_imports(ctx, project, policy, &new);
         if !imports.is_empty() && !self.out.json {
@@ -108,12 +92,12 @@ impl Port {
             }
         }
         self.out.emit(&report, || {
-            if mode == "diff" {
-                return unified_diff(&old, &new);
+            if mode == Mode::Diff {
+                return ensured.diff.clone();
             }
             render(&report)
         })?;
-        if mode == "check" && changed {
+        if mode == Mode::Check && changed {
             return Err(error::failed(format!(
                 "{path} differs from the policy in {} place(s); run `cargo xtask port`",
                 changes.len()
@@ -141,10 +125,6 @@ fn render(r: &Report) -> String {
         out.push_str("next: run `cargo xtask lock` (uv.lock no longer matches pyproject.toml)\n");
     }
     out
-}
-
-pub fn unified_diff(old: &str, new: &str) -> String {
-    crate::diff::unified(old, new, "a/pyproject.toml", "b/pyproject.toml", 3)
 }
 
 /// After the rewrite: the imports of every dependency a policy rule limits to some targets,

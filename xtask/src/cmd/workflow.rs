@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::ctx::{Ctx, OutputArgs};
 use crate::error;
-use crate::fsx;
+use crate::fsx::{self, Mode};
 use crate::policy::{Policy, Target};
 
 const FILE: &str = ".github/workflows/xtask.yml";
@@ -76,30 +76,19 @@ impl Workflow {
         if let Some(cfg) = actionlint_config(&gpu) {
             files.push((ACTIONLINT, cfg));
         }
+        let mode = Mode::of(self.check, self.diff);
         let mut changed_files = Vec::new();
         let mut diffs = String::new();
         for (rel, text) in &files {
             let path = project.join(rel);
             let old = std::fs::read_to_string(&path).unwrap_or_default();
-            if old == *text {
-                continue;
-            }
-            changed_files.push(path.to_string());
-            diffs.push_str(&crate::diff::unified(
-                &old,
-                text,
-                &format!("a/{rel}"),
-                &format!("b/{rel}"),
-                3,
-            ));
-            if !self.check && !self.diff {
-                let dir = path.parent().expect("a file in a folder");
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| error::usage(format!("{dir}: cannot create: {e}")))?;
-                fsx::write_atomic(&path, text.as_bytes())?;
+            let ensured = fsx::ensure_file(&path, rel, &old, text, mode)?;
+            if ensured.changed {
+                changed_files.push(path.to_string());
+                diffs.push_str(&ensured.diff);
             }
         }
-        let written = !changed_files.is_empty() && !self.check && !self.diff;
+        let written = !changed_files.is_empty() && mode == Mode::Write;
         let main = project.join(FILE);
         let report = Report {
             file: main.as_str(),
@@ -108,7 +97,7 @@ impl Workflow {
             jobs,
         };
         self.out.emit(&report, || {
-            if self.diff {
+            if mode == Mode::Diff {
                 return diffs.clone();
             }
             match (report.changed, written) {
@@ -125,7 +114,7 @@ impl Workflow {
                 ),
             }
         })?;
-        if self.check && report.changed {
+        if mode == Mode::Check && report.changed {
             return Err(error::failed(format!(
                 "{} differ(s) from what the policy gives; run `cargo xtask workflow`",
                 changed_files.join(", ")
