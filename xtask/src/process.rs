@@ -634,16 +634,11 @@ fn first_line(s: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-/// Quote for display the way a POSIX shell would need it.
+/// One word as a POSIX shell reads it back: bare when plain, quoted otherwise (shlex's
+/// rule, so `a{b,c}` is not brace-expanded). Used for the commands shown and the Slurm
+/// batch script; a NUL (which no argument can hold) is shown escaped.
 pub fn quote(s: &str) -> String {
-    let plain = !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%{}".contains(c));
-    if plain {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
+    shlex::try_quote(s).map_or_else(|_| format!("{s:?}"), |q| q.into_owned())
 }
 
 /// A program's file name on this OS (`xtask`, `xtask.exe`).
@@ -661,16 +656,11 @@ pub fn cargo() -> Option<PathBuf> {
 /// Find a program on PATH: every match, in PATH order, each file once (for tools with
 /// PATH traps, such as two docker clients).
 pub fn find_all(program: &str) -> Vec<PathBuf> {
-    let name = exe(program);
-    let Some(path) = std::env::var_os("PATH") else {
+    let Ok(all) = which::which_all(program) else {
         return Vec::new();
     };
     let mut found: Vec<(PathBuf, PathBuf)> = Vec::new();
-    for dir in std::env::split_paths(&path) {
-        let candidate = dir.join(&name);
-        if !is_executable(&candidate) {
-            continue;
-        }
+    for candidate in all {
         let canon = std::fs::canonicalize(&candidate).unwrap_or_else(|_| candidate.clone());
         if !found.iter().any(|(_, c)| *c == canon) {
             found.push((candidate, canon));
@@ -681,18 +671,7 @@ pub fn find_all(program: &str) -> Vec<PathBuf> {
 
 /// The first match of a program on PATH.
 pub fn find(program: &str) -> Option<PathBuf> {
-    find_all(program).into_iter().next()
-}
-
-#[cfg(unix)]
-fn is_executable(p: &std::path::Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
-
-#[cfg(not(unix))]
-fn is_executable(p: &std::path::Path) -> bool {
-    p.is_file()
+    which::which(program).ok()
 }
 
 #[cfg(test)]
@@ -705,7 +684,10 @@ mod tests {
             .args(["clippy", "--", "-D", "warnings"])
             .arg("a b")
             .arg("it's");
-        assert_eq!(c.display(), r"cargo clippy -- -D warnings 'a b' 'it'\''s'");
+        assert_eq!(c.display(), r#"cargo clippy -- -D warnings 'a b' "it's""#);
+        // Both brace expansion and `=` are quoted; a path stays bare.
+        assert_eq!(quote("a{b,c}"), "'a{b,c}'");
+        assert_eq!(quote("/opt/x-1.2/bin"), "/opt/x-1.2/bin");
     }
 
     #[test]

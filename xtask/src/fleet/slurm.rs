@@ -9,7 +9,7 @@ use anyhow::Result;
 use camino::Utf8Path;
 
 use crate::error;
-use crate::process::{Cmd, Probe, find};
+use crate::process::{Cmd, Probe, find, quote};
 
 /// The Slurm programs on this host's PATH.
 pub struct Slurm {
@@ -131,18 +131,6 @@ fn plain(flag: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
-/// A word for bash, single-quoted unless it is plain.
-pub fn sh_quote(s: &str) -> String {
-    if !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@{}".contains(c))
-    {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
-}
-
 impl Job<'_> {
     /// The batch script (`sbatch SCRIPT`). The reports folder must exist when it is submitted.
     pub fn script(&self) -> Result<String> {
@@ -183,7 +171,7 @@ impl Job<'_> {
         let _ = writeln!(
             s,
             "reports={}/job-\"$SLURM_JOB_ID\"",
-            sh_quote(self.reports.as_str())
+            quote(self.reports.as_str())
         );
         s.push_str("mkdir -p \"$reports\"\n");
         // One task per node; a node whose validate fails does not stop the others.
@@ -191,10 +179,10 @@ impl Job<'_> {
             "srun --nodes=\"$SLURM_JOB_NUM_NODES\" --ntasks-per-node=1 --kill-on-bad-exit=0 --label \\\n",
         );
         let mut words: Vec<String> = vec![
-            sh_quote(self.bundle.join("bin").join("xtask").as_str()),
+            quote(self.bundle.join("bin").join("xtask").as_str()),
             "validate".into(),
         ];
-        words.extend(self.validate.iter().map(|w| sh_quote(w)));
+        words.extend(self.validate.iter().map(|w| quote(w)));
         words.push("--output".into());
         words.push("\"$reports/{node}.json\"".into());
         let _ = writeln!(s, "  {}", words.join(" "));
@@ -299,7 +287,21 @@ mod tests {
         );
         assert_eq!(error::code_of(&e), error::Code::Usage);
         assert!(job("/r%j", "/b").script().is_err());
-        assert_eq!(sh_quote("it's"), r"'it'\''s'");
+    }
+
+    #[test]
+    fn bash_reads_each_quoted_word_back() {
+        let words = [
+            "it's", "a b", "a{b,c}", "$HOME", "x=1", "%j", "`id`", "", "é",
+        ];
+        let line: Vec<String> = words.iter().map(|w| quote(w)).collect();
+        let script = format!("printf '%s\\n' {}", line.join(" "));
+        let out = std::process::Command::new("bash")
+            .args(["-c", &script])
+            .output()
+            .unwrap();
+        let back: Vec<&str> = std::str::from_utf8(&out.stdout).unwrap().lines().collect();
+        assert_eq!(back, words, "{script}");
     }
 
     #[test]

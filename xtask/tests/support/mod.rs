@@ -47,10 +47,7 @@ pub fn find_uv() -> Option<PathBuf> {
 }
 
 pub fn which(program: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(program))
-        .find(|p| p.is_file())
+    which::which(program).ok()
 }
 
 /// An interpreter of Python `X.Y`, found the way `cargo xtask platform` finds them.
