@@ -125,7 +125,7 @@ fn render_kubernetes(nodes: &str) -> Command {
 #[test]
 fn the_kubernetes_job_passes_the_kubernetes_schemas() {
     let out = tempfile::tempdir().unwrap();
-    let manifest = out.path().join("fleet.yaml");
+    let manifest = out.path().join("fleet.json");
     let o = run(render_kubernetes("8")
         .args([
             "--image",
@@ -136,9 +136,9 @@ fn the_kubernetes_job_passes_the_kubernetes_schemas() {
         .args(["--require", "cuda", "--namespace", "burn-in", "--output"])
         .arg(&manifest));
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
-    let yaml = std::fs::read_to_string(&manifest).unwrap();
-    assert!(yaml.contains("completionMode: \"Indexed\""), "{yaml}");
-    assert!(yaml.contains("\"nvidia.com/gpu\": 4"), "{yaml}");
+    let json = std::fs::read_to_string(&manifest).unwrap();
+    assert!(json.contains("\"completionMode\": \"Indexed\""), "{json}");
+    assert!(json.contains("\"nvidia.com/gpu\": 4"), "{json}");
     // --image is required for Kubernetes; a bad name is refused before anything is written.
     let o = run(&mut render_kubernetes("2"));
     assert_eq!(o.status.code(), Some(2));
@@ -153,7 +153,7 @@ fn the_kubernetes_job_passes_the_kubernetes_schemas() {
     let o = run(Command::new(&kv).arg("--strict").arg(&manifest));
     assert!(o.status.success(), "{}{}", text(&o.stdout), text(&o.stderr));
     // The bundle from a claim instead of the image.
-    let mounted = out.path().join("mounted.yaml");
+    let mounted = out.path().join("mounted.json");
     let o = run(render_kubernetes("2")
         .args([
             "--image",
@@ -167,10 +167,10 @@ fn the_kubernetes_job_passes_the_kubernetes_schemas() {
     let o = run(Command::new(&kv).arg("--strict").arg(&mounted));
     assert!(o.status.success(), "{}{}", text(&o.stdout), text(&o.stderr));
     // The validator is not a rubber stamp: a count that is a string fails it.
-    let broken = out.path().join("broken.yaml");
+    let broken = out.path().join("broken.json");
     std::fs::write(
         &broken,
-        yaml.replace("completions: 8", "completions: \"eight\""),
+        json.replace("\"completions\": 8", "\"completions\": \"eight\""),
     )
     .unwrap();
     let o = run(Command::new(&kv).arg("--strict").arg(&broken));

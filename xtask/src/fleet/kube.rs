@@ -2,10 +2,8 @@
 //! (a required pod anti-affinity on the hostname), each writing `<node>.json` to a
 //! shared volume for `fleet merge`.
 
-use std::fmt::Write as _;
-
 use anyhow::Result;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::error;
 
@@ -112,7 +110,11 @@ impl Job<'_> {
             );
         }
         pod["containers"] = json!([container]);
-        let mut metadata = json!({"name": self.name, "labels": labels.clone()});
+        let mut metadata = json!({
+            "name": self.name,
+            "labels": labels.clone(),
+            "annotations": {"llmstudio-xtask/about": ABOUT},
+        });
         if let Some(ns) = self.namespace {
             metadata["namespace"] = json!(ns);
         }
@@ -128,68 +130,20 @@ impl Job<'_> {
                 "template": {"metadata": {"labels": labels}, "spec": pod},
             },
         });
-        let mut s = String::from(
-            "# Validates one node per pod with the llmstudio-xtask dist bundle; each pod writes\n\
-             # /reports/<node>.json to the claim. Then `bin/xtask fleet merge <claim's folder>`.\n\
-             # Written by `cargo xtask fleet render --scheduler kubernetes`.\n",
-        );
-        yaml(&mut s, &job, 0);
-        Ok(s)
+        // kubectl reads JSON as it reads YAML; JSON needs no emitter of its own.
+        Ok(serde_json::to_string_pretty(&job).expect("a JSON value") + "\n")
     }
 }
 
-/// Block-style YAML for a JSON value. Scalars are written as JSON, which YAML reads
-/// the same (strings double-quoted, so no value is taken for another type).
-fn yaml(out: &mut String, v: &Value, indent: usize) {
-    let pad = " ".repeat(indent);
-    match v {
-        Value::Object(map) => {
-            for (k, v) in map {
-                let key = Value::String(k.clone());
-                let key = if k.chars().all(|c| c.is_ascii_alphanumeric()) {
-                    k.clone()
-                } else {
-                    key.to_string()
-                };
-                match v {
-                    Value::Object(m) if !m.is_empty() => {
-                        let _ = writeln!(out, "{pad}{key}:");
-                        yaml(out, v, indent + 2);
-                    }
-                    Value::Array(a) if !a.is_empty() => {
-                        let _ = writeln!(out, "{pad}{key}:");
-                        yaml(out, v, indent);
-                    }
-                    _ => {
-                        let _ = writeln!(out, "{pad}{key}: {v}");
-                    }
-                }
-            }
-        }
-        Value::Array(items) => {
-            for item in items {
-                match item {
-                    Value::Object(m) if !m.is_empty() => {
-                        let mut inner = String::new();
-                        yaml(&mut inner, item, indent + 2);
-                        // The first key goes on the dash's line.
-                        let _ = write!(out, "{pad}- {}", &inner[indent + 2..]);
-                    }
-                    _ => {
-                        let _ = writeln!(out, "{pad}- {item}");
-                    }
-                }
-            }
-        }
-        _ => {
-            let _ = writeln!(out, "{pad}{v}");
-        }
-    }
-}
+/// What the manifest is, on the Job itself (JSON has no comments).
+const ABOUT: &str = "Validates one node per pod with the llmstudio-xtask dist bundle; each pod \
+writes /reports/<node>.json to the claim; then `bin/xtask fleet merge <the claim's folder>`. \
+Written by `cargo xtask fleet render --scheduler kubernetes`.";
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     fn job() -> Job<'static> {
         Job {
@@ -207,31 +161,50 @@ mod tests {
 
     #[test]
     fn an_indexed_job_with_one_pod_per_node() {
-        let m = job().manifest().unwrap();
-        for line in [
-            "kind: \"Job\"",
-            "  completionMode: \"Indexed\"",
-            "  completions: 4",
-            "  parallelism: 4",
-            "            topologyKey: \"kubernetes.io/hostname\"",
-            "            \"nvidia.com/gpu\": 4",
-            "        - \"/reports/{node}.json\"",
-            "          claimName: \"fleet-reports\"",
-        ] {
-            assert!(m.lines().any(|l| l == line), "{line:?} not in\n{m}");
-        }
-        assert!(m.contains("        - name: \"NODE_NAME\"\n"), "{m}");
-        assert!(!m.contains("\"bundle\""), "{m}");
-        let m = Job {
-            bundle_claim: Some("llmstudio-xtask"),
-            ..job()
-        }
-        .manifest()
-        .unwrap();
-        assert!(
-            m.contains("          claimName: \"llmstudio-xtask\"\n          readOnly: true\n"),
-            "{m}"
+        let m: Value = serde_json::from_str(&job().manifest().unwrap()).unwrap();
+        assert_eq!(m["kind"], "Job");
+        assert_eq!(m["metadata"]["namespace"], "gpu-burnin");
+        let spec = &m["spec"];
+        assert_eq!(spec["completionMode"], "Indexed");
+        assert_eq!(spec["completions"], 4);
+        assert_eq!(spec["parallelism"], 4);
+        let pod = &spec["template"]["spec"];
+        let anti = &pod["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+            [0];
+        assert_eq!(anti["topologyKey"], "kubernetes.io/hostname");
+        assert_eq!(
+            anti["labelSelector"]["matchLabels"],
+            spec["template"]["metadata"]["labels"]
         );
+        let c = &pod["containers"][0];
+        assert_eq!(c["resources"]["limits"]["nvidia.com/gpu"], 4);
+        assert_eq!(c["command"][0], "/opt/llmstudio-xtask/bin/xtask");
+        assert_eq!(
+            c["command"].as_array().unwrap().last().unwrap(),
+            "/reports/{node}.json"
+        );
+        assert_eq!(c["env"][0]["name"], "NODE_NAME");
+        assert_eq!(
+            pod["volumes"][0]["persistentVolumeClaim"]["claimName"],
+            "fleet-reports"
+        );
+        assert_eq!(pod["volumes"].as_array().unwrap().len(), 1);
+        let m: Value = serde_json::from_str(
+            &Job {
+                bundle_claim: Some("llmstudio-xtask"),
+                gpus: None,
+                ..job()
+            }
+            .manifest()
+            .unwrap(),
+        )
+        .unwrap();
+        let pod = &m["spec"]["template"]["spec"];
+        let bundle = &pod["volumes"][1]["persistentVolumeClaim"];
+        assert_eq!(bundle["claimName"], "llmstudio-xtask");
+        assert_eq!(bundle["readOnly"], true);
+        assert!(pod["containers"][0].get("resources").is_none(), "{m}");
+        assert!(pod.get("tolerations").is_none(), "{m}");
     }
 
     #[test]
