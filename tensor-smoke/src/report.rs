@@ -129,6 +129,34 @@ fn is_zero(n: &u8) -> bool {
     *n == 0
 }
 
+/// A check's device as the reports write it: `#ORDINAL MODEL` where the backend numbers its
+/// devices (`#0 NVIDIA GH200 480GB`), else the model alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeviceName<'a> {
+    pub ordinal: Option<u32>,
+    pub model: &'a str,
+}
+
+impl<'a> DeviceName<'a> {
+    pub fn parse(text: &'a str) -> DeviceName<'a> {
+        let text = text.trim();
+        let numbered = text.strip_prefix('#').and_then(|rest| {
+            let (n, model) = rest.split_once(' ').unwrap_or((rest, ""));
+            Some((n.parse().ok()?, model.trim()))
+        });
+        match numbered {
+            Some((n, model)) => DeviceName {
+                ordinal: Some(n),
+                model,
+            },
+            None => DeviceName {
+                ordinal: None,
+                model: text,
+            },
+        }
+    }
+}
+
 impl Check {
     pub fn new(group: Group, device: Option<&str>, name: &str) -> Check {
         Check {
@@ -165,6 +193,11 @@ impl Check {
         reason: impl Into<String>,
     ) -> Check {
         Check::new(group, device, name).with(Status::Fail, reason)
+    }
+
+    /// The device's ordinal and model, read from [`Check::device`].
+    pub fn device_name(&self) -> Option<DeviceName<'_>> {
+        self.device.as_deref().map(DeviceName::parse)
     }
 
     /// This status, for this reason.
@@ -297,6 +330,29 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_device_name_splits_into_ordinal_and_model() {
+        let d = |t| DeviceName::parse(t);
+        assert_eq!(d("#3 NVIDIA H100 80GB HBM3").ordinal, Some(3));
+        assert_eq!(d("#3 NVIDIA H100 80GB HBM3").model, "NVIDIA H100 80GB HBM3");
+        assert_eq!(
+            d("#0"),
+            DeviceName {
+                ordinal: Some(0),
+                model: ""
+            }
+        );
+        assert_eq!(
+            d("Apple M2 Max"),
+            DeviceName {
+                ordinal: None,
+                model: "Apple M2 Max"
+            }
+        );
+        assert_eq!(d("#x card").ordinal, None);
+        assert_eq!(d("#x card").model, "#x card");
+    }
 
     #[test]
     fn reads_the_old_and_new_field_names() {

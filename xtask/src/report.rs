@@ -7,6 +7,8 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::policy::HostTarget;
+
 /// The checks: one type for tensor-smoke, the torch script and validate's own.
 pub use tensor_smoke::report::{Check, DeviceKind, Group, Status, count};
 
@@ -35,7 +37,7 @@ pub struct Host {
     pub hostname: String,
     pub os: String,
     pub arch: String,
-    pub target: String,
+    pub target: HostTarget,
     pub backend: String,
     /// The NVIDIA kernel driver's version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -59,14 +61,7 @@ impl Host {
         if let Some(u) = &c.device_uuid {
             return self.gpus.iter().find(|g| g.uuid.as_ref() == Some(u));
         }
-        let ordinal: u32 = c
-            .device
-            .as_deref()?
-            .strip_prefix('#')?
-            .split(' ')
-            .next()?
-            .parse()
-            .ok()?;
+        let ordinal = c.device_name()?.ordinal?;
         // Without a UUID the ordinal matches nvidia-smi's index only when every GPU is visible.
         if std::env::var_os("CUDA_VISIBLE_DEVICES").is_some() {
             return None;

@@ -81,7 +81,7 @@ fn machine_rows(p: &Report, rows: &mut Rows) {
     if let Some(e) = &p.emulation {
         rows.add("emulated", format!("{} ({})", e.evidence, e.advice));
     }
-    rows.add("target", p.target.clone());
+    rows.add("target", p.target.to_string());
     rows.add(
         "backend",
         format!("{} ({})", p.backend.as_str(), p.backend_evidence.join("; ")),

@@ -366,11 +366,12 @@ fn platform_check(name: &str, status: Status, reason: String) -> Check {
 }
 
 fn target_check(p: &Platform) -> Check {
-    if p.target == platform::UNSUPPORTED {
-        let why = format!("{} on {} maps to no target of the policy", p.os, p.arch);
-        platform_check("target", Status::Fail, why)
-    } else {
-        platform_check("target", Status::Pass, p.target.clone())
+    match p.target.name() {
+        Some(name) => platform_check("target", Status::Pass, name.into()),
+        None => {
+            let why = format!("{} on {} maps to no target of the policy", p.os, p.arch);
+            platform_check("target", Status::Fail, why)
+        }
     }
 }
 

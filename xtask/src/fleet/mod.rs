@@ -35,7 +35,7 @@ pub struct NodeRow {
     pub state: NodeState,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
-    pub target: String,
+    pub target: crate::report::HostTarget,
     pub backend: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub driver: Option<String>,
@@ -113,16 +113,9 @@ pub fn read(paths: &[Utf8PathBuf]) -> Result<Vec<Gathered>> {
 }
 
 /// The device model of a check's device (`#0 NVIDIA GH200 480GB` → `NVIDIA GH200 480GB`).
-fn model(device: Option<&str>) -> String {
-    let d = device.unwrap_or("").trim();
-    match d.strip_prefix('#') {
-        Some(rest) => rest
-            .split_once(' ')
-            .map_or(rest, |(_, m)| m)
-            .trim()
-            .to_string(),
-        None => d.to_string(),
-    }
+fn model(c: &Check) -> String {
+    c.device_name()
+        .map_or(String::new(), |d| d.model.to_string())
 }
 
 fn median(values: &mut [f64]) -> f64 {
@@ -241,11 +234,7 @@ fn outliers(reports: &[Gathered], labels: &[String], slow_fraction: f64) -> Vec<
             if !c.passed_on_gpu() || !rate.is_finite() {
                 continue;
             }
-            let key = (
-                format!("{} {}", c.group, c.name),
-                model(c.device.as_deref()),
-                unit.clone(),
-            );
+            let key = (format!("{} {}", c.group, c.name), model(c), unit.clone());
             match by.iter_mut().find(|(k, _)| *k == key) {
                 Some((_, v)) => v.push((i, c)),
                 None => by.push((key, vec![(i, c)])),
@@ -494,11 +483,6 @@ mod tests {
         );
         // Two nodes: the slower one at a third of the other is still found.
         assert_eq!(merge(&reports[..2], &[], 0.8, None).outliers.len(), 1);
-        // Different models are not compared.
-        assert_eq!(
-            model(Some("#3 NVIDIA H100 80GB HBM3")),
-            "NVIDIA H100 80GB HBM3"
-        );
     }
 
     #[test]

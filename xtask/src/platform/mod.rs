@@ -12,6 +12,7 @@ use camino::Utf8PathBuf;
 use serde::Serialize;
 
 use crate::names::{Arch, Os};
+use crate::policy::HostTarget;
 
 /// The accelerator actually present. The target (lock environment) is separate:
 /// an x86_64 Linux host without NVIDIA is target `linux-x86_64-cuda`, backend `cpu`.
@@ -174,8 +175,8 @@ pub struct Platform {
     pub emulation: Option<machine::Emulation>,
     /// What this binary was built for, and the bundle it runs from.
     pub binary: Binary,
-    /// The policy's target for this OS and architecture, or "unsupported".
-    pub target: String,
+    /// The policy's target for this OS and architecture.
+    pub target: HostTarget,
     pub backend: Backend,
     pub backend_evidence: Vec<String>,
     pub gpus: Vec<Gpu>,
@@ -212,9 +213,6 @@ impl Platform {
             || self.gpus.iter().any(|g| g.vendor == "nvidia")
     }
 }
-
-/// The target of a machine the policy has no target for.
-pub const UNSUPPORTED: &str = "unsupported";
 
 /// Decide the backend from what was seen, with the evidence for it.
 pub fn decide_backend(

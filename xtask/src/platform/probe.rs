@@ -8,10 +8,11 @@ use camino::{Utf8Path, Utf8PathBuf};
 
 use super::{
     Apple, Backend, BuildKit, Cuda, Docker, DockerClient, Gpu, Platform, Python, PythonSource,
-    Tool, Tools, UNSUPPORTED, decide_backend,
+    Tool, Tools, decide_backend,
 };
 use super::{machine, parse};
 use crate::names::{Arch, Os};
+use crate::policy::HostTarget;
 use crate::policy::Policy;
 use crate::process::{Cmd, Probe, find, find_all};
 
@@ -65,9 +66,7 @@ pub fn detect(policy: &Policy) -> Platform {
     let (backend, backend_evidence) =
         decide_backend(os, &arch, &gpus, cuda.as_ref(), apple_info.as_ref());
     Platform {
-        target: policy
-            .target_for_host(os, &arch)
-            .map_or(UNSUPPORTED.to_string(), |t| t.name.clone()),
+        target: HostTarget::new(policy.target_for_host(os, &arch)),
         os,
         os_version,
         arch,
@@ -565,7 +564,10 @@ mod tests {
         let p = detect(&policy);
         assert!(!p.arch.as_str().is_empty());
         if p.os == Os::Linux {
-            assert_eq!(p.target, format!("linux-{}-cuda", p.arch));
+            assert_eq!(
+                p.target.name(),
+                Some(format!("linux-{}-cuda", p.arch).as_str())
+            );
         }
         assert!(!p.backend_evidence.is_empty());
         // Every interpreter listed answered with a version.
