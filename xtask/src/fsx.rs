@@ -88,8 +88,7 @@ fn resolve_link(path: &Utf8Path) -> Result<Utf8PathBuf> {
 fn keep_owner(file: &std::fs::File, meta: &std::fs::Metadata) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
     // Only root can give a file away; a user's own files stay theirs anyway.
-    // SAFETY: geteuid cannot fail.
-    if unsafe { libc::geteuid() } == 0 {
+    if rustix::process::geteuid().is_root() {
         std::os::unix::fs::fchown(file, Some(meta.uid()), Some(meta.gid()))
             .context("cannot keep the file's owner")?;
     }
@@ -129,9 +128,13 @@ fn remove_leftovers(dir: &Utf8Path) {
 
 #[cfg(unix)]
 fn alive(pid: i32) -> bool {
-    // SAFETY: signal 0 only checks that the process exists.
-    let exists = unsafe { libc::kill(pid, 0) } == 0;
-    exists || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    // Signal 0 only checks that the process exists; EPERM says it does, as another user's.
+    rustix::process::Pid::from_raw(pid).is_some_and(|p| {
+        matches!(
+            rustix::process::test_kill_process(p),
+            Ok(()) | Err(rustix::io::Errno::PERM)
+        )
+    })
 }
 
 #[cfg(not(unix))]
@@ -234,11 +237,7 @@ pub fn check_writable(path: &Utf8Path) -> Result<()> {
 
 #[cfg(unix)]
 fn may_write(path: &Utf8Path) -> bool {
-    let Ok(c) = std::ffi::CString::new(path.as_str()) else {
-        return false;
-    };
-    // SAFETY: a valid C string; access(2) only reads it.
-    unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
+    rustix::fs::access(path.as_std_path(), rustix::fs::Access::WRITE_OK).is_ok()
 }
 
 #[cfg(not(unix))]
@@ -352,10 +351,10 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let path = Utf8PathBuf::from_path_buf(dir.path().join("new.txt")).unwrap();
-        // SAFETY: umask only swaps the process's mask; restored right after the write.
-        let old = unsafe { libc::umask(0o022) };
+        // The process's mask, restored right after the write.
+        let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
         let written = write_atomic(&path, b"x");
-        unsafe { libc::umask(old) };
+        rustix::process::umask(old);
         written.unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o644);

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Result;
+#[cfg(unix)]
+use rustix::process::{Pid, Signal, kill_process, kill_process_group, test_kill_process_group};
 
 use crate::error;
 
@@ -455,16 +457,14 @@ impl Forward {
             let Some(sig) = signal_received().filter(|_| !flag.load(SeqCst)) else {
                 return;
             };
-            for (grace, signal) in [(2, sig), (5, libc::SIGKILL)] {
+            let sig = Signal::from_named_raw(sig).unwrap_or(Signal::TERM);
+            for (grace, signal) in [(2, sig), (5, Signal::KILL)] {
                 if BELL.wait_until(Some(Duration::from_secs(grace)), || flag.load(SeqCst)) {
                     return;
                 }
-                for pid in &pids {
-                    // SAFETY: signalling our own child by pid while it has not been
-                    // reaped (the caller waits for it after dropping this).
-                    unsafe {
-                        libc::kill(*pid as libc::pid_t, signal);
-                    }
+                // Our own children, not reaped yet (the caller waits after dropping this).
+                for pid in pids.iter().filter_map(|p| Pid::from_raw(*p as i32)) {
+                    let _ = kill_process(pid, signal);
                 }
             }
         });
@@ -520,13 +520,13 @@ impl Group {
 #[cfg(unix)]
 pub fn stop_group(pgid: u32, grace: Duration, reaped: impl Fn() -> bool) -> &'static str {
     for (signal, name) in [
-        (libc::SIGINT, "SIGINT"),
-        (libc::SIGTERM, "SIGTERM"),
-        (libc::SIGKILL, "SIGKILL"),
+        (Signal::INT, "SIGINT"),
+        (Signal::TERM, "SIGTERM"),
+        (Signal::KILL, "SIGKILL"),
     ] {
-        // SAFETY: killpg on a group id; a stale id only yields ESRCH.
-        unsafe {
-            libc::killpg(pgid as libc::pid_t, signal);
+        // A stale group id only yields ESRCH.
+        if let Some(group) = Pid::from_raw(pgid as i32) {
+            let _ = kill_process_group(group, signal);
         }
         let deadline = std::time::Instant::now() + grace;
         while std::time::Instant::now() < deadline {
@@ -543,8 +543,7 @@ pub fn stop_group(pgid: u32, grace: Duration, reaped: impl Fn() -> bool) -> &'st
 /// Whether any process of the group exists.
 #[cfg(unix)]
 pub fn group_alive(pgid: u32) -> bool {
-    // SAFETY: signal 0 only checks whether any process of the group exists.
-    unsafe { libc::killpg(pgid as libc::pid_t, 0) == 0 }
+    Pid::from_raw(pgid as i32).is_some_and(|g| test_kill_process_group(g).is_ok())
 }
 
 /// When a process started (Linux: clock ticks since boot, from /proc), to tell it from a
@@ -638,6 +637,15 @@ fn first_line(s: &str) -> Option<String> {
 /// rule, so `a{b,c}` is not brace-expanded). Used for the commands shown and the Slurm
 /// batch script; a NUL (which no argument can hold) is shown escaped.
 pub fn quote(s: &str) -> String {
+    // shlex also quotes `=` and `,`, which mean something only in a command's first word
+    // (an assignment) or inside braces: no word written here is either, so
+    // `--build-arg VERSION=1.0` and `--severity CRITICAL,HIGH` read as people type them.
+    let bare = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+-./:@_=,".contains(&b));
+    if bare {
+        return s.to_string();
+    }
     shlex::try_quote(s).map_or_else(|_| format!("{s:?}"), |q| q.into_owned())
 }
 

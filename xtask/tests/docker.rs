@@ -311,7 +311,7 @@ fn docker_bad_input_is_one_line() {
             "{out}"
         );
         assert!(
-            out.contains("--secret 'id=cabundle,src=/etc/hostname'"),
+            out.contains("--secret id=cabundle,src=/etc/hostname"),
             "{out}"
         );
         assert!(out.contains("-t fixture-docker-app:arm64-cuda"), "{out}");

@@ -779,8 +779,8 @@ fn resolve_target<'p>(policy: &'p Policy, name: &str) -> Result<&'p Target> {
 
 #[cfg(unix)]
 fn ids() -> (u32, u32) {
-    // SAFETY: getuid/getgid cannot fail.
-    unsafe { (libc::getuid(), libc::getgid()) }
+    let (uid, gid) = (rustix::process::getuid(), rustix::process::getgid());
+    (uid.as_raw(), gid.as_raw())
 }
 
 #[cfg(not(unix))]

@@ -292,7 +292,8 @@ mod tests {
     #[test]
     fn bash_reads_each_quoted_word_back() {
         let words = [
-            "it's", "a b", "a{b,c}", "$HOME", "x=1", "%j", "`id`", "", "é",
+            "it's", "a b", "a{b,c}", "$HOME", "x=1", "%j", "`id`", "", "é", "a,b", "--x=~",
+            "{a,b}", "*",
         ];
         let line: Vec<String> = words.iter().map(|w| quote(w)).collect();
         let script = format!("printf '%s\\n' {}", line.join(" "));
@@ -302,6 +303,9 @@ mod tests {
             .unwrap();
         let back: Vec<&str> = std::str::from_utf8(&out.stdout).unwrap().lines().collect();
         assert_eq!(back, words, "{script}");
+        // What people type stays as typed.
+        assert_eq!(quote("VERSION=1.0"), "VERSION=1.0");
+        assert_eq!(quote("CRITICAL,HIGH"), "CRITICAL,HIGH");
     }
 
     #[test]

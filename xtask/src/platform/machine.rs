@@ -138,14 +138,8 @@ pub fn cpuinfo_arch(cpuinfo: &str) -> Option<Arch> {
 }
 
 fn uname_machine() -> Option<String> {
-    // SAFETY: `uname` fills the struct it is given; an all-zero utsname is valid input.
-    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
-    if unsafe { libc::uname(&mut u) } != 0 {
-        return None;
-    }
-    // SAFETY: the kernel NUL-terminates every field within its fixed size.
-    let machine = unsafe { std::ffi::CStr::from_ptr(u.machine.as_ptr()) };
-    let s = machine.to_string_lossy().trim().to_string();
+    let u = rustix::system::uname();
+    let s = u.machine().to_string_lossy().trim().to_string();
     (!s.is_empty()).then_some(s)
 }
 
