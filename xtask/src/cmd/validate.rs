@@ -256,7 +256,7 @@ fn level1(p: &Platform, policy: &Policy, ctx: &Ctx) -> Vec<Check> {
         let proj = lock::Project::load(dir);
         out.push(lock_check(proj.as_ref(), policy, t));
         if let Ok(proj) = proj {
-            torch_cuda = torch_cuda_in_lock(&proj, t);
+            torch_cuda = proj.torch_cuda(t);
             requires_python = proj.reqs.requires_python.clone();
             out.extend(entry_module_checks(ctx, policy, dir, &proj.reqs, t));
         }
@@ -514,23 +514,6 @@ fn lock_installs(
 
 fn version_tuple(v: &str) -> Vec<u32> {
     v.split('.').filter_map(|p| p.parse().ok()).collect()
-}
-
-/// torch's version and CUDA version ("12.8" from "+cu128") as locked for a target.
-fn torch_cuda_in_lock(proj: &lock::Project, t: &crate::policy::Target) -> Option<(String, String)> {
-    let (major, minor) = proj.python().ok()?;
-    let env = t.env_at(&format!("{major}.{minor}")).ok()?;
-    let walk = proj.walk(&env, &lock::Selection::default()).ok()?;
-    walk.reached
-        .iter()
-        .map(|&i| &proj.lock.package[i])
-        .find(|p| p.name == "torch")
-        .and_then(|p| {
-            let v = p.version.clone()?;
-            let cu = v.split_once("+cu")?.1;
-            let (major, minor) = cu.split_at(cu.len().saturating_sub(1));
-            Some((v.clone(), format!("{major}.{minor}")))
-        })
 }
 
 /// Level 3: torch in the project's environment.
