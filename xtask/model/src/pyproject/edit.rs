@@ -1,5 +1,6 @@
-//! toml_edit helpers that keep a document's formatting: arrays one item a line with
-//! their comments, tables found or made, strings replaced in place.
+//! toml_edit helpers that keep a document's formatting (arrays one item a line with
+//! their comments, tables found or made, strings replaced in place), and the readers of
+//! the parts port compares: the requirement lists and `[tool.uv.sources]`.
 
 use anyhow::Result;
 use toml_edit::{Array, DocumentMut, InlineTable, Item, Table, Value};
@@ -218,4 +219,90 @@ pub(super) fn set_value_str(v: &mut Value, new: &str) {
 
 pub(super) fn show(old: Option<&str>) -> String {
     old.map_or("none".to_string(), |o| format!("{o:?}"))
+}
+
+/// Where pyproject.toml lists requirements, as key paths: `[project] dependencies`, each
+/// extra of `[project.optional-dependencies]` (with its name) and each dependency group.
+pub(super) fn dependency_lists(doc: &DocumentMut) -> Vec<(Vec<String>, Option<String>)> {
+    let mut lists = vec![(vec!["project".into(), "dependencies".into()], None)];
+    let table = |path: &[&str]| {
+        path.iter()
+            .try_fold(doc.as_item(), |item, key| item.get(key))
+            .and_then(Item::as_table_like)
+            .map(|t| t.iter().map(|(k, _)| k.to_string()).collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    for extra in table(&["project", "optional-dependencies"]) {
+        let path = vec![
+            "project".into(),
+            "optional-dependencies".into(),
+            extra.clone(),
+        ];
+        lists.push((path, Some(extra)));
+    }
+    for group in table(&["dependency-groups"]) {
+        lists.push((vec!["dependency-groups".into(), group], None));
+    }
+    lists
+}
+
+/// A source value as (index, marker) pairs; non-index sources (url, git, path) read as
+/// an empty index so they never compare equal to the policy's.
+pub(super) fn read_sources(item: &Item) -> Vec<(String, String)> {
+    let one = |t: &dyn toml_edit::TableLike| {
+        (
+            t.get("index")
+                .and_then(Item::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            t.get("marker")
+                .and_then(Item::as_str)
+                .unwrap_or_default()
+                .to_string(),
+        )
+    };
+    let mut out: Vec<(String, String)> = match item {
+        Item::Value(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_inline_table)
+            .map(|t| one(t))
+            .collect(),
+        other => other
+            .as_table_like()
+            .map(|t| vec![one(t)])
+            .unwrap_or_default(),
+    };
+    out.sort();
+    out
+}
+
+pub(super) fn show_sources(list: &[(String, String)]) -> String {
+    list.iter()
+        .map(|(i, m)| {
+            if m.is_empty() {
+                format!("{{ index = {i:?} }}")
+            } else {
+                format!("{{ index = {i:?}, marker = {m:?} }}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Index names that `[tool.uv.sources]` refers to.
+pub(super) fn referenced_indexes(doc: &DocumentMut) -> Vec<String> {
+    let Some(sources) = doc
+        .get("tool")
+        .and_then(|t| t.get("uv"))
+        .and_then(|t| t.get("sources"))
+        .and_then(Item::as_table_like)
+    else {
+        return Vec::new();
+    };
+    sources
+        .iter()
+        .flat_map(|(_, v)| read_sources(v))
+        .map(|(i, _)| i)
+        .filter(|i| !i.is_empty())
+        .collect()
 }

@@ -175,30 +175,7 @@ impl Porter<'_> {
     // ---- Markers on dependencies -----------------------------------------------------
 
     fn dependency_markers(&mut self, doc: &mut DocumentMut) -> Result<()> {
-        let mut lists: Vec<(Vec<String>, Option<String>)> =
-            vec![(vec!["project".into(), "dependencies".into()], None)];
-        if let Some(t) = doc
-            .get("project")
-            .and_then(|p| p.get("optional-dependencies"))
-            .and_then(Item::as_table_like)
-        {
-            for (extra, _) in t.iter() {
-                lists.push((
-                    vec![
-                        "project".into(),
-                        "optional-dependencies".into(),
-                        extra.to_string(),
-                    ],
-                    Some(extra.to_string()),
-                ));
-            }
-        }
-        if let Some(t) = doc.get("dependency-groups").and_then(Item::as_table_like) {
-            for (group, _) in t.iter() {
-                lists.push((vec!["dependency-groups".into(), group.to_string()], None));
-            }
-        }
-        for (path, extra) in lists {
+        for (path, extra) in dependency_lists(doc) {
             let location = path.join(".");
             let Some(array) = get_array_mut(doc, &path) else {
                 continue;
@@ -678,26 +655,12 @@ fn torch_packages(
             }
         }
     };
-    scan(
-        doc.get("project")
-            .and_then(|p| p.get("dependencies"))
-            .and_then(Item::as_array),
-    );
-    for key in ["optional-dependencies"] {
-        if let Some(t) = doc
-            .get("project")
-            .and_then(|p| p.get(key))
-            .and_then(Item::as_table_like)
-        {
-            for (_, v) in t.iter() {
-                scan(v.as_array());
-            }
-        }
-    }
-    if let Some(t) = doc.get("dependency-groups").and_then(Item::as_table_like) {
-        for (_, v) in t.iter() {
-            scan(v.as_array());
-        }
+    for (path, _) in dependency_lists(doc) {
+        scan(
+            path.iter()
+                .try_fold(doc.as_item(), |item, key| item.get(key))
+                .and_then(Item::as_array),
+        );
     }
     // Keep the policy's order (torch, torchvision, torchaudio).
     let order: Vec<String> = policy
@@ -708,67 +671,6 @@ fn torch_packages(
         .collect();
     names.sort_by_key(|n| order.iter().position(|o| o == n));
     (names, torch_req)
-}
-
-/// A source value as (index, marker) pairs; non-index sources (url, git, path) read as
-/// an empty index so they never compare equal to the policy's.
-fn read_sources(item: &Item) -> Vec<(String, String)> {
-    let one = |t: &dyn toml_edit::TableLike| {
-        (
-            t.get("index")
-                .and_then(Item::as_str)
-                .unwrap_or_default()
-                .to_string(),
-            t.get("marker")
-                .and_then(Item::as_str)
-                .unwrap_or_default()
-                .to_string(),
-        )
-    };
-    let mut out: Vec<(String, String)> = match item {
-        Item::Value(Value::Array(a)) => a
-            .iter()
-            .filter_map(Value::as_inline_table)
-            .map(|t| one(t))
-            .collect(),
-        other => other
-            .as_table_like()
-            .map(|t| vec![one(t)])
-            .unwrap_or_default(),
-    };
-    out.sort();
-    out
-}
-
-fn show_sources(list: &[(String, String)]) -> String {
-    list.iter()
-        .map(|(i, m)| {
-            if m.is_empty() {
-                format!("{{ index = {i:?} }}")
-            } else {
-                format!("{{ index = {i:?}, marker = {m:?} }}")
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// Index names that `[tool.uv.sources]` refers to.
-fn referenced_indexes(doc: &DocumentMut) -> Vec<String> {
-    let Some(sources) = doc
-        .get("tool")
-        .and_then(|t| t.get("uv"))
-        .and_then(|t| t.get("sources"))
-        .and_then(Item::as_table_like)
-    else {
-        return Vec::new();
-    };
-    sources
-        .iter()
-        .flat_map(|(_, v)| read_sources(v))
-        .map(|(i, _)| i)
-        .filter(|i| !i.is_empty())
-        .collect()
 }
 
 #[cfg(test)]
