@@ -136,13 +136,7 @@ impl Setup {
         // Only now pay for the full checks.
         let parsed = lock::parse(lock_path.as_str(), &String::from_utf8_lossy(&lock_bytes))?;
         if let Some(root) = parsed.root(reqs.name.as_deref()) {
-            let stale = lock::stale_reasons(&parsed, root, &reqs);
-            if !stale.is_empty() {
-                return Err(error::usage(format!(
-                    "{lock_path} is out of date with pyproject.toml ({}): run `cargo xtask lock`",
-                    stale.join("; ")
-                )));
-            }
+            lock::ensure_fresh(lock_path.as_str(), &parsed, root, &reqs)?;
         }
         let installed = self.sync(&uv, project, &reqs, &plan)?;
         // Record success against what the environment looks like now.

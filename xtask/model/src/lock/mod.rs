@@ -4,12 +4,13 @@
 //! markers.
 
 pub mod audit;
+pub mod export;
 pub mod select;
 mod stale;
 pub mod tags;
 
 pub use select::{Chosen, Selection};
-pub use stale::stale_reasons;
+pub use stale::{ensure_fresh, stale_reasons};
 
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 
@@ -316,6 +317,11 @@ impl Project {
     /// Why the lock no longer matches pyproject.toml (empty when it does).
     pub fn stale(&self) -> Vec<String> {
         stale_reasons(&self.lock, self.root(), &self.reqs)
+    }
+
+    /// A usage error when the lock no longer matches pyproject.toml.
+    pub fn ensure_fresh(&self) -> Result<()> {
+        ensure_fresh(self.lock_path.as_str(), &self.lock, self.root(), &self.reqs)
     }
 
     /// The flags applied to this project (refused as uv refuses them).

@@ -9,6 +9,24 @@ use super::{Lock, MetaReq, Metadata, Package};
 use crate::names::{self, Os};
 use crate::pep;
 
+/// A usage error naming the lock and why it is stale, when it is: what `setup` and
+/// `requirements` refuse to work from.
+pub fn ensure_fresh(
+    lock_path: &str,
+    lock: &Lock,
+    root: &Package,
+    project: &crate::pyproject::Requirements,
+) -> anyhow::Result<()> {
+    let stale = stale_reasons(lock, root, project);
+    if stale.is_empty() {
+        return Ok(());
+    }
+    Err(crate::error::usage(format!(
+        "{lock_path} is out of date with pyproject.toml ({}): run `cargo xtask lock`",
+        stale.join("; ")
+    )))
+}
+
 /// Why the lock no longer matches pyproject.toml, compared with the root package's
 /// `[package.metadata]` (file times mean nothing after a clone). Empty when it matches.
 pub fn stale_reasons(
