@@ -263,16 +263,22 @@ impl Status {
     /// On the contract: 0 → Ok, interrupted → 130, any other exit → 1 naming `what`
     /// (whose own message is above: stdio was inherited).
     pub fn check(self, what: &str) -> Result<()> {
-        if self.interrupted {
-            return Err(error::interrupted(format!("{what}: interrupted")));
-        }
-        match self.code {
+        match self.exited(what)? {
             Some(0) => Ok(()),
             Some(c) => Err(error::failed(format!(
                 "{what} failed (exit {c}); its message is above"
             ))),
             None => Err(error::failed(format!("{what} was killed by a signal"))),
         }
+    }
+
+    /// The exit code (None: ended by a signal) for a caller that reads codes itself; a
+    /// run the user interrupted is already the 130 error naming `what`.
+    pub fn exited(self, what: &str) -> Result<Option<i32>> {
+        if self.interrupted {
+            return Err(error::interrupted(format!("{what}: interrupted")));
+        }
+        Ok(self.code)
     }
 }
 

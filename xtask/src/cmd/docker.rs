@@ -620,15 +620,7 @@ impl Docker {
             outln!("{}", cmd.display());
             return Ok(());
         }
-        let st = cmd.run_status()?;
-        if st.interrupted {
-            return Err(error::interrupted("interrupted"));
-        }
-        match st.code {
-            Some(0) => Ok(()),
-            Some(c) => Err(error::failed(format!("docker run exited with {c}"))),
-            None => Err(error::failed("docker run was killed")),
-        }
+        cmd.run_status()?.check("docker run")
     }
 
     /// trivy on the target's image (Makefile: trivy-local): exit 1 on findings at the
@@ -652,11 +644,7 @@ impl Docker {
                 "trivy not found on PATH: install it (https://trivy.dev, or Aqua's apt/rpm repositories or Homebrew) to scan the image",
             ));
         }
-        let st = cmd.run_status()?;
-        if st.interrupted {
-            return Err(error::interrupted("trivy: interrupted"));
-        }
-        match st.code {
+        match cmd.run_status()?.exited("trivy")? {
             Some(0) => {
                 eprintln!("scan: no {} vulnerabilities in {tag}", self.severity);
                 Ok(())

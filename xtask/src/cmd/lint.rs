@@ -43,10 +43,7 @@ impl Style {
             .args(&self.mypy_args)
             .dir(project.as_std_path())
             .run_tee(log.as_std_path())?;
-        if status.interrupted {
-            return Err(error::interrupted("mypy: interrupted"));
-        }
-        if status.code == Some(0) && out.contains("Success: no issues found") {
+        if status.exited("mypy")? == Some(0) && out.contains("Success: no issues found") {
             outln!("style: mypy found no issues ({log})");
             return Ok(());
         }
@@ -112,10 +109,7 @@ impl Format {
                 .args(step)
                 .dir(project.as_std_path())
                 .run_status()?;
-            if st.interrupted {
-                return Err(error::interrupted("ruff: interrupted"));
-            }
-            if st.code != Some(0) {
+            if st.exited("ruff")? != Some(0) {
                 failed.push(format!("ruff {}", step.join(" ")));
             }
         }

@@ -182,16 +182,13 @@ impl Setup {
         sync(None).run_status()?.check("uv sync")?;
         let mut installed = Vec::new();
         for extra in &plan.extras {
-            let st = sync(Some(extra)).run_status()?;
-            if st.interrupted {
-                return Err(error::interrupted("interrupted"));
-            }
-            if st.code == Some(0) {
+            let code = sync(Some(extra)).run_status()?.exited("uv sync")?;
+            if code == Some(0) {
                 installed.push(extra.clone());
             } else {
                 eprintln!(
                     "warning: the {extra} extra did not install (uv exited {}); the app runs without it. Building it needs nvcc and a CUDA toolkit matching torch.",
-                    st.code.map_or("on a signal".into(), |c| c.to_string())
+                    code.map_or("on a signal".into(), |c| c.to_string())
                 );
             }
         }
