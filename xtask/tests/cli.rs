@@ -1,22 +1,11 @@
 //! End-to-end tests of the `cargo xtask` binary: the CLI surface and `platform`.
 
+mod support;
+
 #[cfg(target_os = "linux")]
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn xtask() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_xtask"));
-    c.env_remove("XTASK_PROJECT");
-    c
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use support::Test;
 
 // nvidia-smi's recordings: only Linux has NVIDIA's tools.
 #[cfg(target_os = "linux")]
@@ -28,9 +17,7 @@ fn fixture(name: &str) -> PathBuf {
 
 #[test]
 fn no_arguments_lists_each_command_once() {
-    let o = xtask().output().unwrap();
-    assert_eq!(o.status.code(), Some(0));
-    let out = stdout(&o);
+    let out = Test::new::<_, &str>([]).expect(0).stdout();
     let commands: Vec<&str> = out
         .lines()
         .skip_while(|l| !l.starts_with("Commands:"))
@@ -42,8 +29,7 @@ fn no_arguments_lists_each_command_once() {
     assert!(commands.contains(&"ci"), "{out}");
     // Every listed command exists: its --help succeeds.
     for c in &commands {
-        let h = xtask().args([c, "--help"]).output().unwrap();
-        assert_eq!(h.status.code(), Some(0), "{c} --help: {}", stderr(&h));
+        Test::new([c, "--help"]).expect(0);
     }
     // The Makefile's targets and the commands around them show how they are called.
     for c in [
@@ -63,68 +49,48 @@ fn no_arguments_lists_each_command_once() {
         "docker",
     ] {
         assert!(commands.contains(&c), "{c} is not listed: {out}");
-        let h = xtask().args([c, "--help"]).output().unwrap();
-        assert!(
-            stdout(&h).contains("Examples:\n  cargo xtask "),
-            "{c} --help has no example"
-        );
+        Test::new([c, "--help"])
+            .expect(0)
+            .out_has("Examples:\n  cargo xtask ");
     }
 }
 
 #[test]
 fn unknown_command_is_one_line_exit_2() {
-    let o = xtask().arg("platfrom").output().unwrap();
-    assert_eq!(o.status.code(), Some(2));
-    let err = stderr(&o);
-    assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("unrecognized subcommand 'platfrom'"), "{err}");
-    assert!(err.contains("'platform'"), "suggestion missing: {err}");
+    Test::new(["platfrom"])
+        .expect(2)
+        .one_line_error("unrecognized subcommand 'platfrom'")
+        .err_has("'platform'"); // the suggestion
 }
 
 #[test]
 fn unknown_flag_is_one_line_exit_2() {
-    let o = xtask().args(["platform", "--jsn"]).output().unwrap();
-    assert_eq!(o.status.code(), Some(2));
-    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+    Test::new(["platform", "--jsn"])
+        .expect(2)
+        .one_line_error("--jsn");
 }
 
 #[test]
 fn missing_project_names_the_flag() {
-    let o = xtask()
-        .args(["--project", "/nonexistent", "platform"])
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(2));
-    let err = stderr(&o);
-    assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("--project /nonexistent"), "{err}");
-    assert!(o.stdout.is_empty());
+    let ran = Test::in_project("/nonexistent", ["platform"]).expect(2);
+    ran.one_line_error("--project /nonexistent");
+    assert!(ran.out.stdout.is_empty());
 
     // The same through the environment variable.
-    let o = xtask()
+    Test::new(["platform"])
         .env("XTASK_PROJECT", "/nonexistent")
-        .arg("platform")
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        .expect(2);
 
     // A folder without pyproject.toml is not a project either.
     let empty = tempfile::tempdir().unwrap();
-    let o = xtask()
-        .arg("--project")
-        .arg(empty.path())
-        .arg("platform")
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("no pyproject.toml"), "{}", stderr(&o));
+    Test::in_project(empty.path(), ["platform"])
+        .expect(2)
+        .err_has("no pyproject.toml");
 }
 
 #[test]
 fn platform_json_describes_this_machine() {
-    let o = xtask().args(["platform", "--json"]).output().unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
+    let v = Test::new(["platform", "--json"]).expect(0).json();
     for key in [
         "os", "arch", "arch_raw", "target", "backend", "gpus", "tools", "warnings",
     ] {
@@ -152,13 +118,10 @@ fn platform_json_describes_this_machine() {
 fn platform_table_and_output_file() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("platform.json");
-    let o = xtask()
-        .args(["platform", "--output"])
+    let table = Test::new(["platform", "--output"])
         .arg(&file)
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let table = stdout(&o);
+        .expect(0)
+        .stdout();
     for key in [
         "os", "arch", "target", "backend", "uv", "python", "docker", "nvcc",
     ] {
@@ -171,16 +134,9 @@ fn platform_table_and_output_file() {
         serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
     assert!(saved["target"].is_string());
 
-    let o = xtask()
-        .args(["platform", "--output", "/nonexistent-dir/p.json"])
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(2));
-    assert!(
-        stderr(&o).contains("--output /nonexistent-dir/p.json"),
-        "{}",
-        stderr(&o)
-    );
+    Test::new(["platform", "--output", "/nonexistent-dir/p.json"])
+        .expect(2)
+        .err_has("--output /nonexistent-dir/p.json");
 }
 
 /// Write an executable that prints a recorded output, to stand in for a tool this
@@ -198,7 +154,7 @@ fn recorded_tool(dir: &Path, name: &str, recording: &Path) {
 }
 
 #[cfg(target_os = "linux")]
-fn with_recorded_nvidia_smi(recording: &str) -> Output {
+fn with_recorded_nvidia_smi(recording: &str) -> support::Ran {
     let bin = tempfile::tempdir().unwrap();
     recorded_tool(bin.path(), "nvidia-smi", &fixture(recording));
     let path = format!(
@@ -206,23 +162,20 @@ fn with_recorded_nvidia_smi(recording: &str) -> Output {
         bin.path().display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    xtask()
+    Test::new(["platform", "--json"])
         .env("PATH", path)
-        .args(["platform", "--json"])
-        .output()
-        .unwrap()
+        .expect(0)
 }
 
 #[cfg(all(unix, target_os = "linux"))]
 #[test]
 fn malformed_nvidia_smi_is_a_warning_not_a_crash() {
-    let o = with_recorded_nvidia_smi("nvidia-smi-malformed.csv");
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let err = stderr(&o);
+    let ran = with_recorded_nvidia_smi("nvidia-smi-malformed.csv");
+    let err = ran.stderr();
     let warnings: Vec<&str> = err.lines().filter(|l| l.starts_with("warning:")).collect();
     assert_eq!(warnings.len(), 2, "{err}");
     assert!(warnings[0].contains("nvidia-smi line 2"), "{err}");
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v = ran.json();
     assert_eq!(v["gpus"].as_array().unwrap().len(), 2);
     assert_eq!(v["warnings"].as_array().unwrap().len(), 2);
     if v["cuda"]["libcuda_loadable"] == false {
@@ -240,9 +193,7 @@ fn malformed_nvidia_smi_is_a_warning_not_a_crash() {
 #[cfg(all(unix, target_os = "linux"))]
 #[test]
 fn eight_gpu_node_is_listed() {
-    let o = with_recorded_nvidia_smi("nvidia-smi-8gpu.csv");
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v = with_recorded_nvidia_smi("nvidia-smi-8gpu.csv").json();
     let gpus = v["gpus"].as_array().unwrap();
     assert_eq!(gpus.len(), 8);
     assert_eq!(gpus[7]["index"], 7);

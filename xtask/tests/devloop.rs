@@ -33,6 +33,11 @@ fn xt(dir: &Path) -> Command {
     c
 }
 
+/// One run of [`xt`] with these arguments.
+fn t<S: AsRef<std::ffi::OsStr>>(dir: &Path, args: impl IntoIterator<Item = S>) -> Test {
+    Test::from(xt(dir)).args(args)
+}
+
 fn locked_fixture(e: &Env, fixture: &str) -> tempfile::TempDir {
     let dir = copy_fixture(fixture);
     let o = run(Command::new(&e.uv)
@@ -45,10 +50,6 @@ fn locked_fixture(e: &Env, fixture: &str) -> tempfile::TempDir {
     dir
 }
 
-fn last_line(s: &str) -> &str {
-    s.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("")
-}
-
 #[test]
 fn setup_dev_test_and_requirements() {
     let Some(e) = env() else { return };
@@ -57,105 +58,72 @@ fn setup_dev_test_and_requirements() {
 
     // First run: uv sync, with the interpreter found in pyenv's versions folder (uv's
     // own discovery cannot see an inactive pyenv version).
-    let o = run(xt(d).arg("setup-dev"));
-    let err = text(&o.stderr);
-    assert_eq!(o.status.code(), Some(0), "{err}");
-    assert!(err.contains("sync --frozen --group dev"), "{err}");
-    assert!(err.contains("uv 0."), "which uv is shown: {err}");
+    t(d, ["setup-dev"])
+        .expect(0)
+        .err_has("sync --frozen --group dev")
+        .err_has("uv 0."); // which uv is shown
     assert!(d.join(".venv/.xtask-setup.json").is_file());
-
     // Nothing changed: no uv sync at all.
-    let o = run(xt(d).arg("setup-dev"));
-    let err = text(&o.stderr);
-    assert_eq!(o.status.code(), Some(0), "{err}");
-    assert!(err.contains("up to date"), "{err}");
-    assert!(!err.contains("$ "), "ran a command: {err}");
-
+    t(d, ["setup-dev"])
+        .expect(0)
+        .err_has("up to date")
+        .err_lacks("$ ");
     // --force, and any change to pyproject.toml, run uv again.
-    let o = run(xt(d).args(["setup-dev", "--force"]));
-    assert!(text(&o.stderr).contains("$ "), "{}", text(&o.stderr));
-    let py = d.join("pyproject.toml");
-    let mut f = std::fs::OpenOptions::new().append(true).open(&py).unwrap();
+    t(d, ["setup-dev", "--force"]).expect(0).err_has("$ ");
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(d.join("pyproject.toml"))
+        .unwrap();
     writeln!(f, "# touched").unwrap();
-    let o = run(xt(d).arg("setup-dev"));
-    assert!(text(&o.stderr).contains("$ "), "{}", text(&o.stderr));
+    t(d, ["setup-dev"]).expect(0).err_has("$ ");
     // Deleting the venv invalidates the stamp.
     std::fs::remove_dir_all(d.join(".venv")).unwrap();
-    let o = run(xt(d).arg("setup"));
-    let err = text(&o.stderr);
-    assert_eq!(o.status.code(), Some(0), "{err}");
-    assert!(err.contains("sync --frozen --no-dev"), "{err}");
-    let o = run(xt(d).arg("setup-dev"));
-    assert_eq!(o.status.code(), Some(0));
+    t(d, ["setup"]).expect(0).err_has("sync --frozen --no-dev");
+    t(d, ["setup-dev"]).expect(0);
 
     // Tests: GPU tests deselected on this CPU host, summary line, reports.
-    let o = run(xt(d).arg("test"));
-    let out = text(&o.stdout);
-    assert_eq!(o.status.code(), Some(0), "{out}\n{}", text(&o.stderr));
+    let ran = t(d, ["test"]).expect(0);
+    ran.err_has("backend cpu: deselecting the GPU tests it cannot run (marked requires_gpu, requires_cuda, requires_mps");
     assert_eq!(
-        last_line(&out),
+        ran.last_line(),
         "3 passed, 0 failed, 0 errors, 1 skipped, 3 deselected"
     );
     assert!(d.join("reports/junit.xml").is_file());
-    assert!(
-        text(&o.stderr).contains(
-            "backend cpu: deselecting the GPU tests it cannot run (marked requires_gpu, requires_cuda, requires_mps"
-        ),
-        "{}",
-        text(&o.stderr)
-    );
-
-    let o = run(xt(d).arg("test-unit"));
-    assert_eq!(o.status.code(), Some(0));
+    let summary = |args: &[&str], code| t(d, args).expect(code).last_line();
     assert_eq!(
-        last_line(&text(&o.stdout)),
+        summary(&["test-unit"], 0),
         "2 passed, 0 failed, 0 errors, 0 skipped, 5 deselected"
     );
-
     // Arguments after -- reach pytest.
-    let o = run(xt(d).args(["test", "--", "-k", "commutes"]));
-    assert_eq!(o.status.code(), Some(0));
     assert_eq!(
-        last_line(&text(&o.stdout)),
+        summary(&["test", "--", "-k", "commutes"], 0),
         "1 passed, 0 failed, 0 errors, 0 skipped, 6 deselected"
     );
 
     // Exit codes: an unknown marker, no test selected, pytest usage error.
-    let o = run(xt(d).args(["test", "-m", "requires_tpu"]));
-    assert_eq!(o.status.code(), Some(2));
-    let err = text(&o.stderr);
-    assert!(
-        err.lines().count() == 1 && err.contains("unknown marker \"requires_tpu\""),
-        "{err}"
-    );
-    let o = run(xt(d).args(["test", "-m", "slow"]));
-    assert_eq!(o.status.code(), Some(1));
-    assert!(
-        text(&o.stderr)
-            .contains("no tests ran: all 7 collected tests were deselected (pytest exit 5)")
-    );
-    let o = run(xt(d).args(["test", "--", "--no-such-pytest-flag"]));
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
-    assert!(text(&o.stderr).contains("(pytest exit 4)"));
+    t(d, ["test", "-m", "requires_tpu"])
+        .expect(2)
+        .one_line_error("unknown marker \"requires_tpu\"");
+    t(d, ["test", "-m", "slow"])
+        .expect(1)
+        .err_has("no tests ran: all 7 collected tests were deselected (pytest exit 5)");
+    t(d, ["test", "--", "--no-such-pytest-flag"])
+        .expect(2)
+        .err_has("(pytest exit 4)");
 
     // A failing test: exit 1, counted.
-    std::fs::write(
-        d.join("tests/test_fails.py"),
-        "def test_fails():\n    assert 1 == 2\n",
-    )
-    .unwrap();
-    let o = run(xt(d).arg("test"));
-    assert_eq!(o.status.code(), Some(1));
+    let failing = d.join("tests/test_fails.py");
+    std::fs::write(&failing, "def test_fails():\n    assert 1 == 2\n").unwrap();
+    let ran = t(d, ["test"]).expect(1);
+    ran.err_has("tests failed (pytest exit 1)");
     assert_eq!(
-        last_line(&text(&o.stdout)),
+        ran.last_line(),
         "3 passed, 1 failed, 0 errors, 1 skipped, 3 deselected"
     );
-    assert!(text(&o.stderr).contains("tests failed (pytest exit 1)"));
-    std::fs::remove_file(d.join("tests/test_fails.py")).unwrap();
+    std::fs::remove_file(failing).unwrap();
 
     // requirements: one hashed file per target, each accepted by uv for its platform.
-    let o = run(xt(d).args(["requirements", "--group", "dev"]));
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    t(d, ["requirements", "--group", "dev"]).expect(0);
     for (target, triple) in [
         ("linux-x86_64-cuda", "x86_64-manylinux_2_28"),
         ("linux-aarch64-cuda", "aarch64-manylinux_2_28"),
@@ -163,32 +131,29 @@ fn setup_dev_test_and_requirements() {
     ] {
         let file = d.join("requirements").join(format!("{target}.txt"));
         let body = std::fs::read_to_string(&file).unwrap();
-        assert!(body.contains(&format!("# Target {target}:")), "{body}");
-        assert!(body.contains("pytest=="), "{body}");
-        assert!(body.contains("--hash=sha256:"), "{body}");
+        for needle in [&format!("# Target {target}:"), "pytest==", "--hash=sha256:"] {
+            assert!(body.contains(needle), "{needle}: {body}");
+        }
         let target_dir = tempfile::tempdir().unwrap();
-        let o = run(Command::new(&e.uv)
-            .args([
-                "pip",
-                "install",
-                "--dry-run",
-                "--require-hashes",
-                "--no-deps",
-                "--python-platform",
-                triple,
-            ])
-            .arg("--python")
-            .arg(&e.py312)
-            .arg("--target")
-            .arg(target_dir.path())
-            .arg("-r")
-            .arg(&file)
-            .env("UV_NO_CONFIG", "1"));
-        assert!(o.status.success(), "{target}: {}", text(&o.stderr));
-        assert!(text(&o.stderr).contains("pytest"), "{}", text(&o.stderr));
+        let mut uv = Command::new(&e.uv);
+        uv.args([
+            "pip",
+            "install",
+            "--dry-run",
+            "--require-hashes",
+            "--no-deps",
+        ])
+        .args(["--python-platform", triple])
+        .arg("--python")
+        .arg(&e.py312)
+        .arg("--target")
+        .arg(target_dir.path())
+        .arg("-r")
+        .arg(&file)
+        .env("UV_NO_CONFIG", "1");
+        Test::from(uv).expect(0).err_has("pytest");
     }
-    let o = run(xt(d).args(["requirements", "--format", "pylock"]));
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    t(d, ["requirements", "--format", "pylock"]).expect(0);
     let pylock: toml::Value =
         toml::from_str(&std::fs::read_to_string(d.join("requirements/pylock.toml")).unwrap())
             .unwrap();

@@ -10,7 +10,7 @@ mod support;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use support::*;
@@ -51,15 +51,12 @@ impl App {
         c
     }
 
-    fn run(&self, args: &[&str]) -> (Option<i32>, String, String) {
-        let o: Output = run(&mut self.xt(args));
-        (o.status.code(), text(&o.stdout), text(&o.stderr))
+    fn t(&self, args: &[&str]) -> Test {
+        Test::from(self.xt(args))
     }
 
-    fn ok(&self, args: &[&str]) -> (String, String) {
-        let (code, out, err) = self.run(args);
-        assert_eq!(code, Some(0), "{args:?}:\n{out}\n{err}");
-        (out, err)
+    fn ok(&self, args: &[&str]) -> Ran {
+        self.t(args).expect(0)
     }
 }
 
@@ -75,28 +72,28 @@ fn set_up() -> Option<App> {
     Some(app)
 }
 
-fn last_line(s: &str) -> &str {
-    s.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("")
-}
-
 #[test]
 fn style_format_and_test_debug() {
     let Some(app) = set_up() else { return };
     let dir = app.dir();
 
     // mypy: clean, then a type error.
-    let (out, _) = app.ok(&["style"]);
-    assert!(out.contains("Success: no issues found"), "{out}");
+    app.ok(&["style"]).out_has("Success: no issues found");
     assert!(
         std::fs::read_to_string(dir.join("reports/mypy.log"))
             .unwrap()
             .contains("Success: no issues found")
     );
     std::fs::write(dir.join("llm_studio/src/bad.py"), "count: int = \"one\"\n").unwrap();
-    let (code, _, err) = app.run(&["style"]);
-    assert_eq!(code, Some(1), "{err}");
+    let ran = app.t(&["style"]).expect(1);
+    ran.err_has("reports/mypy.log");
+    let err = ran.stderr();
     assert!(
-        last_line(&err).contains("Found 1 error") && err.contains("reports/mypy.log"),
+        err.trim_end()
+            .lines()
+            .last()
+            .unwrap()
+            .contains("Found 1 error"),
         "{err}"
     );
     std::fs::remove_file(dir.join("llm_studio/src/bad.py")).unwrap();
@@ -107,12 +104,12 @@ fn style_format_and_test_debug() {
         "def  f( x ):\n    return x\n",
     )
     .unwrap();
-    let (code, out, err) = app.run(&["format", "--check"]);
-    assert_eq!(code, Some(1), "{err}");
-    assert!(err.contains("tool run ruff@0.14.5 format --check"), "{err}");
+    let ran = app.t(&["format", "--check"]).expect(1);
+    ran.err_has("tool run ruff@0.14.5 format --check");
+    let both = ran.stdout() + &ran.stderr();
     assert!(
-        format!("{out}{err}").contains("Would reformat: llm_studio/src/messy.py"),
-        "{out}{err}"
+        both.contains("Would reformat: llm_studio/src/messy.py"),
+        "{both}"
     );
     app.ok(&["format"]);
     let messy = std::fs::read_to_string(dir.join("llm_studio/src/messy.py")).unwrap();
@@ -120,16 +117,15 @@ fn style_format_and_test_debug() {
     app.ok(&["format", "--check"]);
 
     // test-debug: one test by name, output not captured.
-    let (out, _) = app.ok(&["test-debug", "test_chunks_rejects_zero"]);
     assert_eq!(
-        last_line(&out),
+        app.ok(&["test-debug", "test_chunks_rejects_zero"])
+            .last_line(),
         "1 passed, 0 failed, 0 errors, 0 skipped, 15 deselected"
     );
     // test keeps the Makefile's reports: the run's output in reports/tests.log.
-    let (out, _) = app.ok(&["test-unit"]);
+    app.ok(&["test-unit"]).out_has("test_chunks_splits PASSED");
     let log = std::fs::read_to_string(dir.join("reports/tests.log")).unwrap();
     assert!(log.contains("test_chunks_splits PASSED"), "{log}");
-    assert!(out.contains("test_chunks_splits PASSED"), "{out}");
 }
 
 #[cfg(unix)]
@@ -146,33 +142,25 @@ fn ui_tests_served_app_and_stop() {
     };
 
     // Plain and headed (the Makefile's flags reach pytest).
-    let (out, _) = app.ok(&["test-ui"]);
     assert_eq!(
-        last_line(&out),
+        app.ok(&["test-ui"]).last_line(),
         "2 passed, 0 failed, 0 errors, 0 skipped, 0 deselected"
     );
     assert!(dir.join("reports/junit_ui.xml").is_file());
     assert!(dir.join("reports/tests_ui.log").is_file());
-    let (out, _) = app.ok(&["test-ui", "--headed"]);
-    assert!(
-        out.contains("ui: headed=True video=on screenshot=on slowmo=1000"),
-        "{out}"
-    );
+    app.ok(&["test-ui", "--headed"])
+        .out_has("ui: headed=True video=on screenshot=on slowmo=1000");
 
     // --serve: the app is up before the tests run and down afterwards, whatever they say.
     let port = free();
-    let (out, err) = app.ok(&["test-ui", "--serve", "--port", &port.to_string()]);
-    assert!(err.contains("ready after"), "{err}");
-    assert!(
-        out.contains("test_app_answers_at_the_base_url PASSED"),
-        "{out}"
-    );
+    app.ok(&["test-ui", "--serve", "--port", &port.to_string()])
+        .err_has("ready after")
+        .out_has("test_app_answers_at_the_base_url PASSED");
     assert!(http_get(port).is_none(), "the app still runs");
     let port = free();
-    let o = run(app
-        .xt(&["test-ui", "--serve", "--port", &port.to_string()])
-        .env("FIXTURE_UI_FAIL", "1"));
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    app.t(&["test-ui", "--serve", "--port", &port.to_string()])
+        .env("FIXTURE_UI_FAIL", "1")
+        .expect(1);
     assert!(
         http_get(port).is_none(),
         "the app still runs after failed tests"
@@ -192,7 +180,7 @@ fn ui_tests_served_app_and_stop() {
         lines.any(|l| l.contains("ready: the app answers")),
         "llmstudio never became ready"
     );
-    let (out, _) = app.ok(&["stop-llmstudio"]);
+    let out = app.ok(&["stop-llmstudio"]).stdout();
     assert!(
         out.starts_with(&format!(
             "stopped llm_studio.app on port {port} (process group "
@@ -222,15 +210,19 @@ fn ui_tests_served_app_and_stop() {
     while http_get(port).is_none() && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
-    let (out, _) = app.ok(&["stop-llmstudio", "--port", &port.to_string()]);
-    assert!(
-        out.contains("nothing to stop") && out.contains("did not start; it was left alone"),
-        "{out}"
-    );
+    app.ok(&["stop-llmstudio", "--port", &port.to_string()])
+        .out_has("nothing to stop")
+        .out_has("did not start; it was left alone");
     assert!(http_get(port).is_some(), "an unrelated server was stopped");
     let _ = other.kill();
     let _ = other.wait();
 }
+
+/// Lists a Wave bundle's members and prints its app.toml.
+const UNZIP: &str = "import sys, zipfile\n\
+z = zipfile.ZipFile(sys.argv[1])\n\
+print(' '.join(z.namelist()))\n\
+print(z.read('app.toml').decode())";
 
 #[test]
 fn bundles_clean_docs_and_scan() {
@@ -242,29 +234,24 @@ fn bundles_clean_docs_and_scan() {
     let dir = app.dir();
 
     // bundles: the Wave bundle, read back with Python's zipfile, byte-identical twice.
-    let (out, _) = app.ok(&["bundles"]);
+    let out = app.ok(&["bundles"]).stdout();
     let wave = dir.join("bundles/ai.h2o.llmstudio.1.14.9.wave");
     assert!(
         out.starts_with(&format!("{}: ", wave.canonicalize().unwrap().display())),
         "{out}"
     );
     let first = std::fs::read(&wave).unwrap();
-    let o = run(Command::new("python3")
-        .arg("-c")
-        .arg(
-            "import sys, zipfile\n\
-         z = zipfile.ZipFile(sys.argv[1])\n\
-         print(' '.join(z.namelist()))\n\
-         print(z.read('app.toml').decode())",
-        )
-        .arg(&wave));
-    let listing = text(&o.stdout);
-    assert!(o.status.success(), "{}", text(&o.stderr));
+    let mut python = Command::new("python3");
+    python.arg("-c").arg(UNZIP).arg(&wave);
+    let listing = Test::from(python).expect(0);
+    listing.out_has("Version = \"1.14.9\"");
     assert!(
-        listing.starts_with("about.md app.toml static/ static/logo.svg\n"),
-        "{listing}"
+        listing
+            .stdout()
+            .starts_with("about.md app.toml static/ static/logo.svg\n"),
+        "{}",
+        listing.stdout()
     );
-    assert!(listing.contains("Version = \"1.14.9\""), "{listing}");
     std::thread::sleep(Duration::from_millis(1100));
     std::fs::write(
         dir.join("about.md"),
@@ -278,12 +265,9 @@ fn bundles_clean_docs_and_scan() {
         "bundles are reproducible"
     );
     std::fs::remove_file(dir.join("app.toml.template")).unwrap();
-    let (code, _, err) = app.run(&["bundles"]);
-    assert_eq!(code, Some(2));
-    assert!(
-        err.lines().count() == 1 && err.contains("app.toml.template: cannot read"),
-        "{err}"
-    );
+    app.t(&["bundles"])
+        .expect(2)
+        .one_line_error("app.toml.template: cannot read");
 
     // clean: sizes said, a linked data folder loses the link only, dry run keeps all.
     let outside = tempfile::tempdir().unwrap();
@@ -291,23 +275,19 @@ fn bundles_clean_docs_and_scan() {
     std::os::unix::fs::symlink(outside.path(), dir.join("data")).unwrap();
     std::fs::create_dir_all(dir.join("output/exp1")).unwrap();
     std::fs::write(dir.join("output/exp1/checkpoint.pth"), vec![0u8; 2 << 20]).unwrap();
-    let (out, _) = app.ok(&["clean", "all", "--dry-run"]);
-    assert!(
-        out.contains("output: would remove (1 files, 2.0 MiB)"),
-        "{out}"
-    );
+    app.ok(&["clean", "all", "--dry-run"])
+        .out_has("output: would remove (1 files, 2.0 MiB)");
     assert!(dir.join("output").exists() && dir.join("data").exists());
-    let (out, _) = app.ok(&["clean", "data", "output", "env"]);
-    assert!(out.contains(".venv: nothing there"), "{out}");
-    assert!(out.contains("data: removed the link"), "{out}");
-    assert!(out.contains("output: removed (1 files, 2.0 MiB)"), "{out}");
+    app.ok(&["clean", "data", "output", "env"])
+        .out_has(".venv: nothing there")
+        .out_has("data: removed the link")
+        .out_has("output: removed (1 files, 2.0 MiB)");
     assert!(!dir.join("output").exists() && !dir.join("data").exists());
     assert!(
         outside.path().join("keep.csv").is_file(),
         "the link's target was touched"
     );
-    let (code, _, err) = app.run(&["clean", "everything"]);
-    assert_eq!(code, Some(2), "{err}");
+    app.t(&["clean", "everything"]).expect(2);
 
     // docs: npm install and build with a real package from the registry.
     if which("npm").is_none() {
@@ -319,54 +299,43 @@ fn bundles_clean_docs_and_scan() {
         assert!(page.contains("is-number(42): true"), "{page}");
     }
     let empty = tempfile::tempdir().unwrap();
-    let o = run(app.xt(&["docs", "build"]).env("PATH", empty.path()));
-    assert_eq!(o.status.code(), Some(3));
-    assert!(
-        text(&o.stderr).contains("node not found on PATH"),
-        "{}",
-        text(&o.stderr)
-    );
+    app.t(&["docs", "build"])
+        .env("PATH", empty.path())
+        .expect(3)
+        .err_has("node not found on PATH");
     std::fs::remove_dir_all(dir.join("documentation")).unwrap();
-    let (code, _, err) = app.run(&["docs", "build"]);
-    assert_eq!(code, Some(2));
-    assert!(err.contains("documentation: no package.json"), "{err}");
+    app.t(&["docs", "build"])
+        .expect(2)
+        .err_has("documentation: no package.json");
 
     // mypy absent from the environment (none set up): exit 3, one line.
-    let (code, _, err) = app.run(&["style"]);
-    assert_eq!(code, Some(3), "{err}");
-    assert!(
-        err.lines().count() == 1 && err.contains("mypy is not installed in"),
-        "{err}"
-    );
+    app.t(&["style"])
+        .expect(3)
+        .one_line_error("mypy is not installed in");
     // No UI tests in the project: exit 2 naming where they belong.
     std::fs::remove_dir_all(dir.join("tests/ui")).unwrap();
-    let (code, _, err) = app.run(&["test-ui"]);
-    assert_eq!(code, Some(2), "{err}");
-    assert!(
-        err.lines().count() == 1 && err.contains("tests/ui/test.py does not exist"),
-        "{err}"
-    );
+    app.t(&["test-ui"])
+        .expect(2)
+        .one_line_error("tests/ui/test.py does not exist");
 
     // trivy: absent here → exit 3 with how to get it; the command it would run.
-    let o = run(app
-        .xt(&["docker", "scan", "amd64-cuda"])
-        .env("PATH", empty.path()));
-    assert_eq!(o.status.code(), Some(3), "{}", text(&o.stderr));
-    assert!(text(&o.stderr).contains("trivy not found on PATH"));
-    let (out, _) = app.ok(&["docker", "scan", "amd64-cuda", "--dry-run", "--json"]);
+    app.t(&["docker", "scan", "amd64-cuda"])
+        .env("PATH", empty.path())
+        .expect(3)
+        .err_has("trivy not found on PATH");
     assert_eq!(
-        out.trim(),
+        app.ok(&["docker", "scan", "amd64-cuda", "--dry-run", "--json"])
+            .stdout()
+            .trim(),
         "trivy image --scanners vuln --severity CRITICAL,HIGH --timeout 60m --exit-code 1 --format json h2o-llmstudio:amd64-cuda"
     );
     // DOCKER_IMAGE names the image, as in the Makefile.
-    let o = run(app
-        .xt(&["docker", "scan", "cpu", "--dry-run"])
-        .env("DOCKER_IMAGE", "example/llmstudio:nightly"));
-    assert!(
-        text(&o.stdout)
-            .trim()
-            .ends_with(" example/llmstudio:nightly")
-    );
+    let out = app
+        .t(&["docker", "scan", "cpu", "--dry-run"])
+        .env("DOCKER_IMAGE", "example/llmstudio:nightly")
+        .expect(0)
+        .stdout();
+    assert!(out.trim().ends_with(" example/llmstudio:nightly"), "{out}");
     let _ = app.uv;
 }
 

@@ -16,8 +16,7 @@ fn port_keeps_layout_and_is_idempotent() {
     let dir = copy_fixture("port/odd");
     let file = dir.path().join("pyproject.toml");
     let before = read(&file);
-    let o = run(xtask().arg("--project").arg(dir.path()).arg("port"));
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    Test::in_project(dir.path(), ["port"]).expect(0);
     let after = read(&file);
     assert_ne!(before, after);
 
@@ -59,13 +58,9 @@ fn port_keeps_layout_and_is_idempotent() {
     assert!(!after.contains("nvidia-cudnn"));
 
     // A second run changes nothing, byte for byte.
-    let o = run(xtask().arg("--project").arg(dir.path()).arg("port"));
-    assert_eq!(o.status.code(), Some(0));
-    assert!(
-        text(&o.stdout).contains("nothing to change"),
-        "{}",
-        text(&o.stdout)
-    );
+    Test::in_project(dir.path(), ["port"])
+        .expect(0)
+        .out_has("nothing to change");
     assert_eq!(read(&file), after);
 }
 
@@ -75,40 +70,27 @@ fn check_and_diff_write_nothing() {
     let file = dir.path().join("pyproject.toml");
     let before = read(&file);
 
-    let o = run(xtask()
-        .arg("--project")
-        .arg(dir.path())
-        .args(["port", "--check"]));
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
-    let out = text(&o.stdout);
-    assert!(out.contains("would change"), "{out}");
-    assert!(out.contains("tool.uv.sources.torch"), "{out}");
-    assert!(out.contains("why:"), "{out}");
+    Test::in_project(dir.path(), ["port", "--check"])
+        .expect(1)
+        .out_has("would change")
+        .out_has("tool.uv.sources.torch")
+        .out_has("why:");
     assert_eq!(read(&file), before);
 
-    let o = run(xtask()
-        .arg("--project")
-        .arg(dir.path())
-        .args(["port", "--diff"]));
-    assert_eq!(o.status.code(), Some(0));
-    let out = text(&o.stdout);
+    let diff = Test::in_project(dir.path(), ["port", "--diff"]).expect(0);
+    diff.out_has("+    { index = \"pytorch-cu128\", marker = \"sys_platform == 'linux'\" },")
+        .out_has("-torch = { index = \"pytorch\" }");
     assert!(
-        out.starts_with("--- a/pyproject.toml\n+++ b/pyproject.toml\n"),
-        "{out}"
+        diff.stdout()
+            .starts_with("--- a/pyproject.toml\n+++ b/pyproject.toml\n"),
+        "{}",
+        diff.stdout()
     );
-    assert!(
-        out.contains("+    { index = \"pytorch-cu128\", marker = \"sys_platform == 'linux'\" },"),
-        "{out}"
-    );
-    assert!(out.contains("-torch = { index = \"pytorch\" }"), "{out}");
     assert_eq!(read(&file), before);
 
-    let o = run(xtask()
-        .arg("--project")
-        .arg(dir.path())
-        .args(["port", "--check", "--json"]));
-    assert_eq!(o.status.code(), Some(1));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v = Test::in_project(dir.path(), ["port", "--check", "--json"])
+        .expect(1)
+        .json();
     assert_eq!(v["mode"], "check");
     assert_eq!(v["written"], false);
     let changes = v["changes"].as_array().unwrap();
@@ -129,11 +111,10 @@ fn check_and_diff_write_nothing() {
 fn expect_bad(dir: &Path, extra: &[&str], needle: &str) {
     let file = dir.join("pyproject.toml");
     let before = std::fs::read(&file).ok();
-    let o = run(xtask().arg("--project").arg(dir).arg("port").args(extra));
-    let err = text(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{err}");
-    assert_eq!(err.lines().count(), 1, "not one line: {err}");
-    assert!(err.contains(needle), "{needle:?} not in {err}");
+    Test::in_project(dir, ["port"])
+        .args(extra)
+        .expect(2)
+        .one_line_error(needle);
     assert_eq!(std::fs::read(&file).ok(), before, "file changed");
     let leftovers: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
@@ -189,11 +170,7 @@ fn read_only_file_is_refused() {
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o444)).unwrap();
     expect_bad(dir.path(), &[], "cannot write: file is read-only");
     // --check still works on a read-only file.
-    let o = run(xtask()
-        .arg("--project")
-        .arg(dir.path())
-        .args(["port", "--check"]));
-    assert_eq!(o.status.code(), Some(1));
+    Test::in_project(dir.path(), ["port", "--check"]).expect(1);
 }
 
 #[test]
@@ -230,18 +207,12 @@ fn bad_policies_are_one_line() {
 #[test]
 fn missing_project_is_one_line() {
     // The workspace root holds no pyproject.toml, so port needs --project.
-    let o = run(xtask().arg("port"));
-    assert_eq!(o.status.code(), Some(2));
-    let err = text(&o.stderr);
-    assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("--project"), "{err}");
+    Test::new(["port"]).expect(2).one_line_error("--project");
 }
 
 #[test]
 fn readme_matrix_is_generated_from_the_policy() {
-    let o = run(xtask().args(["matrix", "--markdown"]));
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
-    let generated = text(&o.stdout);
+    let generated = Test::new(["matrix", "--markdown"]).expect(0).stdout();
     let readme = read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"));
     let start = "<!-- matrix:start (generated by `cargo xtask matrix --markdown`) -->\n";
     let end = "<!-- matrix:end -->";
@@ -254,7 +225,6 @@ fn readme_matrix_is_generated_from_the_policy() {
         readme[a..b].trim() == generated.trim(),
         "README's platform matrix drifted from templates/platforms.toml: replace the block between the markers with `cargo xtask matrix --markdown`"
     );
-    let o = run(xtask().args(["matrix", "--json"]));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v = Test::new(["matrix", "--json"]).expect(0).json();
     assert_eq!(v["targets"].as_array().unwrap().len(), 3);
 }
