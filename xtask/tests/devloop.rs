@@ -227,10 +227,7 @@ pub fn app_server_port(ready: &str) -> u16 {
 /// Ctrl-C (SIGINT to xtask only): the whole app stops, exit 130, the port closes.
 #[cfg(unix)]
 fn ctrl_c(mut child: std::process::Child, port: u16) {
-    // SAFETY: sending a signal to the child we spawned.
-    unsafe {
-        libc::kill(child.id() as libc::pid_t, libc::SIGINT);
-    }
+    signal(&child, rustix::process::Signal::INT);
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130));
     std::thread::sleep(Duration::from_millis(300));
@@ -339,10 +336,7 @@ fn the_app_stops_even_when_stderr_is_gone() {
         panic!("wave --wait never said the app is ready");
     }
     std::thread::sleep(Duration::from_millis(200));
-    // SAFETY: signalling the child we spawned.
-    unsafe {
-        libc::kill(child.id() as libc::pid_t, libc::SIGINT);
-    }
+    signal(&child, rustix::process::Signal::INT);
     let status = child.wait().unwrap();
     assert!(matches!(status.code(), Some(101 | 130)), "{status:?}");
     let gone = Instant::now() + Duration::from_secs(5);

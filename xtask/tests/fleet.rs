@@ -322,8 +322,7 @@ fn slurm_two_nodes_report_and_a_cancelled_run_leaves_no_job() {
         }
     }
     let fleet_job = fleet_job.unwrap_or_else(|| panic!("no job submitted: {seen:?}"));
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    signal(&child, rustix::process::Signal::INT);
     let status = child.wait().unwrap();
     seen.extend(rx.try_iter());
     let _ = Command::new("scancel").arg(&blocker).status();

@@ -5,6 +5,11 @@ mod support;
 
 use std::process::{Command, Stdio};
 
+#[cfg(unix)]
+use rustix::process::{Pid, Signal};
+#[cfg(target_os = "linux")]
+use rustix::process::{WaitId, WaitIdOptions, waitid};
+
 use support::*;
 
 /// Run with stdout a pipe whose reader is already gone.
@@ -62,13 +67,12 @@ fn a_full_disk_is_one_line_and_non_zero() {
             .write(true)
             .open("/dev/full")
             .unwrap();
-        let o = run(xtask()
-            .arg("--project")
+        let mut cmd = xtask();
+        cmd.arg("--project")
             .arg(dir.path())
             .args(&args)
-            .stdout(full));
-        let err = text(&o.stderr);
-        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+            .stdout(full);
+        let err = Test::from(cmd).expect(1).stderr();
         let last = err.lines().last().unwrap_or("");
         assert_eq!(
             last, "error: cannot write the output: No space left on device (os error 28)",
@@ -101,20 +105,13 @@ fn parser_panics_become_one_line() {
         )
         .unwrap();
         for cmd in ["port", "requirements"] {
-            let o = run(xtask().arg("--project").arg(dir.path()).arg(cmd));
-            let err = text(&o.stderr);
-            assert!(!err.contains("panicked"), "{cmd} {dep}: {err}");
-            assert!(
-                matches!(o.status.code(), Some(1 | 2)),
-                "{cmd} {dep}: {:?} {err}",
-                o.status.code()
-            );
+            let ran = Test::in_project(dir.path(), [cmd]).run();
+            ran.err_lacks("panicked");
+            assert!(matches!(ran.code(), Some(1 | 2)), "{cmd} {dep}: {ran:?}");
         }
-        let o = run(xtask().arg("--project").arg(dir.path()).arg("port"));
-        let err = text(&o.stderr);
-        assert_eq!(o.status.code(), Some(2), "{dep}: {err}");
-        assert_eq!(err.lines().count(), 1, "{dep}: {err}");
-        assert!(err.contains("pyproject.toml"), "{dep}: {err}");
+        port_in(dir.path())
+            .expect(2)
+            .one_line_error("pyproject.toml");
     }
 }
 
@@ -133,14 +130,10 @@ fn a_policy_marker_that_panicked_the_parser_is_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("policy.toml");
     std::fs::write(&file, bad).unwrap();
-    let o = run(xtask().arg("--policy").arg(&file).arg("matrix"));
-    let err = text(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{err}");
-    assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(
-        err.contains("policy.toml") && !err.contains("panicked"),
-        "{err}"
-    );
+    Test::new(["--policy".as_ref(), file.as_os_str(), "matrix".as_ref()])
+        .expect(2)
+        .one_line_error("policy.toml")
+        .err_lacks("panicked");
 }
 
 /// A CRLF file keeps its line ends and a BOM file its BOM; `--check` on the ported file
@@ -156,8 +149,7 @@ fn crlf_and_bom_survive_port() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("pyproject.toml");
         std::fs::write(&file, &original).unwrap();
-        let o = run(xtask().arg("--project").arg(dir.path()).arg("port"));
-        assert_eq!(o.status.code(), Some(0), "{name}: {}", text(&o.stderr));
+        port_in(dir.path()).expect(0);
         let ported = std::fs::read_to_string(&file).unwrap();
         assert_ne!(ported, original, "{name}");
         assert_eq!(
@@ -174,18 +166,15 @@ fn crlf_and_bom_survive_port() {
         } else {
             assert!(!ported.contains('\r'), "{name}");
         }
-        let o = run(xtask()
-            .arg("--project")
-            .arg(dir.path())
-            .args(["port", "--check"]));
-        assert_eq!(o.status.code(), Some(0), "{name}: {}", text(&o.stdout));
-        run(xtask().arg("--project").arg(dir.path()).arg("port"));
+        port_in(dir.path()).arg("--check").expect(0);
+        port_in(dir.path()).expect(0);
         assert_eq!(std::fs::read_to_string(&file).unwrap(), ported, "{name}");
     }
 }
 
-fn port_in(dir: &std::path::Path) -> std::process::Output {
-    run(xtask().arg("--project").arg(dir).arg("port"))
+/// `xtask --project DIR port`, to be run.
+fn port_in(dir: &std::path::Path) -> Test {
+    Test::in_project(dir, ["port"])
 }
 
 /// A symlinked pyproject.toml: the target is ported, the link stays a link. As root, the
@@ -202,8 +191,7 @@ fn file_identity_is_kept() {
     let app = dir.path().join("app");
     std::fs::create_dir(&app).unwrap();
     std::os::unix::fs::symlink("../real/pyproject.toml", app.join("pyproject.toml")).unwrap();
-    let o = port_in(&app);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    port_in(&app).expect(0);
     assert!(
         std::fs::symlink_metadata(app.join("pyproject.toml"))
             .unwrap()
@@ -215,14 +203,12 @@ fn file_identity_is_kept() {
         base
     );
 
-    // SAFETY: geteuid cannot fail.
-    if unsafe { libc::geteuid() } == 0 {
+    if rustix::process::geteuid().is_root() {
         let own = tempfile::tempdir().unwrap();
         let file = own.path().join("pyproject.toml");
         std::fs::write(&file, &base).unwrap();
         std::os::unix::fs::chown(&file, Some(1234), Some(2345)).unwrap();
-        let o = port_in(own.path());
-        assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+        port_in(own.path()).expect(0);
         let meta = std::fs::metadata(&file).unwrap();
         assert_eq!((meta.uid(), meta.gid()), (1234, 2345));
         assert_ne!(std::fs::read_to_string(&file).unwrap(), base);
@@ -233,13 +219,7 @@ fn file_identity_is_kept() {
     let file = hl.path().join("pyproject.toml");
     std::fs::write(&file, &base).unwrap();
     std::fs::hard_link(&file, hl.path().join("pyproject.backup.toml")).unwrap();
-    let o = port_in(hl.path());
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
-    assert!(
-        text(&o.stderr).contains("has 2 hard links"),
-        "{}",
-        text(&o.stderr)
-    );
+    port_in(hl.path()).expect(0).err_has("has 2 hard links");
     assert_eq!(
         std::fs::read_to_string(hl.path().join("pyproject.backup.toml")).unwrap(),
         base
@@ -252,8 +232,7 @@ fn file_identity_is_kept() {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o444)).unwrap();
     }
-    let o = port_in(ro.path());
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    port_in(ro.path()).expect(2);
     assert_eq!(std::fs::read_to_string(&file).unwrap(), base);
 }
 
@@ -281,11 +260,10 @@ fn kill_loop_leaves_whole_files_and_no_leftovers() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("pyproject.toml");
     std::fs::write(&file, &big).unwrap();
-    let o = port_in(dir.path());
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    port_in(dir.path()).expect(0);
     let ported = std::fs::read_to_string(&file).unwrap();
     let started = std::time::Instant::now();
-    port_in(dir.path());
+    port_in(dir.path()).run();
     let took = started.elapsed();
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15 ^ u64::from(std::process::id());
     let mut next = || {
@@ -311,13 +289,7 @@ fn kill_loop_leaves_whole_files_and_no_leftovers() {
         // action would end the process (as it does for any program).
         let delay = 30_000 + next() % (took.as_micros() as u64 + 1);
         std::thread::sleep(std::time::Duration::from_micros(delay));
-        // SAFETY: signalling our own child.
-        unsafe {
-            libc::kill(
-                child.id() as libc::pid_t,
-                if kill { libc::SIGKILL } else { libc::SIGINT },
-            );
-        }
+        signal(&child, if kill { Signal::KILL } else { Signal::INT });
         let status = child.wait().unwrap();
         let now = std::fs::read_to_string(&file).unwrap();
         assert!(now == big || now == ported, "round {round}: a torn file");
@@ -339,7 +311,7 @@ fn kill_loop_leaves_whole_files_and_no_leftovers() {
     assert!(hit_int > 0 && hit_kill > 0, "no signal landed mid-run");
     // The next run removes what the SIGKILLs left.
     std::fs::write(&file, &big).unwrap();
-    assert_eq!(port_in(dir.path()).status.code(), Some(0));
+    port_in(dir.path()).expect(0);
     assert!(
         leftovers(dir.path()).is_empty(),
         "{:?}",
@@ -383,14 +355,10 @@ fn a_signal_to_validate_stops_its_child() {
         .trim()
         .parse()
         .unwrap();
-    // SAFETY: signalling our own child (xtask), not its child.
-    unsafe {
-        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
-    }
+    signal(&child, Signal::TERM);
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(143));
-    // SAFETY: signal 0 only asks whether the process exists.
-    let alive = unsafe { libc::kill(pid, 0) } == 0;
+    let alive = Pid::from_raw(pid).is_some_and(|p| rustix::process::test_kill_process(p).is_ok());
     assert!(!alive, "tensor-smoke (pid {pid}) outlived the tool");
 }
 
@@ -433,14 +401,10 @@ fn wrong_types_are_refused_not_skipped() {
         )
         .unwrap();
         for cmd in ["port", "audit"] {
-            let o = run(xtask().arg("--project").arg(dir.path()).arg(cmd));
-            let err = text(&o.stderr);
-            assert_eq!(o.status.code(), Some(2), "{cmd} {body}: {err}");
-            assert_eq!(err.lines().count(), 1, "{cmd} {body}: {err}");
-            assert!(
-                err.contains("pyproject.toml: ") && err.contains(needle),
-                "{cmd} {body}: {err}"
-            );
+            Test::in_project(dir.path(), [cmd])
+                .expect(2)
+                .one_line_error(needle)
+                .err_has("pyproject.toml: ");
         }
     }
 }
@@ -451,14 +415,11 @@ fn output_never_overwrites_an_input() {
     let dir = copy_fixture("port/main");
     let py = dir.path().join("pyproject.toml");
     let before = std::fs::read_to_string(&py).unwrap();
-    let o = run(xtask()
-        .arg("--project")
-        .arg(dir.path())
-        .args(["port", "--check", "--output"])
-        .arg(&py));
-    let err = text(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(err.contains("which this command reads"), "{err}");
+    port_in(dir.path())
+        .args(["--check", "--output"])
+        .arg(&py)
+        .expect(2)
+        .err_has("which this command reads");
     assert_eq!(std::fs::read_to_string(&py).unwrap(), before);
 }
 
@@ -471,14 +432,9 @@ fn json_errors_are_json() {
         "version = 1\nrevision = 3\nrequires-python = \"==3.12.*\"\n\n[[package]]\nname = \"x\"\nversion = \"1\"\nsource = { virtual = \".\" }\ndependencies = [{ name = \"six\", marker = \"sys_platform ==\" }]\n\n[package.metadata]\nrequires-dist = [{ name = \"six\" }]\n\n[[package]]\nname = \"six\"\nversion = \"1.17.0\"\nsource = { registry = \"https://registry.invalid/simple\" }\n",
     )
     .unwrap();
-    let o = run(xtask()
-        .arg("--project")
-        .arg(dir.path())
-        .args(["audit", "--json"]));
-    let err = text(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{err}");
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", text(&o.stdout)));
+    let v = Test::in_project(dir.path(), ["audit", "--json"])
+        .expect(2)
+        .json();
     assert_eq!(v["error"]["code"], 2);
     assert_eq!(v["error"]["kind"], "usage");
     assert!(
@@ -519,13 +475,9 @@ fn bad_policy_values_are_exit_2() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("policy.toml");
         std::fs::write(&file, bad).unwrap();
-        let o = run(xtask().arg("--policy").arg(&file).arg("matrix"));
-        let err = text(&o.stderr);
-        assert_eq!(o.status.code(), Some(2), "{to}: {err}");
-        assert!(
-            err.lines().count() == 1 && err.contains(needle),
-            "{to}: {err}"
-        );
+        Test::new(["--policy".as_ref(), file.as_os_str(), "matrix".as_ref()])
+            .expect(2)
+            .one_line_error(needle);
     }
 }
 
@@ -574,13 +526,8 @@ fn compact_markers_and_inline_layouts_port() {
             format!("{before}[project]\nname = \"x\"\nversion = \"1\"\nrequires-python = \"==3.12.*\"\n{after}"),
         )
         .unwrap();
-        let o = port_in(dir.path());
-        assert_eq!(o.status.code(), Some(0), "{layout}: {}", text(&o.stderr));
-        let o = run(xtask()
-            .arg("--project")
-            .arg(dir.path())
-            .args(["port", "--check"]));
-        assert_eq!(o.status.code(), Some(0), "{layout}: {}", text(&o.stdout));
+        port_in(dir.path()).expect(0);
+        port_in(dir.path()).arg("--check").expect(0);
         let v: toml::Value = toml::from_str(&std::fs::read_to_string(&file).unwrap())
             .unwrap_or_else(|e| panic!("{layout}: {e}"));
         let torch = v["tool"]["uv"]["sources"]["torch"].as_array().unwrap();
@@ -620,8 +567,7 @@ fn comments_are_kept() {
         "[project]\nname = \"x\"\nversion = \"1\"\nrequires-python = \"==3.12.*\"\ndependencies = [\"torch==2.8.0\"]\n\n[tool.pytest.ini_options]\nmarkers = [\n    \"slow: long tests\",  # keep me\n]\n\n[tool.uv.sources]\ntorch = { index = \"pytorch\" }  # chosen by the team\n",
     )
     .unwrap();
-    let o = port_in(dir.path());
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    port_in(dir.path()).expect(0);
     let ported = std::fs::read_to_string(&file).unwrap();
     assert!(
         ported.contains("    \"slow: long tests\",  # keep me\n    \"arm64_cuda: "),
@@ -680,25 +626,17 @@ fn a_received_sigint_never_ends_0() {
                 .unwrap();
             let delay = 500 + next() % 9_500;
             std::thread::sleep(std::time::Duration::from_micros(delay));
-            let pid = child.id() as libc::pid_t;
-            // SAFETY: signalling our own unreaped child; waitid with WNOWAIT leaves its
-            // state for child.wait() below.
-            let stopped = unsafe {
-                libc::kill(pid, libc::SIGSTOP);
-                let mut info: libc::siginfo_t = std::mem::zeroed();
-                let flags = libc::WSTOPPED | libc::WEXITED | libc::WNOWAIT;
-                assert_eq!(
-                    libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, flags),
-                    0
-                );
-                info.si_code == libc::CLD_STOPPED
-            };
+            // Our own unreaped child; waitid with WNOWAIT leaves its state for
+            // child.wait() below.
+            signal(&child, Signal::STOP);
+            let flags = WaitIdOptions::STOPPED | WaitIdOptions::EXITED | WaitIdOptions::NOWAIT;
+            let stopped = waitid(WaitId::Pid(Pid::from_child(&child)), flags)
+                .unwrap()
+                .is_some_and(|s| s.stopped());
             if stopped {
-                // SAFETY: as above; the SIGINT waits until the child runs again.
-                unsafe {
-                    libc::kill(pid, libc::SIGINT);
-                    libc::kill(pid, libc::SIGCONT);
-                }
+                // The SIGINT waits until the child runs again.
+                signal(&child, Signal::INT);
+                signal(&child, Signal::CONT);
             }
             let status = child.wait().unwrap();
             if !stopped {
@@ -713,7 +651,7 @@ fn a_received_sigint_never_ends_0() {
             received += 1;
             match (status.code(), status.signal()) {
                 (Some(130), _) => handled += 1,
-                (None, Some(libc::SIGINT)) => before_main += 1,
+                (None, Some(sig)) if sig == Signal::INT.as_raw() => before_main += 1,
                 other => panic!(
                     "{command} round {round}: SIGINT received {delay} us in, then {other:?} (must be 130)"
                 ),

@@ -198,10 +198,11 @@ impl Walk<'_> {
             .spawn()
             .unwrap();
         std::thread::sleep(Duration::from_secs(6));
-        // SAFETY: signalling the process group we created.
-        unsafe {
-            libc::killpg(child.id() as libc::pid_t, libc::SIGINT);
-        }
+        rustix::process::kill_process_group(
+            rustix::process::Pid::from_child(&child),
+            rustix::process::Signal::INT,
+        )
+        .unwrap();
         let status = child.wait().unwrap();
         assert_eq!(status.code(), Some(130));
     }
@@ -263,10 +264,7 @@ impl Walk<'_> {
             )),
             "{all}"
         );
-        // SAFETY: signalling the child we spawned.
-        unsafe {
-            libc::kill(child.id() as libc::pid_t, libc::SIGINT);
-        }
+        signal(&child, rustix::process::Signal::INT);
         assert_eq!(child.wait().unwrap().code(), Some(130));
         std::thread::sleep(Duration::from_millis(300));
         assert!(http_get(port).is_none() && http_get(app_port).is_none());
@@ -274,9 +272,9 @@ impl Walk<'_> {
 
     fn requirements(&self) {
         let app = self.app();
-        let old = unsafe { libc::umask(0o022) };
+        let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
         let (out, _) = self.ok(&["requirements"]);
-        unsafe { libc::umask(old) };
+        rustix::process::umask(old);
         assert!(out.contains("requirements.txt: "), "{out}");
         let file = app.join("requirements.txt");
         let body = std::fs::read_to_string(&file).unwrap();

@@ -51,6 +51,13 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// Send `sig` to a child this test spawned (and has not reaped).
+#[cfg(unix)]
+pub fn signal(child: &std::process::Child, sig: rustix::process::Signal) {
+    rustix::process::kill_process(rustix::process::Pid::from_child(child), sig)
+        .unwrap_or_else(|e| panic!("kill {}: {e}", child.id()));
+}
+
 /// Run a command, returning its output (never panics on a non-zero exit).
 pub fn run(cmd: &mut Command) -> Output {
     cmd.output()

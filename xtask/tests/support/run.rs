@@ -84,6 +84,12 @@ impl From<Command> for Test {
     }
 }
 
+impl std::fmt::Debug for Ran {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.context())
+    }
+}
+
 /// A finished run: its output, and assertions on it that print everything when they fail.
 pub struct Ran {
     what: String,
