@@ -130,7 +130,8 @@ fn a_policy_marker_that_panicked_the_parser_is_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("policy.toml");
     std::fs::write(&file, bad).unwrap();
-    Test::new(["--policy".as_ref(), file.as_os_str(), "matrix".as_ref()])
+    Test::new(["matrix"])
+        .policy(&file)
         .expect(2)
         .one_line_error("policy.toml")
         .err_lacks("panicked");
@@ -475,7 +476,8 @@ fn bad_policy_values_are_exit_2() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("policy.toml");
         std::fs::write(&file, bad).unwrap();
-        Test::new(["--policy".as_ref(), file.as_os_str(), "matrix".as_ref()])
+        Test::new(["matrix"])
+            .policy(&file)
             .expect(2)
             .one_line_error(needle);
     }

@@ -9,16 +9,11 @@ use std::process::Command;
 
 use support::*;
 
-fn validate(args: &[&str]) -> std::process::Output {
-    run(xtask()
-        .arg("validate")
+/// `xtask validate ARGS...` with no Python downloads.
+fn validate(args: &[&str]) -> Test {
+    Test::new(["validate"])
         .args(args)
-        .env("UV_PYTHON_DOWNLOADS", "never"))
-}
-
-fn json(o: &std::process::Output) -> serde_json::Value {
-    serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}\n{}", text(&o.stdout), text(&o.stderr)))
+        .env("UV_PYTHON_DOWNLOADS", "never")
 }
 
 fn checks<'a>(v: &'a serde_json::Value, group: &str) -> Vec<&'a serde_json::Value> {
@@ -32,9 +27,7 @@ fn checks<'a>(v: &'a serde_json::Value, group: &str) -> Vec<&'a serde_json::Valu
 
 #[test]
 fn levels_1_and_2_need_no_project() {
-    let o = validate(&["--quick", "--json"]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
-    let v = json(&o);
+    let v = validate(&["--quick", "--json"]).expect(0).json();
     assert_eq!(v["levels_run"], serde_json::json!([1, 2]));
     for key in ["hostname", "os", "arch", "target", "backend", "gpus"] {
         assert!(v["host"].get(key).is_some(), "{key}");
@@ -89,9 +82,9 @@ fn levels_1_and_2_need_no_project() {
 #[test]
 fn require_and_bad_input() {
     // A CPU host cannot satisfy --require cuda: exit 3 with one line.
-    let o = validate(&["--level", "1", "--require", "cuda"]);
-    if o.status.code() == Some(3) {
-        let err = text(&o.stderr);
+    let ran = validate(&["--level", "1", "--require", "cuda"]).run();
+    if ran.code() == Some(3) {
+        let err = ran.stderr();
         assert!(
             err.lines()
                 .last()
@@ -100,16 +93,16 @@ fn require_and_bad_input() {
             "{err}"
         );
     }
-    let o = validate(&["--require", "tpu"]);
-    assert_eq!(o.status.code(), Some(2));
-    assert_eq!(text(&o.stderr).lines().count(), 1);
-    let o = validate(&["--level", "5"]);
-    assert_eq!(o.status.code(), Some(2));
-    let o = validate(&["--output", "/nonexistent-dir/r.json"]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o.stderr).contains("--output /nonexistent-dir/r.json"));
-    let o = validate(&["--smoke-bin", "/nonexistent/tensor-smoke", "--json"]);
-    let v = json(&o);
+    validate(&["--require", "tpu"])
+        .expect(2)
+        .one_line_error("tpu");
+    validate(&["--level", "5"]).expect(2);
+    validate(&["--output", "/nonexistent-dir/r.json"])
+        .expect(2)
+        .err_has("--output /nonexistent-dir/r.json");
+    let v = validate(&["--smoke-bin", "/nonexistent/tensor-smoke", "--json"])
+        .run()
+        .json();
     assert!(
         checks(&v, "cpu")[0]["reason"]
             .as_str()
@@ -120,14 +113,10 @@ fn require_and_bad_input() {
 
 #[test]
 fn level_3_without_a_project_says_which_levels_ran() {
-    let o = validate(&["--level", "3", "--quick", "--json"]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
-    assert!(
-        text(&o.stderr).contains("ran levels 1, 2"),
-        "{}",
-        text(&o.stderr)
-    );
-    let v = json(&o);
+    let v = validate(&["--level", "3", "--quick", "--json"])
+        .expect(0)
+        .err_has("ran levels 1, 2")
+        .json();
     assert_eq!(v["levels_run"], serde_json::json!([1, 2]));
     assert_eq!(checks(&v, "torch")[0]["status"], "skip");
 }
@@ -137,12 +126,11 @@ fn reports_merge_into_one_table() {
     let dir = tempfile::tempdir().unwrap();
     // `{node}` in --output is the scheduler's node name.
     let a = dir.path().join("gpu-a17.json");
-    let o = run(xtask()
-        .args(["validate", "--level", "1", "--output"])
+    validate(&["--level", "1", "--output"])
         .arg(dir.path().join("{node}.json"))
         .env("SLURMD_NODENAME", "gpu-a17")
-        .env("SLURM_JOB_ID", "4242"));
-    assert!(o.status.code() == Some(0), "{}", text(&o.stderr));
+        .env("SLURM_JOB_ID", "4242")
+        .expect(0);
     let base: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&a).unwrap()).unwrap();
     assert_eq!(base["host"]["node"], "gpu-a17");
@@ -166,38 +154,27 @@ fn reports_merge_into_one_table() {
         std::fs::write(&f, r.to_string()).unwrap();
         files.push(f);
     }
-    let o = run(xtask().args(["validate", "--merge"]).args(&files));
-    let out = text(&o.stdout);
-    assert_eq!(o.status.code(), Some(1), "{out}{}", text(&o.stderr));
+    let ran = validate(&["--merge"]).args(&files).expect(1);
+    ran.out_has("node2: cuda cuBLAS SGEMM [#0 NVIDIA GH200 480GB] 17000.0 GFLOP/s = 0.34 of the median 50000.0")
+        .err_has("0 of 3 node(s) failed or wrote no report; 1 slow GPU check(s) on node2");
+    let out = ran.stdout();
     for node in ["node1", "node2", "node3"] {
         assert!(out.lines().any(|l| l.starts_with(node)), "{out}");
     }
-    assert!(
-        out.contains("node2: cuda cuBLAS SGEMM [#0 NVIDIA GH200 480GB] 17000.0 GFLOP/s = 0.34 of the median 50000.0"),
-        "{out}"
-    );
-    assert!(
-        text(&o.stderr)
-            .contains("0 of 3 node(s) failed or wrote no report; 1 slow GPU check(s) on node2"),
-        "{}",
-        text(&o.stderr)
-    );
+
     // The healthy nodes alone: no outlier, exit 0; JSON for dashboards.
     std::fs::remove_file(&a).unwrap();
-    let o = run(xtask()
-        .args(["validate", "--json", "--merge"])
-        .arg(&files[0])
-        .arg(&files[2]));
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v = validate(&["--json", "--merge"])
+        .args([&files[0], &files[2]])
+        .expect(0)
+        .json();
     assert_eq!(v["nodes"].as_array().unwrap().len(), 2);
     assert_eq!(v["outliers"].as_array().unwrap().len(), 0);
     std::fs::write(dir.path().join("bad.json"), "{").unwrap();
-    let o = run(xtask()
-        .args(["validate", "--merge"])
-        .arg(dir.path().join("bad.json")));
-    assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o.stderr).contains("not a validate report"));
+    validate(&["--merge"])
+        .arg(dir.path().join("bad.json"))
+        .expect(2)
+        .err_has("not a validate report");
 }
 
 /// A dev-profile bundle (the release one is the same layout) runs validate with no
@@ -205,10 +182,9 @@ fn reports_merge_into_one_table() {
 #[test]
 fn dist_bundle_validates_without_cargo() {
     let out = tempfile::tempdir().unwrap();
-    let o = run(xtask()
-        .args(["dist", "--profile", "dev", "--out"])
-        .arg(out.path()));
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    Test::new(["dist", "--profile", "dev", "--out"])
+        .arg(out.path())
+        .expect(0);
     let name = format!(
         "llmstudio-xtask-{}-{}",
         std::env::consts::OS,
@@ -217,20 +193,18 @@ fn dist_bundle_validates_without_cargo() {
     let root = out.path().join(&name);
     assert!(out.path().join(format!("{name}.tar.gz")).is_file());
     assert!(root.join("templates/platforms.toml").is_file());
-    let o = run(Command::new(root.join("bin/xtask"))
-        .args(["validate", "--quick", "--json"])
+    let mut bundled = Command::new(root.join("bin/xtask"));
+    bundled
         .env_remove("CARGO")
         .env("PATH", "/usr/bin:/bin")
-        .current_dir(out.path()));
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
-    let v = json(&o);
+        .current_dir(out.path());
+    let ran = Test::from(bundled)
+        .args(["validate", "--quick", "--json"])
+        .expect(0);
+    ran.err_has(&format!("{}/bin/tensor-smoke", root.display()));
+    let v = ran.json();
     let cpu = checks(&v, "cpu");
     assert_eq!(cpu.len(), 3, "the bundled tensor-smoke ran: {cpu:?}");
-    assert!(
-        text(&o.stderr).contains(&format!("{}/bin/tensor-smoke", root.display())),
-        "{}",
-        text(&o.stderr)
-    );
 }
 
 fn uv_project(fixture: &str) -> Option<(tempfile::TempDir, PathBuf)> {
@@ -243,12 +217,9 @@ fn uv_project(fixture: &str) -> Option<(tempfile::TempDir, PathBuf)> {
         .env("UV_PYTHON", &py)
         .env("UV_PYTHON_DOWNLOADS", "never"));
     assert!(o.status.success(), "uv lock: {}", text(&o.stderr));
-    let o = run(xtask()
-        .arg("--project")
-        .arg(dir.path())
-        .arg("setup-dev")
-        .env("UV_PYTHON_DOWNLOADS", "never"));
-    assert_eq!(o.status.code(), Some(0), "setup-dev: {}", text(&o.stderr));
+    Test::in_project(dir.path(), ["setup-dev"])
+        .env("UV_PYTHON_DOWNLOADS", "never")
+        .expect(0);
     Some((dir, uv))
 }
 
@@ -264,13 +235,10 @@ fn level_3_runs_torch_for_real() {
     let Some((dir, _)) = uv_project("validate/torch") else {
         return;
     };
-    let o = run(xtask()
-        .arg("--project")
-        .arg(dir.path())
-        .args(["validate", "--level", "4", "--quick", "--json"])
-        .env("UV_PYTHON_DOWNLOADS", "never"));
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
-    let v = json(&o);
+    let v = validate(&["--level", "4", "--quick", "--json"])
+        .project(dir.path())
+        .expect(0)
+        .json();
     assert_eq!(v["levels_run"], serde_json::json!([1, 2, 3, 4]));
     assert!(v["versions"]["torch"].as_str().unwrap().starts_with('2'));
     let torch = checks(&v, "torch");
@@ -311,13 +279,10 @@ fn level_3_without_torch_is_exit_3() {
     let Some((dir, _)) = uv_project("devloop/app") else {
         return;
     };
-    let o = run(xtask()
-        .arg("--project")
-        .arg(dir.path())
-        .args(["validate", "--level", "3", "--quick"])
-        .env("UV_PYTHON_DOWNLOADS", "never"));
-    assert_eq!(o.status.code(), Some(3), "{}", text(&o.stderr));
-    let err = text(&o.stderr);
+    let err = validate(&["--level", "3", "--quick"])
+        .project(dir.path())
+        .expect(3)
+        .stderr();
     let last = err.lines().last().unwrap();
     assert!(
         last.starts_with("error: level 3: torch is not installed")

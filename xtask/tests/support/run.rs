@@ -29,7 +29,17 @@ impl Test {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        Test::new(["--project".as_ref(), dir.as_ref().as_os_str()]).args(args)
+        Test::new(args).project(dir)
+    }
+
+    /// Add `--project DIR` (a global flag: anywhere on the line).
+    pub fn project(self, dir: impl AsRef<Path>) -> Test {
+        self.arg("--project").arg(dir.as_ref())
+    }
+
+    /// Add `--policy FILE`.
+    pub fn policy(self, file: impl AsRef<Path>) -> Test {
+        self.arg("--policy").arg(file.as_ref())
     }
 
     pub fn args<I, S>(mut self, args: I) -> Test
