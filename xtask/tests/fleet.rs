@@ -12,20 +12,20 @@ use std::time::{Duration, Instant};
 
 use support::*;
 
-fn json(stdout: &[u8]) -> serde_json::Value {
-    serde_json::from_slice(stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(stdout)))
+/// `xtask fleet merge fleet/gh200 ARGS...` in the fixtures folder.
+fn merge_gh200(args: &[&str]) -> Test {
+    Test::new(["fleet", "merge", "fleet/gh200"])
+        .args(args)
+        .current_dir(fixtures())
 }
 
 /// Recorded reports of three GH200 nodes; gh-002's second GPU runs SGEMM at a third of
 /// the others'. Its CPU is slow too, which is not a GPU fault and is not flagged.
 #[test]
 fn a_gpu_at_a_third_of_the_fleet_is_flagged_by_node_and_card() {
-    let fixtures = fixtures();
-    let o = run(xtask()
-        .args(["fleet", "merge", "fleet/gh200", "--json"])
-        .current_dir(&fixtures));
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
-    let v = json(&o.stdout);
+    let ran = merge_gh200(&["--json"]).expect(1);
+    ran.err_has("1 slow GPU check(s) on gh-002");
+    let v = ran.json();
     let outliers = v["outliers"].as_array().unwrap();
     assert_eq!(outliers.len(), 1, "{outliers:?}");
     let slow = &outliers[0];
@@ -45,56 +45,37 @@ fn a_gpu_at_a_third_of_the_fleet_is_flagged_by_node_and_card() {
         states,
         [("gh-001", "ok"), ("gh-002", "slow"), ("gh-003", "ok")]
     );
-    assert!(
-        text(&o.stderr).contains("1 slow GPU check(s) on gh-002"),
-        "{}",
-        text(&o.stderr)
-    );
 
     // The table names the card; validate --merge reads the same files the same way.
-    let o = run(xtask()
-        .args(["validate", "--merge"])
+    Test::new(["validate", "--merge"])
         .args(["gh-001.json", "gh-002.json", "gh-003.json"])
-        .current_dir(fixtures.join("fleet/gh200")));
-    assert_eq!(o.status.code(), Some(1));
-    let table = text(&o.stdout);
-    assert!(
-        table.contains("gh-002: cuda cuBLAS SGEMM 4096x4096 [#1 NVIDIA GH200 480GB] (GPU-7f3e11a1-5b2c-4d8e-9f01-23456789ab11, serial 1652922011142, bus 00000019:01:00.0)"),
-        "{table}"
-    );
+        .current_dir(fixtures().join("fleet/gh200"))
+        .expect(1)
+        .out_has("gh-002: cuda cuBLAS SGEMM 4096x4096 [#1 NVIDIA GH200 480GB] (GPU-7f3e11a1-5b2c-4d8e-9f01-23456789ab11, serial 1652922011142, bus 00000019:01:00.0)");
 
     // A looser fraction lets it pass; a fraction outside (0, 1] is a usage error.
-    let o = run(xtask()
-        .args(["fleet", "merge", "fleet/gh200", "--slow-fraction", "0.3"])
-        .current_dir(&fixtures));
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
-    let o = run(xtask()
-        .args(["fleet", "merge", "fleet/gh200", "--slow-fraction", "1.5"])
-        .current_dir(&fixtures));
-    assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o.stderr).contains("--slow-fraction 1.5"));
+    merge_gh200(&["--slow-fraction", "0.3"]).expect(0);
+    merge_gh200(&["--slow-fraction", "1.5"])
+        .expect(2)
+        .err_has("--slow-fraction 1.5");
     // Every node ran CUDA: --require cuda holds; --require mps does not (exit 3 only
     // when nothing failed, so with the outlier excused).
-    let o = run(xtask()
-        .args(["fleet", "merge", "fleet/gh200", "--slow-fraction", "0.3"])
-        .args(["--require", "mps"])
-        .current_dir(&fixtures));
-    assert_eq!(o.status.code(), Some(3), "{}", text(&o.stderr));
+    merge_gh200(&["--slow-fraction", "0.3", "--require", "mps"]).expect(3);
 }
 
 #[test]
 fn merge_refuses_what_is_not_a_report() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("notes.json"), "{\"hello\": 1}").unwrap();
-    let o = run(xtask().args(["fleet", "merge"]).arg(dir.path()));
-    assert_eq!(o.status.code(), Some(2));
-    let err = text(&o.stderr);
-    assert!(err.contains("notes.json: not a validate report"), "{err}");
-    assert_eq!(err.lines().count(), 1, "{err}");
+    Test::new(["fleet", "merge"])
+        .arg(dir.path())
+        .expect(2)
+        .one_line_error("notes.json: not a validate report");
     let empty = tempfile::tempdir().unwrap();
-    let o = run(xtask().args(["fleet", "merge"]).arg(empty.path()));
-    assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o.stderr).contains("no reports"));
+    Test::new(["fleet", "merge"])
+        .arg(empty.path())
+        .expect(2)
+        .err_has("no reports");
 }
 
 fn kubernetes_validate() -> Option<PathBuf> {
@@ -109,52 +90,51 @@ fn kubernetes_validate() -> Option<PathBuf> {
 }
 
 /// `fleet render --scheduler kubernetes --nodes N`, more flags to add.
-fn render_kubernetes(nodes: &str) -> Command {
-    let mut c = xtask();
-    c.args([
+fn render_kubernetes(nodes: &str) -> Test {
+    Test::new([
         "fleet",
         "render",
         "--scheduler",
         "kubernetes",
         "--nodes",
         nodes,
-    ]);
-    c
+    ])
+}
+
+/// `kubernetes-validate --strict FILE`.
+fn schemas(kv: &Path, manifest: &Path) -> Test {
+    let mut c = Command::new(kv);
+    c.arg("--strict").arg(manifest);
+    Test::from(c)
 }
 
 #[test]
 fn the_kubernetes_job_passes_the_kubernetes_schemas() {
     let out = tempfile::tempdir().unwrap();
     let manifest = out.path().join("fleet.json");
-    let o = run(render_kubernetes("8")
-        .args([
-            "--image",
-            "registry.example/llmstudio-xtask:aarch64",
-            "--gpus",
-            "4",
-        ])
-        .args(["--require", "cuda", "--namespace", "burn-in", "--output"])
-        .arg(&manifest));
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    render_kubernetes("8")
+        .args(["--image", "registry.example/llmstudio-xtask:aarch64"])
+        .args(["--gpus", "4", "--require", "cuda", "--namespace", "burn-in"])
+        .arg("--output")
+        .arg(&manifest)
+        .expect(0);
     let json = std::fs::read_to_string(&manifest).unwrap();
     assert!(json.contains("\"completionMode\": \"Indexed\""), "{json}");
     assert!(json.contains("\"nvidia.com/gpu\": 4"), "{json}");
     // --image is required for Kubernetes; a bad name is refused before anything is written.
-    let o = run(&mut render_kubernetes("2"));
-    assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o.stderr).contains("--image"), "{}", text(&o.stderr));
-    let o = run(render_kubernetes("2").args(["--image", "x", "--job-name", "Fleet_A"]));
-    assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o.stderr).contains("--job-name \"Fleet_A\""));
+    render_kubernetes("2").expect(2).err_has("--image");
+    render_kubernetes("2")
+        .args(["--image", "x", "--job-name", "Fleet_A"])
+        .expect(2)
+        .err_has("--job-name \"Fleet_A\"");
 
     let Some(kv) = kubernetes_validate() else {
         return;
     };
-    let o = run(Command::new(&kv).arg("--strict").arg(&manifest));
-    assert!(o.status.success(), "{}{}", text(&o.stdout), text(&o.stderr));
+    schemas(&kv, &manifest).expect(0);
     // The bundle from a claim instead of the image.
     let mounted = out.path().join("mounted.json");
-    let o = run(render_kubernetes("2")
+    render_kubernetes("2")
         .args([
             "--image",
             "ubuntu:24.04",
@@ -162,10 +142,9 @@ fn the_kubernetes_job_passes_the_kubernetes_schemas() {
             "llmstudio-xtask",
         ])
         .args(["--bundle", "/bundle", "--output"])
-        .arg(&mounted));
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
-    let o = run(Command::new(&kv).arg("--strict").arg(&mounted));
-    assert!(o.status.success(), "{}{}", text(&o.stdout), text(&o.stderr));
+        .arg(&mounted)
+        .expect(0);
+    schemas(&kv, &mounted).expect(0);
     // The validator is not a rubber stamp: a count that is a string fails it.
     let broken = out.path().join("broken.json");
     std::fs::write(
@@ -173,8 +152,8 @@ fn the_kubernetes_job_passes_the_kubernetes_schemas() {
         json.replace("\"completions\": 8", "\"completions\": \"eight\""),
     )
     .unwrap();
-    let o = run(Command::new(&kv).arg("--strict").arg(&broken));
-    assert!(!o.status.success(), "{}", text(&o.stdout));
+    let o = schemas(&kv, &broken).run();
+    assert_ne!(o.code(), Some(0), "{o:?}");
 }
 
 /// Whether a Slurm cluster with idle node1 and node2 answers (`.ci/slurm-up`).
@@ -203,8 +182,9 @@ fn slurm() -> bool {
 }
 
 fn dist_bundle(out: &Path) -> PathBuf {
-    let o = run(xtask().args(["dist", "--profile", "dev", "--out"]).arg(out));
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    Test::new(["dist", "--profile", "dev", "--out"])
+        .arg(out)
+        .expect(0);
     out.join(format!(
         "llmstudio-xtask-{}-{}",
         std::env::consts::OS,
@@ -221,18 +201,35 @@ fn slurm_two_nodes_report_and_a_cancelled_run_leaves_no_job() {
     let work = tempfile::tempdir().unwrap();
     let bundle = dist_bundle(work.path());
     let xtask = bundle.join("bin/xtask");
+    both_nodes_report(&xtask, work.path());
+    ctrl_c_cancels_a_pending_job(&xtask, work.path());
+}
 
-    // From the parent folder, relative paths, the bundle's own binary.
+/// The bundle's own binary at `xtask`, run from `work` with relative paths.
+fn bundled(xtask: &Path, work: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(xtask);
+    c.args(args).current_dir(work);
+    c
+}
+
+/// The id in a `submitted job ID: ...` line.
+fn submitted(line: &str) -> Option<String> {
+    let rest = line.strip_prefix("submitted job ")?;
+    rest.split(':').next().map(str::to_string)
+}
+
+fn both_nodes_report(xtask: &Path, work: &Path) {
+    let args = ["fleet", "validate", "--scheduler", "slurm", "--nodes", "2"];
     let started = Instant::now();
-    let o = run(Command::new(&xtask)
-        .args(["fleet", "validate", "--scheduler", "slurm", "--nodes", "2"])
+    let ran = Test::from(bundled(xtask, work, &args))
         .args(["--quick", "--reports", "fleet-reports", "--json"])
-        .current_dir(work.path()));
-    let took = started.elapsed();
-    let err = text(&o.stderr);
-    assert_eq!(o.status.code(), Some(0), "{err}");
-    eprintln!("fleet validate, submit to merged table: {took:.1?}");
-    let v = json(&o.stdout);
+        .expect(0);
+    eprintln!(
+        "fleet validate, submit to merged table: {:.1?}",
+        started.elapsed()
+    );
+    ran.err_has("node1 reported");
+    let (v, err) = (ran.json(), ran.stderr());
     let nodes: Vec<(&str, &str)> = v["nodes"]
         .as_array()
         .unwrap()
@@ -240,7 +237,6 @@ fn slurm_two_nodes_report_and_a_cancelled_run_leaves_no_job() {
         .map(|n| (n["node"].as_str().unwrap(), n["state"].as_str().unwrap()))
         .collect();
     assert_eq!(nodes, [("node1", "ok"), ("node2", "ok")], "{err}");
-    assert!(err.contains("node1 reported"), "{err}");
     // A quick job may finish between two polls: then it is seen completed, not running.
     assert!(
         err.contains(" running on node[1-2]") || err.contains(" completed on node[1-2]"),
@@ -248,11 +244,9 @@ fn slurm_two_nodes_report_and_a_cancelled_run_leaves_no_job() {
     );
     let id = err
         .lines()
-        .find_map(|l| l.strip_prefix("submitted job "))
-        .and_then(|l| l.split(':').next())
-        .unwrap_or_else(|| panic!("no job id in {err}"))
-        .to_string();
-    let dir = work.path().join("fleet-reports").join(format!("job-{id}"));
+        .find_map(submitted)
+        .unwrap_or_else(|| panic!("no job id in {err}"));
+    let dir = work.join("fleet-reports").join(format!("job-{id}"));
     for node in ["node1", "node2"] {
         let r: serde_json::Value =
             serde_json::from_slice(&std::fs::read(dir.join(format!("{node}.json"))).unwrap())
@@ -261,43 +255,37 @@ fn slurm_two_nodes_report_and_a_cancelled_run_leaves_no_job() {
         assert_eq!(r["host"]["job"], id.as_str());
     }
     // The batch script is the one `fleet render` writes.
-    let rendered = run(Command::new(&xtask)
-        .args([
-            "fleet",
-            "render",
-            "--scheduler",
-            "slurm",
-            "--nodes",
-            "2",
-            "--quick",
-        ])
-        .args(["--reports", "fleet-reports"])
-        .current_dir(work.path()));
-    assert_eq!(
-        text(&rendered.stdout),
-        std::fs::read_to_string(work.path().join("fleet-reports/xtask-fleet.sbatch")).unwrap()
-    );
+    let args = ["fleet", "render", "--scheduler", "slurm", "--nodes", "2"];
+    let rendered = Test::from(bundled(xtask, work, &args))
+        .args(["--quick", "--reports", "fleet-reports"])
+        .expect(0)
+        .stdout();
+    let written = std::fs::read_to_string(work.join("fleet-reports/xtask-fleet.sbatch")).unwrap();
+    assert_eq!(rendered, written);
+}
 
-    // Both nodes busy: the fleet job waits; Ctrl-C cancels it, exit 130, no job left.
-    let blocker = run(Command::new("sbatch").args([
-        "--parsable",
-        "--nodes=2",
-        "--exclusive",
-        "--job-name=xtask-test-blocker",
-        "--output=/dev/null",
-        "--wrap",
-        "sleep 300",
-    ]));
-    assert!(blocker.status.success(), "{}", text(&blocker.stderr));
-    let blocker = text(&blocker.stdout).trim().to_string();
-    let mut child = Command::new(&xtask)
-        .args(["fleet", "validate", "--nodes", "2", "--quick"])
-        .args(["--reports", "fleet-reports"])
-        .current_dir(work.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+/// Both nodes busy: the fleet job waits; Ctrl-C cancels it, exit 130, no job left.
+fn ctrl_c_cancels_a_pending_job(xtask: &Path, work: &Path) {
+    let mut sbatch = Command::new("sbatch");
+    sbatch
+        .args(["--parsable", "--nodes=2", "--exclusive"])
+        .args([
+            "--job-name=xtask-test-blocker",
+            "--output=/dev/null",
+            "--wrap",
+            "sleep 300",
+        ]);
+    let blocker = Test::from(sbatch).expect(0).stdout().trim().to_string();
+    let mut child = bundled(
+        xtask,
+        work,
+        &["fleet", "validate", "--nodes", "2", "--quick"],
+    )
+    .args(["--reports", "fleet-reports"])
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     let stderr = child.stderr.take().unwrap();
     std::thread::spawn(move || {
@@ -312,9 +300,7 @@ fn slurm_two_nodes_report_and_a_cancelled_run_leaves_no_job() {
         let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) else {
             continue;
         };
-        if let Some(rest) = line.strip_prefix("submitted job ") {
-            fleet_job = rest.split(':').next().map(str::to_string);
-        }
+        fleet_job = fleet_job.or_else(|| submitted(&line));
         let pending = line.contains(" pending");
         seen.push(line);
         if pending {
@@ -350,31 +336,25 @@ fn slurm_two_nodes_report_and_a_cancelled_run_leaves_no_job() {
 fn fleet_validate_names_what_is_missing() {
     // No bundle here, and a bundle path that is not one: usage errors naming the flag.
     let dir = tempfile::tempdir().unwrap();
-    let o = run(xtask()
-        .args(["fleet", "validate", "--nodes", "2", "--bundle"])
-        .arg(dir.path()));
-    assert_eq!(o.status.code(), Some(2));
+    let err = Test::new(["fleet", "validate", "--nodes", "2", "--bundle"])
+        .arg(dir.path())
+        .expect(2)
+        .stderr();
     assert!(
-        text(&o.stderr).starts_with(&format!("error: --bundle {}", dir.path().display())),
-        "{}",
-        text(&o.stderr)
+        err.starts_with(&format!("error: --bundle {}", dir.path().display())),
+        "{err}"
     );
     // A bundle's shape but no Slurm on PATH: exit 3, naming the program.
     std::fs::create_dir_all(dir.path().join("bin")).unwrap();
     std::fs::create_dir_all(dir.path().join("templates")).unwrap();
     std::fs::write(dir.path().join("bin/xtask"), "").unwrap();
     std::fs::write(dir.path().join("templates/platforms.toml"), "").unwrap();
-    let o = run(xtask()
-        .args(["fleet", "validate", "--nodes", "2", "--bundle"])
+    Test::new(["fleet", "validate", "--nodes", "2", "--bundle"])
         .arg(dir.path())
-        .env("PATH", dir.path().join("bin")));
-    assert_eq!(o.status.code(), Some(3), "{}", text(&o.stderr));
-    assert!(
-        text(&o.stderr).contains("no `sbatch` on PATH"),
-        "{}",
-        text(&o.stderr)
-    );
-    let o = run(xtask().args(["fleet", "validate", "--nodes", "2", "--level", "3"]));
-    assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o.stderr).contains("--project"), "{}", text(&o.stderr));
+        .env("PATH", dir.path().join("bin"))
+        .expect(3)
+        .err_has("no `sbatch` on PATH");
+    Test::new(["fleet", "validate", "--nodes", "2", "--level", "3"])
+        .expect(2)
+        .err_has("--project");
 }
