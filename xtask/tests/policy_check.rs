@@ -7,7 +7,6 @@
 mod support;
 
 use std::path::Path;
-use std::process::Output;
 
 use support::*;
 
@@ -166,35 +165,30 @@ fn write_indexes(root: &Path, listing: &[(&str, &str, Vec<String>)], yanked: &[&
     }
 }
 
-struct Served {
-    root: tempfile::TempDir,
-    url: String,
-}
-
-fn served() -> Served {
-    let root = tempfile::tempdir().unwrap();
-    let url = serve(root.path().to_path_buf());
-    Served { root, url }
-}
-
-fn check(
-    s: &Served,
-    listing: &[(&str, &str, Vec<String>)],
-    yanked: &[&str],
-    extra: &[&str],
-) -> (Output, serde_json::Value) {
-    write_indexes(&s.root.path().join("ix"), listing, yanked);
-    let o = run(xtask()
-        .args(["policy", "check", "--json", "--last", "3", "--index"])
+/// `policy check` against the three loopback indexes (pypi, cu128, cu130) in `s`.
+fn policy_check(s: &Indexes) -> Test {
+    Test::new(["policy", "check", "--index"])
         .arg(format!("{}/ix/pypi", s.url))
         .arg("--index")
         .arg(format!("pytorch-cu128={}/ix/cu128", s.url))
         .arg("--index")
         .arg(format!("pytorch-cu130={}/ix/cu130/", s.url))
-        .args(extra));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", text(&o.stdout), text(&o.stderr)));
-    (o, v)
+}
+
+/// Write the listing, run `policy check --json --last 3` on it (with `extra` flags).
+fn check(
+    s: &Indexes,
+    listing: &[(&str, &str, Vec<String>)],
+    yanked: &[&str],
+    extra: &[&str],
+) -> (Ran, serde_json::Value) {
+    write_indexes(&s.root.path().join("ix"), listing, yanked);
+    let ran = policy_check(s)
+        .args(["--json", "--last", "3"])
+        .args(extra)
+        .run();
+    let v = ran.json();
+    (ran, v)
 }
 
 fn differences(v: &serde_json::Value) -> Vec<String> {
@@ -209,9 +203,9 @@ fn differences(v: &serde_json::Value) -> Vec<String> {
 
 #[test]
 fn indexes_that_agree_pass_in_both_formats() {
-    let s = served();
+    let s = Indexes::new();
     let (o, v) = check(&s, &listing(), &[], &[]);
-    assert_eq!(o.status.code(), Some(0), "{v}\n{}", text(&o.stderr));
+    assert_eq!(o.code(), Some(0), "{o:?}");
     assert!(differences(&v).is_empty(), "{v}");
     let checks = v["checks"].as_array().unwrap();
     let by = |subject: &str| {
@@ -252,7 +246,7 @@ fn indexes_that_agree_pass_in_both_formats() {
 /// Each change to the file lists, and the one line it must produce.
 #[test]
 fn a_removed_wheel_a_new_platform_and_a_yanked_file_are_differences() {
-    let s = served();
+    let s = Indexes::new();
     let edit = |project: &str, f: &dyn Fn(&mut Vec<String>)| {
         let mut l = listing();
         for (_, p, files) in l.iter_mut() {
@@ -317,13 +311,9 @@ fn a_removed_wheel_a_new_platform_and_a_yanked_file_are_differences() {
     ];
     for (what, l, yanked, want) in cases {
         let (o, v) = check(&s, &l, &yanked, &[]);
-        assert_eq!(o.status.code(), Some(1), "{what}: {v}");
+        assert_eq!(o.code(), Some(1), "{what}: {o:?}");
         assert_eq!(differences(&v), [want.to_string()], "{what}: {v}");
-        assert!(
-            text(&o.stderr).contains("1 difference between the policy and the indexes"),
-            "{what}: {}",
-            text(&o.stderr)
-        );
+        o.err_has("1 difference between the policy and the indexes");
     }
 
     // The text report names the claim and its difference under it.
@@ -332,26 +322,16 @@ fn a_removed_wheel_a_new_platform_and_a_yanked_file_are_differences() {
         &edit("triton", &|f| f.retain(|f| !f.contains("3.4.0"))),
         &[],
     );
-    let o = run(xtask()
-        .args(["policy", "check", "--index"])
-        .arg(format!("{}/ix/pypi", s.url))
-        .arg("--index")
-        .arg(format!("pytorch-cu128={}/ix/cu128", s.url))
-        .arg("--index")
-        .arg(format!("pytorch-cu130={}/ix/cu130", s.url)));
-    assert_eq!(o.status.code(), Some(1));
-    let out = text(&o.stdout);
-    assert!(
-        out.contains("DIFFERS  triton <3.5")
-            && out.contains("triton <3.5: no release in <3.5 on the index"),
-        "{out}"
-    );
+    policy_check(&s)
+        .expect(1)
+        .out_has("DIFFERS  triton <3.5")
+        .out_has("triton <3.5: no release in <3.5 on the index");
 }
 
 /// An index that does not answer is skipped with its reason; a bad --index is exit 2.
 #[test]
 fn unreachable_indexes_are_skipped_and_bad_flags_refused() {
-    let s = served();
+    let s = Indexes::new();
     // A port nothing listens on.
     let closed = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -366,7 +346,7 @@ fn unreachable_indexes_are_skipped_and_bad_flags_refused() {
             &format!("pytorch-cu130=http://127.0.0.1:{closed}/cu130"),
         ],
     );
-    assert_eq!(o.status.code(), Some(0), "{v}");
+    assert_eq!(o.code(), Some(0), "{o:?}");
     let c = v["checks"]
         .as_array()
         .unwrap()
@@ -378,19 +358,14 @@ fn unreachable_indexes_are_skipped_and_bad_flags_refused() {
     assert_eq!(v["unreachable"], 1);
 
     // Nothing answers: exit 3.
-    let o = run(xtask()
-        .args(["policy", "check", "--index"])
+    Test::new(["policy", "check", "--index"])
         .arg(format!("http://127.0.0.1:{closed}/simple"))
         .arg("--index")
         .arg(format!("pytorch-cu128=http://127.0.0.1:{closed}/a"))
         .arg("--index")
-        .arg(format!("pytorch-cu130=http://127.0.0.1:{closed}/b")));
-    assert_eq!(o.status.code(), Some(3), "{}", text(&o.stderr));
-    assert!(
-        text(&o.stderr).contains("no index answered"),
-        "{}",
-        text(&o.stderr)
-    );
+        .arg(format!("pytorch-cu130=http://127.0.0.1:{closed}/b"))
+        .expect(3)
+        .err_has("no index answered");
 
     for (flag, needle) in [
         (
@@ -399,13 +374,10 @@ fn unreachable_indexes_are_skipped_and_bad_flags_refused() {
         ),
         ("127.0.0.1/simple", "is not an http(s) URL"),
     ] {
-        let o = run(xtask().args(["policy", "check", "--index", flag]));
-        let err = text(&o.stderr);
-        assert_eq!(o.status.code(), Some(2), "{flag}: {err}");
-        assert!(
-            err.lines().count() == 1 && err.contains(needle) && err.contains("--index"),
-            "{flag}: {err}"
-        );
+        Test::new(["policy", "check", "--index", flag])
+            .expect(2)
+            .one_line_error(needle)
+            .err_has("--index");
     }
 }
 
@@ -445,12 +417,10 @@ fn pypi_agrees_with_the_policy_for_triton_and_bitsandbytes() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("policy.toml");
     std::fs::write(&file, doc.to_string()).unwrap();
-    let o = run(xtask()
-        .arg("--policy")
-        .arg(&file)
-        .args(["policy", "check", "--json"]));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(&o.stderr)));
+    let v = Test::new(["policy", "check", "--json"])
+        .policy(&file)
+        .run()
+        .json();
     let checks: Vec<&serde_json::Value> = v["checks"]
         .as_array()
         .unwrap()
