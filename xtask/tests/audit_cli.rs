@@ -78,8 +78,8 @@ fn project(lock: Option<&str>) -> tempfile::TempDir {
     dir
 }
 
-fn audit(dir: &Path, args: &[&str]) -> std::process::Output {
-    run(xtask().arg("--project").arg(dir).arg("audit").args(args))
+fn audit(dir: &Path, args: &[&str]) -> Test {
+    Test::in_project(dir, ["audit"]).args(args)
 }
 
 fn statuses(v: &serde_json::Value, target: &str) -> Vec<(String, String)> {
@@ -114,10 +114,8 @@ fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
 #[test]
 fn statuses_per_target() {
     let dir = project(Some(LOCK));
-    let o = audit(dir.path(), &["--json"]);
     // gamma has no aarch64 Linux wheel; beta none at all for aarch64.
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v = audit(dir.path(), &["--json"]).expect(1).json();
     assert_eq!(
         statuses(&v, "linux-x86_64-cuda"),
         pairs(&[
@@ -159,37 +157,18 @@ fn statuses_per_target() {
     assert_eq!(beta["version"], "2.0");
 
     // Without the dev group, gamma is not installed; only x86_64 and macOS pass.
-    let o = audit(
-        dir.path(),
-        &[
-            "--no-dev",
-            "--target",
-            "macos-arm64-mps",
-            "--target",
-            "amd64-cuda",
-        ],
-    );
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stdout));
-    let out = text(&o.stdout);
-    assert!(
-        out.contains("linux-x86_64-cuda (Python 3.12): installs"),
-        "{out}"
-    );
-    assert!(!out.contains("aarch64"), "{out}");
-    assert!(out.contains("build    delta 3.0: sdist only"), "{out}");
+    let ran = audit(dir.path(), &["--no-dev", "--target", "macos-arm64-mps"])
+        .args(["--target", "amd64-cuda"])
+        .expect(0);
+    ran.out_has("linux-x86_64-cuda (Python 3.12): installs")
+        .out_has("build    delta 3.0: sdist only");
+    assert!(!ran.stdout().contains("aarch64"), "{ran:?}");
 
-    let o = audit(
-        dir.path(),
-        &["--markdown", "--target", "linux-aarch64-cuda"],
-    );
-    assert_eq!(o.status.code(), Some(1));
-    let out = text(&o.stdout);
-    assert!(
-        out.contains("### `linux-aarch64-cuda` (Python 3.12)"),
-        "{out}"
-    );
-    assert!(out.contains("| beta | 2.0 | missing | wheels only for manylinux_2_17_x86_64, manylinux2014_x86_64; no sdist |"), "{out}");
-    assert!(text(&o.stderr).contains("no installable file for: beta 2.0 on linux-aarch64-cuda"));
+    audit(dir.path(), &["--markdown", "--target", "linux-aarch64-cuda"])
+        .expect(1)
+        .out_has("### `linux-aarch64-cuda` (Python 3.12)")
+        .out_has("| beta | 2.0 | missing | wheels only for manylinux_2_17_x86_64, manylinux2014_x86_64; no sdist |")
+        .err_has("no installable file for: beta 2.0 on linux-aarch64-cuda");
 }
 
 #[test]
@@ -200,19 +179,15 @@ fn stale_lock_is_a_warning() {
         PYPROJECT.replace("\"alpha\", ", "\"alpha>=1\", \"epsilon\", "),
     )
     .unwrap();
-    let o = audit(dir.path(), &["--no-dev", "--target", "amd64-cuda"]);
-    assert_eq!(o.status.code(), Some(0));
-    let err = text(&o.stderr);
-    assert!(err.contains("warning: uv.lock is stale: dependencies changed since the lock was made: alpha, epsilon (not in the lock); run `cargo xtask lock`"), "{err}");
+    audit(dir.path(), &["--no-dev", "--target", "amd64-cuda"])
+        .expect(0)
+        .err_has("warning: uv.lock is stale: dependencies changed since the lock was made: alpha, epsilon (not in the lock); run `cargo xtask lock`");
 }
 
 fn expect_bad(dir: &Path, args: &[&str], needle: &str) {
-    let o = audit(dir, args);
-    let err = text(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{err}");
-    assert_eq!(err.lines().count(), 1, "not one line: {err}");
-    assert!(err.contains(needle), "{needle:?} not in {err}");
-    assert!(o.stdout.is_empty());
+    let ran = audit(dir, args).expect(2);
+    ran.one_line_error(needle);
+    assert!(ran.out.stdout.is_empty(), "{ran:?}");
 }
 
 #[test]
@@ -257,11 +232,8 @@ fn bad_input_is_one_line() {
 #[cfg(target_os = "linux")]
 fn lock_check(lock: &str) -> (Option<i32>, serde_json::Value, String) {
     let dir = project(Some(lock));
-    let o = run(xtask()
-        .arg("--project")
-        .arg(dir.path())
-        .args(["validate", "--level", "1", "--json"]));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let ran = Test::in_project(dir.path(), ["validate", "--level", "1", "--json"]).run();
+    let v = ran.json();
     let check = v["checks"]
         .as_array()
         .unwrap()
@@ -269,7 +241,7 @@ fn lock_check(lock: &str) -> (Option<i32>, serde_json::Value, String) {
         .find(|c| c["name"] == "lock installs here")
         .cloned()
         .unwrap();
-    (o.status.code(), check, text(&o.stderr))
+    (ran.code(), check, ran.stderr())
 }
 
 /// validate's level 1 runs the same verdict for this host's target.
@@ -310,11 +282,9 @@ fn validate_looks_for_the_projects_python() {
         let set = |text: &str| text.replace("==3.12.*", spec);
         std::fs::write(dir.path().join("pyproject.toml"), set(PYPROJECT)).unwrap();
         std::fs::write(dir.path().join("uv.lock"), set(LOCK)).unwrap();
-        let o = run(xtask()
-            .arg("--project")
-            .arg(dir.path())
-            .args(["validate", "--level", "1", "--json"]));
-        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let v = Test::in_project(dir.path(), ["validate", "--level", "1", "--json"])
+            .run()
+            .json();
         v["checks"]
             .as_array()
             .unwrap()
