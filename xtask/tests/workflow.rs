@@ -38,11 +38,11 @@ fn app() -> tempfile::TempDir {
     parent
 }
 
-fn xt(parent: &Path, args: &[&str]) -> std::process::Output {
-    run(xtask()
+/// `xtask --project app workflow ARGS...` from the app's parent folder.
+fn xt(parent: &Path, args: &[&str]) -> Test {
+    Test::new(["--project", "app", "workflow"])
+        .args(args)
         .current_dir(parent)
-        .args(["--project", "app", "workflow"])
-        .args(args))
 }
 
 #[test]
@@ -50,23 +50,18 @@ fn generated_workflow_is_stable_and_checked() {
     let parent = app();
     let p = parent.path();
     let file = p.join("app/.github/workflows/xtask.yml");
-    let o = xt(p, &["--gpu-runner", GPU]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    xt(p, &["--gpu-runner", GPU]).expect(0);
     let first = std::fs::read_to_string(&file).unwrap();
     assert!(first.contains("runs-on: ubuntu-24.04-arm"), "{first}");
     assert!(p.join("app/.github/actionlint.yaml").is_file());
 
     // Nothing changed: nothing written, --check passes.
     let mtime = std::fs::metadata(&file).unwrap().modified().unwrap();
-    let o = xt(p, &["--gpu-runner", GPU]);
-    assert!(
-        text(&o.stdout).contains("up to date (7 jobs)"),
-        "{}",
-        text(&o.stdout)
-    );
+    xt(p, &["--gpu-runner", GPU])
+        .expect(0)
+        .out_has("up to date (7 jobs)");
     assert_eq!(std::fs::metadata(&file).unwrap().modified().unwrap(), mtime);
-    let o = xt(p, &["--check", "--gpu-runner", GPU]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    xt(p, &["--check", "--gpu-runner", GPU]).expect(0);
 
     // A policy change shows up: --check fails, --diff says where.
     let policy = std::fs::read_to_string(
@@ -79,28 +74,15 @@ fn generated_workflow_is_stable_and_checked() {
     );
     std::fs::write(p.join("policy.toml"), policy).unwrap();
     let with_policy = |extra: &[&str]| {
-        run(xtask()
-            .current_dir(p)
-            .args([
-                "--project",
-                "app",
-                "--policy",
-                "policy.toml",
-                "workflow",
-                "--gpu-runner",
-                GPU,
-            ])
-            .args(extra))
+        xt(p, &["--gpu-runner", GPU])
+            .policy("policy.toml")
+            .args(extra)
     };
-    let o = with_policy(&["--check"]);
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
-    let o = with_policy(&["--diff"]);
-    let diff = text(&o.stdout);
-    assert!(
-        diff.contains("-    runs-on: ubuntu-24.04-arm\n")
-            && diff.contains("+    runs-on: ubuntu-22.04-arm\n"),
-        "{diff}"
-    );
+    with_policy(&["--check"]).expect(1);
+    with_policy(&["--diff"])
+        .expect(0)
+        .out_has("-    runs-on: ubuntu-24.04-arm\n")
+        .out_has("+    runs-on: ubuntu-22.04-arm\n");
     assert_eq!(
         std::fs::read_to_string(&file).unwrap(),
         first,
@@ -108,9 +90,9 @@ fn generated_workflow_is_stable_and_checked() {
     );
 
     // Bad labels are one line, exit 2.
-    let o = xt(p, &["--gpu-runner", "self hosted"]);
-    assert_eq!(o.status.code(), Some(2));
-    assert_eq!(text(&o.stderr).lines().count(), 1, "{}", text(&o.stderr));
+    xt(p, &["--gpu-runner", "self hosted"])
+        .expect(2)
+        .one_line_error("self hosted");
 }
 
 /// actionlint and zizmor find nothing in the generated workflow or in this repository's.
@@ -118,8 +100,7 @@ fn generated_workflow_is_stable_and_checked() {
 fn workflows_lint_clean() {
     let parent = app();
     let app = parent.path().join("app");
-    let o = xt(parent.path(), &["--gpu-runner", GPU]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    xt(parent.path(), &["--gpu-runner", GPU]).expect(0);
     let generated = ".github/workflows/xtask.yml";
     let ours = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     if let Some(actionlint) = tool("actionlint") {
