@@ -48,13 +48,18 @@ fn locked(fixture: &str) -> Option<tempfile::TempDir> {
     Some(dir)
 }
 
-fn xt_docker(dir: &Path, args: &[&str]) -> std::process::Output {
-    run(xtask()
-        .arg("--project")
-        .arg(dir)
-        .arg("docker")
-        .args(args)
-        .env_remove("DOCKER"))
+/// `xtask --project DIR docker ARGS...`, with no DOCKER from the caller's environment.
+fn xt_docker(dir: &Path, args: &[&str]) -> Test {
+    let mut c = xtask();
+    c.env_remove("DOCKER");
+    Test::from(c).project(dir).arg("docker").args(args)
+}
+
+/// `docker ARGS...` with the client at `docker`.
+fn docker_cli(docker: &Path, args: &[&str]) -> Test {
+    let mut c = Command::new(docker);
+    c.args(args);
+    Test::from(c)
 }
 
 fn build_args(arch: &str) -> Vec<String> {
@@ -75,14 +80,9 @@ fn build_args(arch: &str) -> Vec<String> {
     a
 }
 
-fn http_get(port: u16) -> Option<String> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    s.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
-    let mut body = String::new();
-    s.read_to_string(&mut body).ok()?;
-    body.contains("200").then_some(body)
+/// The app's answer on `port` when it is a 200.
+fn answer_200(port: u16) -> Option<String> {
+    http_get(port).filter(|b| b.contains("200"))
 }
 
 fn build_run_clean(arch: &str, alias: &str) {
@@ -97,61 +97,14 @@ fn build_run_clean(arch: &str, alias: &str) {
     build.extend(args.iter().map(String::as_str));
 
     let t = Instant::now();
-    let o = xt_docker(d, &build);
-    assert_eq!(o.status.code(), Some(0), "build: {}", text(&o.stderr));
+    xt_docker(d, &build).expect(0).err_has("builder: "); // the builder is named
     eprintln!("{arch}: first build {:.1} s", t.elapsed().as_secs_f64());
-    assert!(
-        text(&o.stderr).contains("builder: "),
-        "the builder is named: {}",
-        text(&o.stderr)
-    );
-
-    let platform = format!("linux/{arch}");
-    let in_image = |cmd: &[&str]| {
-        run(Command::new(&docker)
-            .args(["run", "--rm", "--platform", &platform, &tag])
-            .args(cmd))
-    };
-    let o = in_image(&["id", "-u"]);
-    assert!(o.status.success(), "{}", text(&o.stderr));
-    assert_ne!(text(&o.stdout).trim(), "0", "the image runs as root");
-    let o = in_image(&[
-        "python3",
-        "-c",
-        "import fixture_app, six, sys; print(sys.prefix)",
-    ]);
-    assert!(
-        o.status.success(),
-        "the venv does not import: {}",
-        text(&o.stderr)
-    );
-    assert_eq!(text(&o.stdout).trim(), "/opt/venv");
-    let o = run(Command::new(&docker).args([
-        "image",
-        "inspect",
-        "--format",
-        "{{.Architecture}} {{index .Config.Labels \"org.opencontainers.image.version\"}} {{.Size}}",
-        &tag,
-    ]));
-    let inspect = text(&o.stdout);
-    assert!(inspect.starts_with(&format!("{arch} 0.3.1 ")), "{inspect}");
-    eprintln!(
-        "{arch}: runtime image {} MB",
-        inspect
-            .split_whitespace()
-            .last()
-            .unwrap()
-            .parse::<u64>()
-            .unwrap()
-            / 1_000_000
-    );
+    image_is_sound(&docker, arch, &tag);
 
     // A code-only change rebuilds without re-installing the dependencies.
     std::fs::write(d.join("src/fixture_app/extra.py"), "X = 1\n").unwrap();
     let t = Instant::now();
-    let o = xt_docker(d, &build);
-    assert_eq!(o.status.code(), Some(0), "rebuild: {}", text(&o.stderr));
-    let err = text(&o.stderr);
+    let err = xt_docker(d, &build).expect(0).stderr();
     eprintln!(
         "{arch}: rebuild after a code change {:.1} s",
         t.elapsed().as_secs_f64()
@@ -166,32 +119,59 @@ fn build_run_clean(arch: &str, alias: &str) {
         err.lines().any(|l| l.trim() == format!("{step} CACHED")),
         "the dependency layer was rebuilt:\n{err}"
     );
+    run_and_clean(&docker, d, alias, &tag);
+}
 
-    // run: the app answers on its port; clean removes container and image.
+/// The built image: not root, the venv imports, the labels and architecture it claims.
+fn image_is_sound(docker: &Path, arch: &str, tag: &str) {
+    let platform = format!("linux/{arch}");
+    let in_image = |cmd: &[&str]| {
+        docker_cli(docker, &["run", "--rm", "--platform", &platform, tag])
+            .args(cmd)
+            .expect(0)
+            .stdout()
+    };
+    assert_ne!(
+        in_image(&["id", "-u"]).trim(),
+        "0",
+        "the image runs as root"
+    );
+    let prefix = in_image(&[
+        "python3",
+        "-c",
+        "import fixture_app, six, sys; print(sys.prefix)",
+    ]);
+    assert_eq!(prefix.trim(), "/opt/venv");
+    let format =
+        "{{.Architecture}} {{index .Config.Labels \"org.opencontainers.image.version\"}} {{.Size}}";
+    let inspect = docker_cli(docker, &["image", "inspect", "--format", format, tag])
+        .expect(0)
+        .stdout();
+    assert!(inspect.starts_with(&format!("{arch} 0.3.1 ")), "{inspect}");
+    let size: u64 = inspect.split_whitespace().last().unwrap().parse().unwrap();
+    eprintln!("{arch}: runtime image {} MB", size / 1_000_000);
+}
+
+/// run: the app answers on its port; clean removes container and image.
+fn run_and_clean(docker: &Path, d: &Path, alias: &str, tag: &str) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
-        .port();
+        .port()
+        .to_string();
     let mnt = tempfile::tempdir().unwrap();
-    let o = xt_docker(
+    xt_docker(
         d,
-        &[
-            "run",
-            alias,
-            "--tag",
-            &tag,
-            "--detach",
-            "--port",
-            &port.to_string(),
-            "--mount-dir",
-            mnt.path().to_str().unwrap(),
-        ],
-    );
-    assert_eq!(o.status.code(), Some(0), "run: {}", text(&o.stderr));
+        &["run", alias, "--tag", tag, "--detach", "--port", &port],
+    )
+    .arg("--mount-dir")
+    .arg(mnt.path())
+    .expect(0);
+    let port: u16 = port.parse().unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
     let body = loop {
-        if let Some(b) = http_get(port) {
+        if let Some(b) = answer_200(port) {
             break b;
         }
         assert!(
@@ -200,19 +180,16 @@ fn build_run_clean(arch: &str, alias: &str) {
         );
         std::thread::sleep(Duration::from_millis(500));
     };
-    assert!(
-        body.contains("\"H2O_WAVE_MAX_REQUEST_SIZE\": \"25MB\""),
-        "{body}"
-    );
-    assert!(
-        body.contains("\"H2O_LLM_STUDIO_WORKDIR\": \"/mount\""),
-        "{body}"
-    );
-    let o = xt_docker(d, &["clean", alias, "--tag", &tag]);
-    assert_eq!(o.status.code(), Some(0), "clean: {}", text(&o.stderr));
-    let o = run(Command::new(&docker).args(["image", "inspect", &tag]));
-    assert!(!o.status.success(), "the image is still there");
-    assert!(http_get(port).is_none(), "the container still answers");
+    for env in [
+        "\"H2O_WAVE_MAX_REQUEST_SIZE\": \"25MB\"",
+        "\"H2O_LLM_STUDIO_WORKDIR\": \"/mount\"",
+    ] {
+        assert!(body.contains(env), "{env}: {body}");
+    }
+    xt_docker(d, &["clean", alias, "--tag", tag]).expect(0);
+    let gone = docker_cli(docker, &["image", "inspect", tag]).run();
+    assert_ne!(gone.code(), Some(0), "the image is still there");
+    assert!(answer_200(port).is_none(), "the container still answers");
 }
 
 #[test]
@@ -230,9 +207,7 @@ fn docker_bad_input_is_one_line() {
     let dir = copy_fixture("docker/app");
     let d = dir.path();
     let expect = |args: &[&str], code: i32, needle: &str| {
-        let o = xt_docker(d, args);
-        let err = text(&o.stderr);
-        assert_eq!(o.status.code(), Some(code), "{args:?}: {err}");
+        let err = xt_docker(d, args).expect(code).stderr();
         let last = err.lines().last().unwrap_or("");
         assert!(
             last.starts_with("error: ") && last.contains(needle),
@@ -279,51 +254,29 @@ fn docker_bad_input_is_one_line() {
     }
     // A daemon that does not answer.
     if Path::new(DOCKER).is_file() {
-        let o = run(xtask()
-            .arg("--project")
-            .arg(d)
-            .args(["docker", "amd64-cuda", "--docker", DOCKER])
-            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock"));
-        assert_eq!(o.status.code(), Some(3), "{}", text(&o.stderr));
-        assert!(
-            text(&o.stderr).contains("the Docker daemon is not running"),
-            "{}",
-            text(&o.stderr)
-        );
+        let no_daemon = "unix:///nonexistent/docker.sock";
+        xt_docker(d, &["amd64-cuda", "--docker", DOCKER])
+            .env("DOCKER_HOST", no_daemon)
+            .expect(3)
+            .err_has("the Docker daemon is not running");
         // --dry-run needs no daemon and writes nothing.
-        let o = run(xtask()
-            .arg("--project")
-            .arg(d)
-            .args([
-                "docker",
-                "arm64-cuda",
-                "--dry-run",
-                "--docker",
-                DOCKER,
-                "--ca-bundle",
-                "/etc/hostname",
-            ])
-            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock"));
-        assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
-        let out = text(&o.stdout);
+        let ran = xt_docker(d, &["arm64-cuda", "--dry-run", "--docker", DOCKER])
+            .args(["--ca-bundle", "/etc/hostname"])
+            .env("DOCKER_HOST", no_daemon)
+            .expect(0);
+        ran.out_has("--secret id=cabundle,src=/etc/hostname")
+            .out_has("-t fixture-docker-app:arm64-cuda");
+        let out = ran.stdout();
         assert!(
             out.starts_with("/usr/bin/docker buildx build --platform linux/arm64 "),
             "{out}"
         );
-        assert!(
-            out.contains("--secret id=cabundle,src=/etc/hostname"),
-            "{out}"
-        );
-        assert!(out.contains("-t fixture-docker-app:arm64-cuda"), "{out}");
     }
     // render shows the Dockerfile and the arguments.
-    let o = xt_docker(d, &["render", "amd64-cuda"]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
-    let out = text(&o.stdout);
-    assert!(
-        out.contains("FROM ${UV_IMAGE} AS uv") && out.contains("VERSION=0.3.1"),
-        "{out}"
-    );
+    xt_docker(d, &["render", "amd64-cuda"])
+        .expect(0)
+        .out_has("FROM ${UV_IMAGE} AS uv")
+        .out_has("VERSION=0.3.1");
 }
 
 #[test]
@@ -417,11 +370,7 @@ fn push_publishes_one_multiarch_image() {
         return;
     };
     let r = &reg.addr;
-    let d = |args: &[&str]| {
-        let o = run(Command::new(&docker).args(args));
-        assert!(o.status.success(), "docker {args:?}: {}", text(&o.stderr));
-        text(&o.stdout)
-    };
+    let d = |args: &[&str]| docker_cli(&docker, args).expect(0).stdout();
     // The local base and uv images as multi-arch images in the registry, as the real
     // ones (ubuntu, uv) are.
     for (name, local) in [("base", "xtask-ci/base:bookworm-"), ("uv", "xtask-ci/uv:")] {
@@ -467,12 +416,7 @@ fn push_publishes_one_multiarch_image() {
         args.extend(["--ca-bundle".into(), ca.into()]);
     }
     let started = Instant::now();
-    let o = xt_docker(
-        dir.path(),
-        &args.iter().map(String::as_str).collect::<Vec<_>>(),
-    );
-    let out = text(&o.stdout);
-    assert_eq!(o.status.code(), Some(0), "{out}\n{}", text(&o.stderr));
+    let out = xt_docker(dir.path(), &[]).args(&args).expect(0).stdout();
     eprintln!(
         "docker push of two architectures: {:.1} s",
         started.elapsed().as_secs_f64()

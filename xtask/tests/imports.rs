@@ -5,16 +5,12 @@
 mod support;
 
 use serde_json::Value;
-use support::{copy_fixture, run, text, which, xtask};
+use support::{Test, copy_fixture, which};
 
 fn audit(dir: &std::path::Path, extra: &[&str]) -> (Option<i32>, Value, String) {
-    let o = run(xtask()
-        .arg("--project")
-        .arg(dir)
-        .args(["audit", "--json"])
-        .args(extra));
-    let v: Value = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
-    (o.status.code(), v, text(&o.stderr))
+    let ran = Test::in_project(dir, ["audit", "--json"]).args(extra).run();
+    let v: Value = serde_json::from_slice(&ran.out.stdout).unwrap_or(Value::Null);
+    (ran.code(), v, ran.stderr())
 }
 
 fn has_python() -> bool {

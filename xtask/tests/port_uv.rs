@@ -127,9 +127,8 @@ fn installable(e: &Env, dir: &Path, python: &Path) -> Vec<(&'static str, bool, S
 
 /// audit's verdict per target must match uv's: missing packages ⇔ uv sync fails.
 fn audit_agrees(dir: &Path, uv_results: &[(&str, bool, String)]) -> serde_json::Value {
-    let o = run(xtask().arg("--project").arg(dir).args(["audit", "--json"]));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("audit --json: {e}\n{}", text(&o.stderr)));
+    let ran = Test::in_project(dir, ["audit", "--json"]).run();
+    let v = ran.json();
     let mut any_missing = false;
     for (target, uv_ok, uv_err) in uv_results {
         let t = v["targets"]
@@ -154,25 +153,14 @@ fn audit_agrees(dir: &Path, uv_results: &[(&str, bool, String)]) -> serde_json::
             if *uv_ok { "succeeded" } else { "failed" }
         );
     }
-    assert_eq!(
-        o.status.code(),
-        Some(if any_missing { 1 } else { 0 }),
-        "{}",
-        text(&o.stderr)
-    );
+    assert_eq!(ran.code(), Some(i32::from(any_missing)), "{ran:?}");
     v
 }
 
 /// Per-target requirements write torch as a direct URL on the right index, never as a bare
 /// pin a plain `pip install -r` would take from the default index.
 fn requirements_pin_torch_to_its_index(dir: &Path, ix: &Indexes, linux: &str, mac: &str) {
-    let o = run(xtask().arg("--project").arg(dir).arg("requirements"));
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "requirements: {}",
-        text(&o.stderr)
-    );
+    Test::in_project(dir, ["requirements"]).expect(0);
     for (target, index, tag) in [
         ("linux-x86_64-cuda", linux, "manylinux_2_28_x86_64"),
         ("linux-aarch64-cuda", linux, "manylinux_2_28_aarch64"),
@@ -197,15 +185,9 @@ fn requirements_pin_torch_to_its_index(dir: &Path, ix: &Indexes, linux: &str, ma
 }
 
 fn port(dir: &Path) {
-    let o = run(xtask().arg("--project").arg(dir).arg("port"));
-    assert_eq!(o.status.code(), Some(0), "port: {}", text(&o.stderr));
-    let o = run(xtask().arg("--project").arg(dir).args(["port", "--check"]));
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "port is not idempotent: {}",
-        text(&o.stdout)
-    );
+    Test::in_project(dir, ["port"]).expect(0);
+    // Idempotent: nothing left to change.
+    Test::in_project(dir, ["port", "--check"]).expect(0);
 }
 
 /// Which index each torch build in the lock comes from, by the OS its wheels are for.
@@ -321,13 +303,10 @@ fn unported_fixtures_fail_where_the_app_fails() {
         // Porting without re-locking leaves a stale lock: audit says so.
         point_back(dir.path(), &ix);
         port(dir.path());
-        let o = run(xtask().arg("--project").arg(dir.path()).arg("audit"));
-        let err = text(&o.stderr);
-        assert!(
-            err.contains("warning: uv.lock is stale: requires-python"),
-            "{err}"
-        );
-        assert!(err.contains("run `cargo xtask lock`"), "{err}");
+        Test::in_project(dir.path(), ["audit"])
+            .run()
+            .err_has("warning: uv.lock is stale: requires-python")
+            .err_has("run `cargo xtask lock`");
     }
 }
 
@@ -396,14 +375,9 @@ fn audit_agrees_with_uv_on_platform_floors() {
     assert_eq!(floor(2)["of"], "macOS");
     assert_eq!(floor(2)["needed"], "14.0");
     assert_eq!(floor(2)["by"], "bitsandbytes 0.49.1", "{report}");
-    let o = run(xtask().arg("--project").arg(dir.path()).arg("audit"));
-    let out = text(&o.stdout);
-    assert!(
-        out.contains(
-            "wheels need macOS ≥ 14.0 (bitsandbytes 0.49.1); the policy's floor: macOS 14.0"
-        ),
-        "{out}"
-    );
+    Test::in_project(dir.path(), ["audit"])
+        .run()
+        .out_has("wheels need macOS ≥ 14.0 (bitsandbytes 0.49.1); the policy's floor: macOS 14.0");
 
     let path = dir.path().join("pyproject.toml");
     let text = std::fs::read_to_string(&path).unwrap();
