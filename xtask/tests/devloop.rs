@@ -243,7 +243,7 @@ fn wave_waits_answers_and_stops_on_ctrl_c() {
     let Some(e) = env() else { return };
     let dir = locked_fixture(&e, "devloop/app");
     let d = dir.path();
-    assert_eq!(run(xt(d).arg("setup-dev")).status.code(), Some(0));
+    t(d, ["setup-dev"]).expect(0);
     let port = free_port();
     // The app takes 3 s to import, as H2O LLM Studio takes a minute and more: waved
     // answers at once, but the app is ready only once it has registered and serves.
@@ -279,19 +279,18 @@ fn wave_waits_answers_and_stops_on_ctrl_c() {
     );
 
     // A second app on the same port is refused in one line.
-    let o = run(xt(d).args([
-        "wave",
-        "--app",
-        "fixture_app.app",
-        "--port",
-        &port.to_string(),
-    ]));
-    assert_eq!(o.status.code(), Some(2));
-    let err = text(&o.stderr);
-    assert!(
-        err.lines().count() == 1 && err.contains(&format!("port {port} is already in use")),
-        "{err}"
-    );
+    t(
+        d,
+        [
+            "wave",
+            "--app",
+            "fixture_app.app",
+            "--port",
+            &port.to_string(),
+        ],
+    )
+    .expect(2)
+    .one_line_error(&format!("port {port} is already in use"));
     ctrl_c(child, port);
 }
 
@@ -303,7 +302,7 @@ fn the_app_stops_even_when_stderr_is_gone() {
     let Some(e) = env() else { return };
     let dir = locked_fixture(&e, "devloop/app");
     let d = dir.path();
-    assert_eq!(run(xt(d).arg("setup-dev")).status.code(), Some(0));
+    t(d, ["setup-dev"]).expect(0);
     let port = free_port();
     let mut child = xt(d)
         .args([
@@ -354,8 +353,7 @@ fn real_h2o_wave_runs_and_stops() {
     let Some(e) = env() else { return };
     let dir = locked_fixture(&e, "devloop/wave-real");
     let d = dir.path();
-    let o = run(xt(d).arg("setup"));
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    t(d, ["setup"]).expect(0);
     let port = free_port();
     let app_port = free_port();
     let (child, ready, _) = start_wave(
@@ -388,21 +386,15 @@ fn real_h2o_wave_runs_and_stops() {
 #[test]
 fn dev_loop_bad_inputs() {
     // No project.
-    let o = run(xtask().arg("setup-dev"));
-    assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o.stderr).contains("--project"));
+    Test::new(["setup-dev"]).expect(2).err_has("--project");
 
     // No lock.
     let dir = copy_fixture("devloop/app");
-    let o = run(xt(dir.path()).arg("setup-dev"));
-    assert_eq!(o.status.code(), Some(2));
-    let err = text(&o.stderr);
-    assert!(
-        err.lines().count() == 1 && err.contains("uv.lock does not exist: run `cargo xtask lock`"),
-        "{err}"
-    );
-    let o = run(xt(dir.path()).arg("test"));
-    assert_ne!(o.status.code(), Some(0));
+    t(dir.path(), ["setup-dev"])
+        .expect(2)
+        .one_line_error("uv.lock does not exist: run `cargo xtask lock`");
+    let o = t(dir.path(), ["test"]).run();
+    assert_ne!(o.code(), Some(0), "{o:?}");
 
     // uv absent and no pip to install it with.
     std::fs::write(
@@ -412,16 +404,12 @@ fn dev_loop_bad_inputs() {
     .unwrap();
     let tools = tempfile::tempdir().unwrap();
     let empty = tempfile::tempdir().unwrap();
-    let o = run(xt(dir.path())
-        .arg("setup-dev")
+    t(dir.path(), ["setup-dev"])
         .env("PATH", empty.path())
-        .env("XTASK_TOOLS_DIR", tools.path()));
-    assert_eq!(o.status.code(), Some(3), "{}", text(&o.stderr));
-    let err = text(&o.stderr);
-    assert!(
-        err.contains("uv is not on PATH") && err.contains("no python3 to install it with pip"),
-        "{err}"
-    );
+        .env("XTASK_TOOLS_DIR", tools.path())
+        .expect(3)
+        .err_has("uv is not on PATH")
+        .err_has("no python3 to install it with pip");
 }
 
 /// uv missing from PATH: the pinned version is installed with pip into the tools folder.
@@ -441,17 +429,13 @@ fn installs_uv_with_pip_when_absent() {
     let bin = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink(&python, bin.path().join("python3")).unwrap();
     let tools = tempfile::tempdir().unwrap();
-    let o = run(xt(dir.path())
-        .arg("setup-dev")
+    let ran = t(dir.path(), ["setup-dev"])
         .env("PATH", bin.path())
-        .env("XTASK_TOOLS_DIR", tools.path()));
-    let err = text(&o.stderr);
-    assert!(
-        err.contains("uv is not on PATH: installing uv 0.13.9 with pip"),
-        "{err}"
-    );
-    assert!(tools.path().join("uv-0.13.9/bin/uv").is_file(), "{err}");
-    assert!(err.contains("uv 0.13.9 ("), "{err}");
+        .env("XTASK_TOOLS_DIR", tools.path())
+        .run();
+    ran.err_has("uv is not on PATH: installing uv 0.13.9 with pip")
+        .err_has("uv 0.13.9 (");
+    assert!(tools.path().join("uv-0.13.9/bin/uv").is_file(), "{ran:?}");
 }
 
 /// The network down during sync: uv's own message is shown, exit 1, no stamp written.
@@ -460,16 +444,11 @@ fn sync_failure_passes_uv_message_through() {
     let Some(e) = env() else { return };
     let dir = locked_fixture(&e, "devloop/app");
     let cache = tempfile::tempdir().unwrap();
-    let o = run(xt(dir.path())
-        .arg("setup-dev")
+    t(dir.path(), ["setup-dev"])
         .env("UV_OFFLINE", "1")
-        .env("UV_CACHE_DIR", cache.path()));
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
-    let err = text(&o.stderr);
-    assert!(
-        err.contains("Network connectivity is disabled"),
-        "uv's message missing: {err}"
-    );
-    assert!(err.contains("error: uv sync failed (exit"), "{err}");
+        .env("UV_CACHE_DIR", cache.path())
+        .expect(1)
+        .err_has("Network connectivity is disabled") // uv's own message
+        .err_has("error: uv sync failed (exit");
     assert!(!dir.path().join(".venv/.xtask-setup.json").exists());
 }

@@ -71,11 +71,10 @@ impl Walk<'_> {
         c
     }
 
+    /// Run it: exit 0, and its stdout and stderr.
     fn ok(&self, args: &[&str]) -> (String, String) {
-        let o = run(&mut self.xt(args));
-        let (out, err) = (text(&o.stdout), text(&o.stderr));
-        assert_eq!(o.status.code(), Some(0), "{args:?}:\n{out}\n{err}");
-        (out, err)
+        let ran = Test::from(self.xt(args)).expect(0);
+        (ran.stdout(), ran.stderr())
     }
 
     fn all(&self) {
@@ -172,9 +171,8 @@ impl Walk<'_> {
         // failed check (exit 1) with the errors counted, not an interruption.
         let broken = app.join("tests/src/test_broken.py");
         std::fs::write(&broken, "import llm_studio.no_such_module\n").unwrap();
-        let o = run(&mut self.xt(&["test"]));
-        let (out, err) = (text(&o.stdout), text(&o.stderr));
-        assert_eq!(o.status.code(), Some(1), "{out}\n{err}");
+        let ran = Test::from(self.xt(&["test"])).expect(1);
+        let (out, err) = (ran.stdout(), ran.stderr());
         assert_eq!(
             Self::last_line(&out),
             "0 passed, 0 failed, 1 errors, 0 skipped, 9 deselected"
@@ -354,10 +352,10 @@ impl Walk<'_> {
         let docker = |args: &[&str]| {
             let mut all = vec!["docker"];
             all.extend(args);
-            let o = run(self.xt(&all).env("PATH", &path));
-            let (out, err) = (text(&o.stdout), text(&o.stderr));
-            assert_eq!(o.status.code(), Some(0), "{args:?}:\n{out}\n{err}");
-            out
+            Test::from(self.xt(&all))
+                .env("PATH", &path)
+                .expect(0)
+                .stdout()
         };
         let out = docker(&["build", "cpu", "--dry-run"]);
         assert!(out.contains("-t h2o-llmstudio:cpu "), "{out}");
@@ -414,10 +412,9 @@ fn the_app_from_its_parent_folder_with_cargo_xtask_and_a_dist_bundle() {
 
     // The same from a dist bundle: no cargo, the bundle's own templates/ and docker/.
     let out = tempfile::tempdir().unwrap();
-    let o = run(xtask()
-        .args(["dist", "--profile", "dev", "--out"])
-        .arg(out.path()));
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    Test::new(["dist", "--profile", "dev", "--out"])
+        .arg(out.path())
+        .expect(0);
     let bundle = std::fs::read_dir(out.path())
         .unwrap()
         .filter_map(Result::ok)
