@@ -2,70 +2,108 @@
 //! Exit 0 when every check that ran passed (skips are listed with their reason), 1 when
 //! a result was wrong, 2 for a usage error, 3 when a required backend could not run.
 
+use clap::{Parser, ValueEnum};
 use tensor_smoke::{Check, Group, Report, Sizes};
 
-const USAGE: &str = "usage: tensor-smoke [--backend cpu|cuda|wgpu]... [--require cuda|wgpu|gpu]... [--json] [--quick]";
+/// Run the tensor checks of every backend built in (CPU reference, CUDA, wgpu on Metal or
+/// Vulkan) and print a table or JSON.
+#[derive(Parser)]
+#[command(
+    name = "tensor-smoke",
+    version,
+    after_help = "Exit: 0 every check that ran passed (skips name their reason), 1 a wrong result, 2 usage, 3 a --require not met."
+)]
+struct Args {
+    /// Run only this backend (repeatable; default: all built in).
+    #[arg(long = "backend", value_enum, value_name = "BACKEND")]
+    backends: Vec<Backend>,
+    /// Exit 3 unless a check of this kind ran (repeatable; gpu: cuda or wgpu).
+    #[arg(long, value_enum, value_name = "KIND")]
+    require: Vec<Need>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Small sizes: seconds, not the full measurement.
+    #[arg(long)]
+    quick: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Backend {
+    Cpu,
+    Cuda,
+    Wgpu,
+}
+
+impl Backend {
+    fn group(self) -> Group {
+        match self {
+            Backend::Cpu => Group::Cpu,
+            Backend::Cuda => Group::Cuda,
+            Backend::Wgpu => Group::Wgpu,
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Need {
+    Cuda,
+    Wgpu,
+    Gpu,
+}
+
+impl Need {
+    fn met(self, report: &Report) -> bool {
+        match self {
+            Need::Cuda => report.ran(Group::Cuda),
+            Need::Wgpu => report.ran(Group::Wgpu),
+            Need::Gpu => report.ran(Group::Cuda) || report.ran(Group::Wgpu),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Need::Cuda => "cuda",
+            Need::Wgpu => "wgpu",
+            Need::Gpu => "gpu",
+        }
+    }
+}
 
 fn main() {
     std::process::exit(real_main());
 }
 
 fn real_main() -> i32 {
-    let mut backends: Vec<Group> = Vec::new();
-    let mut require: Vec<String> = Vec::new();
-    let mut json = false;
-    let mut sizes = Sizes::default();
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--backend" | "--require" => {
-                let Some(v) = args.next() else {
-                    eprintln!("error: {a} needs a value; {USAGE}");
-                    return 2;
-                };
-                let known = if a == "--backend" {
-                    &["cpu", "cuda", "wgpu"][..]
-                } else {
-                    &["cuda", "wgpu", "gpu"][..]
-                };
-                if !known.contains(&v.as_str()) {
-                    eprintln!("error: {a} {v}: choose one of {}", known.join(", "));
-                    return 2;
-                }
-                if a == "--backend" {
-                    backends.extend(group(&v))
-                } else {
-                    require.push(v)
-                }
-            }
-            "--json" => json = true,
-            "--quick" => {
-                sizes = Sizes {
-                    vector: 1 << 18,
-                    copy_bytes: 16 << 20,
-                    matmul: 128,
-                    gemm: 1024,
-                }
-            }
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                return 0;
-            }
-            other => {
-                eprintln!("error: unknown argument {other:?}; {USAGE}");
-                return 2;
-            }
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            let code = e.exit_code();
+            let _ = e.print();
+            return code;
         }
-    }
-    if backends.is_empty() {
-        backends = vec![Group::Cpu, Group::Cuda, Group::Wgpu];
-    }
+    };
+    let sizes = if args.quick {
+        Sizes {
+            vector: 1 << 18,
+            copy_bytes: 16 << 20,
+            matmul: 128,
+            gemm: 1024,
+        }
+    } else {
+        Sizes::default()
+    };
+    let backends: Vec<Group> = if args.backends.is_empty() {
+        vec![Group::Cpu, Group::Cuda, Group::Wgpu]
+    } else {
+        args.backends.iter().map(|b| b.group()).collect()
+    };
     let mut checks: Vec<Check> = Vec::new();
     for b in &backends {
         checks.extend(run_backend(*b, &sizes));
     }
     let report = Report::new(checks);
-    if json {
+    if args.json {
         println!(
             "{}",
             serde_json::to_string_pretty(&report).expect("serialisable")
@@ -76,12 +114,9 @@ fn real_main() -> i32 {
     if report.failed() {
         return 1;
     }
-    for r in &require {
-        let ran = match r.as_str() {
-            "gpu" => report.ran(Group::Cuda) || report.ran(Group::Wgpu),
-            other => group(other).is_some_and(|g| report.ran(g)),
-        };
-        if !ran {
+    for r in &args.require {
+        if !r.met(&report) {
+            let r = r.name();
             eprintln!(
                 "error: --require {r}: no {r} check could run on this machine (see the skips above)"
             );
@@ -89,13 +124,6 @@ fn real_main() -> i32 {
         }
     }
     0
-}
-
-/// A backend by the name the command line gives it.
-fn group(name: &str) -> Option<Group> {
-    [Group::Cpu, Group::Cuda, Group::Wgpu]
-        .into_iter()
-        .find(|g| g.as_str() == name)
 }
 
 fn run_backend(b: Group, sizes: &Sizes) -> Vec<Check> {
