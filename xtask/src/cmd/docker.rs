@@ -268,10 +268,7 @@ impl Docker {
             .as_ref()
             .map_or_else(|| self.shown_client(), |b| b.client.clone());
         let join = self.manifest_commands(&client, buildx, &list, &refs);
-        if self.dry_run {
-            for c in &join {
-                outln!("{}", c.display());
-            }
+        if self.shown(None, &join) {
             return Ok(());
         }
         for r in &refs {
@@ -335,11 +332,8 @@ impl Docker {
             outln!("\n# command\n{}", cmd.display());
             return Ok(());
         }
-        if self.dry_run {
-            eprintln!(
-                "dry run: nothing is started; a real build uses `docker buildx build` where buildx works, else `DOCKER_BUILDKIT=1 docker build` with a client that has BuildKit built in"
-            );
-            outln!("{}", cmd.display());
+        let note = "nothing is started; a real build uses `docker buildx build` where buildx works, else `DOCKER_BUILDKIT=1 docker build` with a client that has BuildKit built in";
+        if self.shown(Some(note), std::slice::from_ref(&cmd)) {
             return Ok(());
         }
         let how = if builder.buildx {
@@ -468,6 +462,26 @@ impl Docker {
     }
 
     /// The client a dry run or render shows without asking any: --docker, else `docker`.
+    /// A dry run's whole answer: what a real run adds or skips (`note`, on stderr), then
+    /// the commands it would run (stdout). False, printing nothing, for a real run.
+    fn shown(&self, note: Option<&str>, plan: &[Cmd]) -> bool {
+        self.shown_lines(note, plan.iter().map(Cmd::display))
+    }
+
+    /// [`Self::shown`] for a plan with a line that is not one command as written.
+    fn shown_lines(&self, note: Option<&str>, plan: impl IntoIterator<Item = String>) -> bool {
+        if !self.dry_run {
+            return false;
+        }
+        if let Some(note) = note {
+            eprintln!("dry run: {note}");
+        }
+        for line in plan {
+            outln!("{line}");
+        }
+        true
+    }
+
     fn shown_client(&self) -> Utf8PathBuf {
         self.docker.clone().unwrap_or_else(|| "docker".into())
     }
@@ -613,11 +627,10 @@ impl Docker {
             .args(["-v", &format!("{mount}:/mount")])
             .args(["--label", &format!("{LABEL}={}", image.tag)])
             .arg(&image.tag);
-        if self.dry_run {
-            eprintln!(
-                "dry run: nothing is started or created ({mount} is created by a real run; --runtime=nvidia is added where `docker info` lists that runtime)"
-            );
-            outln!("{}", cmd.display());
+        let note = format!(
+            "nothing is started or created ({mount} is created by a real run; --runtime=nvidia is added where `docker info` lists that runtime)"
+        );
+        if self.shown(Some(&note), std::slice::from_ref(&cmd)) {
             return Ok(());
         }
         cmd.run_status()?.check("docker run")
@@ -635,8 +648,7 @@ impl Docker {
                 &[][..]
             })
             .arg(tag);
-        if self.dry_run {
-            outln!("{}", cmd.display());
+        if self.shown(None, std::slice::from_ref(&cmd)) {
             return Ok(());
         }
         if crate::process::find("trivy").is_none() {
@@ -664,50 +676,38 @@ impl Docker {
     /// Makefile's `ancestor` filter, plus this tool's label), then the image.
     fn clean(&self, tag: &str) -> Result<()> {
         let filters = [format!("ancestor={tag}"), format!("label={LABEL}={tag}")];
-        if self.dry_run {
-            let client = self.shown_client();
-            eprintln!("dry run: nothing is removed; a real clean runs:");
-            for f in &filters {
-                outln!(
-                    "{}",
-                    Cmd::new(client.as_str())
-                        .args(["ps", "-aq", "--filter", f])
-                        .display()
-                );
-            }
-            outln!(
-                "{} <each container found>",
-                Cmd::new(client.as_str()).args(["rm", "-f"]).display()
-            );
-            outln!("{}", Cmd::new(client.as_str()).args(["rmi", tag]).display());
+        let client = if self.dry_run {
+            self.shown_client()
+        } else {
+            self.client()?
+        };
+        let docker = |args: &[&str]| Cmd::new(client.as_str()).args(args);
+        let ps = |filter: &str| docker(&["ps", "-aq", "--filter", filter]);
+        let mut plan: Vec<String> = filters.iter().map(|f| ps(f).display()).collect();
+        plan.push(format!("{} <each container found>", docker(&["rm", "-f"]).display()));
+        plan.push(docker(&["rmi", tag]).display());
+        if self.shown_lines(Some("nothing is removed; a real clean runs:"), plan) {
             return Ok(());
         }
-        let client = self.client()?;
         self.require_daemon(&client)?;
         let mut ids: Vec<String> = Vec::new();
         for f in &filters {
-            let ps = Cmd::new(client.as_str())
-                .args(["ps", "-aq", "--filter", f])
-                .probe(Duration::from_secs(30));
-            for id in ps.ok_stdout().unwrap_or_default().split_whitespace() {
+            let found = ps(f).probe(Duration::from_secs(30));
+            for id in found.ok_stdout().unwrap_or_default().split_whitespace() {
                 if !ids.iter().any(|i| i == id) {
                     ids.push(id.to_string());
                 }
             }
         }
         if !ids.is_empty() {
-            Cmd::new(client.as_str())
-                .args(["rm", "-f"])
-                .args(&ids)
-                .run_shown()?;
+            docker(&["rm", "-f"]).args(&ids).run_shown()?;
         }
-        let exists = Cmd::new(client.as_str())
-            .args(["image", "inspect", tag])
+        let exists = docker(&["image", "inspect", tag])
             .probe(Duration::from_secs(15))
             .ok_stdout()
             .is_some();
         if exists {
-            Cmd::new(client.as_str()).args(["rmi", tag]).run_shown()?;
+            docker(&["rmi", tag]).run_shown()?;
         }
         outln!(
             "removed {} container(s) and {}",
