@@ -35,10 +35,12 @@ pub struct Host {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job: Option<String>,
     pub hostname: String,
+    /// Rust's name (`linux`, `macos`): kept as written, since a report read back may
+    /// come from a system this build has no name for.
     pub os: String,
-    pub arch: String,
+    pub arch: crate::names::Arch,
     pub target: HostTarget,
-    pub backend: String,
+    pub backend: crate::platform::Backend,
     /// The NVIDIA kernel driver's version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub driver: Option<String>,
@@ -197,9 +199,9 @@ mod tests {
                 job: None,
                 hostname: "h".into(),
                 os: "macos".into(),
-                arch: "aarch64".into(),
+                arch: crate::names::Arch::Aarch64,
                 target: "macos-arm64-mps".into(),
-                backend: "mps".into(),
+                backend: crate::platform::Backend::Mps,
                 driver: None,
                 gpus: Vec::new(),
                 emulated: None,
@@ -231,5 +233,21 @@ mod tests {
         let r = report(vec![vulkan_gpu]);
         assert!(r.meets(Require::Gpu) && !r.meets(Require::Cuda) && !r.meets(Require::Mps));
         assert!(r.table().contains("1 passed, 0 failed, 0 skipped"));
+    }
+
+    #[test]
+    fn a_report_reads_back_typed() {
+        let written = serde_json::to_value(report(Vec::new())).unwrap();
+        assert_eq!(written["host"]["arch"], "aarch64");
+        assert_eq!(written["host"]["backend"], "mps");
+        let mut other = written.clone();
+        other["host"]["arch"] = "arm64".into(); // as Docker or macOS spell it
+        let back: Report = serde_json::from_value(other).unwrap();
+        assert_eq!(back.host.arch, crate::names::Arch::Aarch64);
+        assert_eq!(back.host.backend, crate::platform::Backend::Mps);
+        let mut unknown = written;
+        unknown["host"]["backend"] = "rocm".into();
+        let e = serde_json::from_value::<Report>(unknown).unwrap_err();
+        assert!(e.to_string().contains("unknown variant `rocm`"), "{e}");
     }
 }

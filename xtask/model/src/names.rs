@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// An operating system, as Rust names it (`linux`, `macos`, `windows`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -121,6 +121,13 @@ impl fmt::Display for Arch {
 impl Serialize for Arch {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.as_str())
+    }
+}
+
+/// Any spelling [`Arch::parse`] knows, so a report written elsewhere reads back.
+impl<'de> Deserialize<'de> for Arch {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Arch, D::Error> {
+        Ok(Arch::parse(&String::deserialize(d)?))
     }
 }
 

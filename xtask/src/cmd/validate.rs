@@ -185,9 +185,9 @@ fn host(plat: &Platform, node: Option<String>, job: Option<String>) -> Host {
         job,
         hostname: hostname(),
         os: plat.os.to_string(),
-        arch: plat.arch.to_string(),
+        arch: plat.arch.clone(),
         target: plat.target.clone(),
-        backend: plat.backend.as_str().into(),
+        backend: plat.backend,
         driver: plat.cuda.as_ref().and_then(|c| c.driver_version.clone()),
         gpus: plat
             .gpus

@@ -16,7 +16,7 @@ use crate::policy::HostTarget;
 
 /// The accelerator actually present. The target (lock environment) is separate:
 /// an x86_64 Linux host without NVIDIA is target `linux-x86_64-cuda`, backend `cpu`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
     Cuda,
@@ -31,6 +31,12 @@ impl Backend {
             Backend::Mps => "mps",
             Backend::Cpu => "cpu",
         }
+    }
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
     }
 }
 
