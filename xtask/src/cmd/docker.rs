@@ -684,7 +684,10 @@ impl Docker {
         let docker = |args: &[&str]| Cmd::new(client.as_str()).args(args);
         let ps = |filter: &str| docker(&["ps", "-aq", "--filter", filter]);
         let mut plan: Vec<String> = filters.iter().map(|f| ps(f).display()).collect();
-        plan.push(format!("{} <each container found>", docker(&["rm", "-f"]).display()));
+        plan.push(format!(
+            "{} <each container found>",
+            docker(&["rm", "-f"]).display()
+        ));
         plan.push(docker(&["rmi", tag]).display());
         if self.shown_lines(Some("nothing is removed; a real clean runs:"), plan) {
             return Ok(());

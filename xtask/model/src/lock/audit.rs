@@ -236,9 +236,9 @@ fn judge(
                 p.source.kind()
             )),
         )
-    } else if p.sdist.is_some() || p.source.git.is_some() {
+    } else if p.sdist.is_some() || matches!(p.source, super::Source::Git(_)) {
         (Status::Build, None, Some(build_note()))
-    } else if p.source.url.is_some() && p.wheels.is_empty() {
+    } else if matches!(p.source, super::Source::Url(_)) && p.wheels.is_empty() {
         (
             Status::Build,
             None,

@@ -9,7 +9,7 @@ use anyhow::Result;
 use toml_edit::{Array, ArrayOfTables, DocumentMut, InlineTable, Table, value};
 
 use crate::error;
-use crate::lock::{self, Dist, Lock, Package, tags};
+use crate::lock::{self, Dist, Lock, Package, Source, tags};
 use crate::policy::{Policy, Target};
 
 /// Each target with the packages it reaches and the file each would install.
@@ -75,37 +75,33 @@ fn choose(p: &Package, python: (u32, u32), plat: &tags::Platform) -> Option<Choi
     if let Some(w) = tags::best(named, python, plat) {
         return Some(Choice::Wheel(w.clone()));
     }
-    let s = &p.source;
-    if s.is_local_project() || s.path.is_some() {
-        let at = s
-            .editable
-            .clone()
-            .or(s.directory.clone())
-            .or(s.path.clone())
-            .or(s.virtual_.clone());
-        return Some(Choice::Local(at.unwrap_or_default()));
+    if let Some(at) = p.source.local_at() {
+        return Some(Choice::Local(at.to_string()));
     }
-    if let Some(g) = &s.git {
+    if let Source::Git(g) = &p.source {
         return Some(Choice::Direct(format!("git+{g}")));
     }
     if let Some(sd) = &p.sdist {
         return Some(Choice::Sdist(sd.clone()));
     }
-    s.url.clone().map(Choice::Direct)
+    match &p.source {
+        Source::Url(u) => Some(Choice::Direct(u.clone())),
+        _ => None,
+    }
 }
 
 fn root_is_package(lock: &Lock) -> bool {
-    lock.package.iter().any(|p| {
-        p.source.editable.as_deref() == Some(".") || p.source.directory.as_deref() == Some(".")
-    })
+    lock.package
+        .iter()
+        .any(|p| matches!(&p.source, Source::Editable(at) | Source::Directory(at) if at == "."))
 }
 
 /// The registry most packages come from: the default index; others are explicit.
 pub fn default_registry(lock: &Lock) -> Option<String> {
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     for p in &lock.package {
-        if let Some(r) = &p.source.registry {
-            *counts.entry(r.as_str()).or_default() += 1;
+        if let Some(r) = p.source.registry() {
+            *counts.entry(r).or_default() += 1;
         }
     }
     counts
@@ -141,8 +137,7 @@ fn entry(lock: &Lock, i: usize, choice: &Choice, default_index: Option<&str>) ->
     let version = p.version.clone().unwrap_or_default();
     let explicit = p
         .source
-        .registry
-        .as_deref()
+        .registry()
         .is_some_and(|r| Some(r) != default_index);
     let (head, hashes) = match choice {
         Choice::Wheel(w) | Choice::Sdist(w) if explicit => (
@@ -349,24 +344,24 @@ pub fn pylock(lock: &Lock, per_target: &PerTarget, policy: &Policy) -> String {
 
 /// Where a package comes from: an index, a git repository or a directory.
 fn pylock_source(p: &Package, t: &mut Table) {
-    if let Some(r) = &p.source.registry {
-        t.insert("index", value(r.as_str()));
-    } else if let Some(g) = &p.source.git {
-        let mut vcs = InlineTable::new();
-        vcs.insert("type", "git".into());
-        vcs.insert("url", g.as_str().into());
-        t.insert("vcs", value(vcs));
-    } else if let Some(at) = p
-        .source
-        .editable
-        .as_ref()
-        .or(p.source.directory.as_ref())
-        .or(p.source.virtual_.as_ref())
-    {
-        let mut dir = InlineTable::new();
-        dir.insert("path", at.as_str().into());
-        dir.insert("editable", p.source.editable.is_some().into());
-        t.insert("directory", value(dir));
+    match &p.source {
+        Source::Registry(r) => {
+            t.insert("index", value(r.as_str()));
+        }
+        Source::Git(g) => {
+            let mut vcs = InlineTable::new();
+            vcs.insert("type", "git".into());
+            vcs.insert("url", g.as_str().into());
+            t.insert("vcs", value(vcs));
+        }
+        Source::Editable(at) | Source::Directory(at) | Source::Virtual(at) => {
+            let mut dir = InlineTable::new();
+            dir.insert("path", at.as_str().into());
+            let editable = matches!(p.source, Source::Editable(_));
+            dir.insert("editable", editable.into());
+            t.insert("directory", value(dir));
+        }
+        Source::Url(_) | Source::Path(_) | Source::Unknown => {}
     }
 }
 

@@ -99,44 +99,102 @@ pub struct Package {
     pub metadata: Option<Metadata>,
 }
 
-/// Where a package comes from: one of these keys is set.
+/// Where a package comes from (uv writes one of these keys; keys beside it, as a
+/// git source's `subdirectory`, are not read).
 #[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
+#[serde(from = "RawSource")]
+pub enum Source {
+    /// An index, by its URL.
+    Registry(String),
+    /// A wheel or source archive at a URL.
+    Url(String),
+    /// A wheel or archive on disk.
+    Path(String),
+    /// A project folder, installed as a package.
+    Directory(String),
+    Git(String),
+    Editable(String),
+    /// A project folder that is not itself installed (uv's virtual root).
+    Virtual(String),
+    /// No source key (an old or hand-edited lock).
+    #[default]
+    Unknown,
+}
+
+/// A lock's `source` table as written, before it is one [`Source`].
+#[derive(Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub struct Source {
-    pub registry: Option<String>,
-    pub url: Option<String>,
-    pub path: Option<String>,
-    pub directory: Option<String>,
-    pub git: Option<String>,
-    pub editable: Option<String>,
+struct RawSource {
+    registry: Option<String>,
+    url: Option<String>,
+    path: Option<String>,
+    directory: Option<String>,
+    git: Option<String>,
+    editable: Option<String>,
     #[serde(rename = "virtual")]
-    pub virtual_: Option<String>,
+    virtual_: Option<String>,
+}
+
+impl From<RawSource> for Source {
+    fn from(r: RawSource) -> Source {
+        let found = [
+            r.registry.map(Source::Registry),
+            r.url.map(Source::Url),
+            r.path.map(Source::Path),
+            r.directory.map(Source::Directory),
+            r.git.map(Source::Git),
+            r.editable.map(Source::Editable),
+            r.virtual_.map(Source::Virtual),
+        ];
+        found.into_iter().flatten().next().unwrap_or_default()
+    }
 }
 
 impl Source {
+    /// The key the lock gave it (`registry`, `git`, ...).
     pub fn kind(&self) -> &'static str {
-        if self.registry.is_some() {
-            "registry"
-        } else if self.url.is_some() {
-            "url"
-        } else if self.path.is_some() {
-            "path"
-        } else if self.directory.is_some() {
-            "directory"
-        } else if self.git.is_some() {
-            "git"
-        } else if self.editable.is_some() {
-            "editable"
-        } else if self.virtual_.is_some() {
-            "virtual"
-        } else {
-            "unknown"
+        match self {
+            Source::Registry(_) => "registry",
+            Source::Url(_) => "url",
+            Source::Path(_) => "path",
+            Source::Directory(_) => "directory",
+            Source::Git(_) => "git",
+            Source::Editable(_) => "editable",
+            Source::Virtual(_) => "virtual",
+            Source::Unknown => "unknown",
+        }
+    }
+
+    /// The index's URL, for a package from one.
+    pub fn registry(&self) -> Option<&str> {
+        match self {
+            Source::Registry(r) => Some(r),
+            _ => None,
         }
     }
 
     /// A source on disk that uv builds (or, for virtual, only reads).
     pub fn is_local_project(&self) -> bool {
-        self.virtual_.is_some() || self.editable.is_some() || self.directory.is_some()
+        matches!(
+            self,
+            Source::Virtual(_) | Source::Editable(_) | Source::Directory(_)
+        )
+    }
+
+    /// The folder of a local project (and a path source's file).
+    pub fn local_at(&self) -> Option<&str> {
+        match self {
+            Source::Editable(at)
+            | Source::Directory(at)
+            | Source::Path(at)
+            | Source::Virtual(at) => Some(at),
+            _ => None,
+        }
+    }
+
+    /// The project folder the lock was made in (`.`), in any of its local forms.
+    pub fn is_the_project(&self) -> bool {
+        self.is_local_project() && self.local_at() == Some(".")
     }
 }
 
@@ -352,12 +410,7 @@ impl Lock {
                 return Some(p);
             }
         }
-        self.package.iter().find(|p| {
-            let s = &p.source;
-            [&s.virtual_, &s.editable, &s.directory]
-                .iter()
-                .any(|v| v.as_deref() == Some("."))
-        })
+        self.package.iter().find(|p| p.source.is_the_project())
     }
 
     /// Walk from `root` for a target environment, as `uv sync` does: the project's
@@ -604,6 +657,21 @@ pub fn python_of(requires: &str) -> Option<(u32, u32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_source_is_the_one_key_uv_wrote() {
+        let lock = parse(
+            "uv.lock",
+            "version = 1\nrevision = 3\n\n[[package]]\nname = \"a\"\nsource = { git = \"https://git.invalid/a?subdirectory=x#0f\", subdirectory = \"x\" }\n\n[[package]]\nname = \"b\"\nsource = { editable = \".\" }\n\n[[package]]\nname = \"c\"\n",
+        )
+        .unwrap();
+        let kinds: Vec<&str> = lock.package.iter().map(|p| p.source.kind()).collect();
+        assert_eq!(kinds, ["git", "editable", "unknown"]);
+        assert!(lock.package[1].source.is_the_project());
+        assert_eq!(lock.package[1].source.local_at(), Some("."));
+        assert!(!lock.package[0].source.is_local_project());
+        assert_eq!(lock.package[0].source.registry(), None);
+    }
 
     #[test]
     fn cuda_versions_come_from_local_versions() {
