@@ -132,6 +132,11 @@ impl<'de> Deserialize<'de> for Arch {
 }
 
 /// PEP 503 name normalisation: lower case, runs of `-`, `_` and `.` become one `-`.
+///
+/// The rule pep508_rs's `PackageName` applies, without refusing what it refuses (a
+/// leading `-`, a space): this compares names as files write them (lock entries, table
+/// keys, wheel stems). A parsed requirement's `name` is a `PackageName`, normalised
+/// already.
 pub fn normalize(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     let mut last_sep = false;
@@ -147,6 +152,11 @@ pub fn normalize(name: &str) -> String {
         }
     }
     out
+}
+
+/// Whether two spellings name one package (or one extra or group: the same rule).
+pub fn same(a: &str, b: &str) -> bool {
+    normalize(a) == normalize(b)
 }
 
 /// 1-based line and column of a byte offset.
@@ -183,6 +193,18 @@ mod tests {
     fn names_normalise() {
         assert_eq!(normalize("Flash_Attn"), "flash-attn");
         assert_eq!(normalize("a.-_b"), "a-b");
+        assert!(same("Flash_Attn", "flash.attn") && !same("flash-attn", "flashattn"));
+        // The rule a parsed requirement's name follows.
+        for n in [
+            "Flash_Attn",
+            "a.-_b",
+            "NVIDIA-cuDNN-cu12",
+            "zope.interface",
+            "x",
+        ] {
+            let parsed: pep508_rs::PackageName = n.parse().unwrap();
+            assert_eq!(normalize(n), parsed.as_ref(), "{n}");
+        }
     }
 
     #[test]

@@ -162,7 +162,7 @@ fn marked_imports(
             left_out
                 .entry(t.name.clone())
                 .or_default()
-                .insert(crate::names::normalize(req.name.as_ref()));
+                .insert(req.name.to_string());
         }
     }
     if left_out.is_empty() {

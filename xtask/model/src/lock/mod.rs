@@ -404,11 +404,10 @@ impl Lock {
     /// The project's own package: the one named `project` (normalised), else the one
     /// whose source is the project folder (`.`).
     pub fn root(&self, project: Option<&str>) -> Option<&Package> {
-        if let Some(name) = project {
-            let n = names::normalize(name);
-            if let Some(p) = self.package.iter().find(|p| names::normalize(&p.name) == n) {
-                return Some(p);
-            }
+        if let Some(name) = project
+            && let Some(p) = self.package.iter().find(|p| names::same(&p.name, name))
+        {
+            return Some(p);
         }
         self.package.iter().find(|p| p.source.is_the_project())
     }
@@ -588,10 +587,9 @@ impl Lock {
 
 /// The list under `key` in a table of extras or groups, names compared normalised.
 fn named<'a>(table: &'a IndexMap<String, Vec<Dep>>, key: &str) -> Option<&'a Vec<Dep>> {
-    let key = names::normalize(key);
     table
         .iter()
-        .find(|(k, _)| names::normalize(k) == key)
+        .find(|(k, _)| names::same(k, key))
         .map(|(_, v)| v)
 }
 

@@ -528,8 +528,8 @@ impl Policy {
     /// nothing bounds it above; else its lower bound); when that is unknown, the most
     /// restrictive rule applies.
     pub fn rule_for(&self, req: &Requirement) -> Option<&Rule> {
-        let name = normalize(req.name.as_ref());
-        let mut matching = self.rules.iter().filter(|r| r.matches_name(&name));
+        let name = req.name.as_ref(); // a PackageName: normalised already
+        let mut matching = self.rules.iter().filter(|r| r.matches_name(name));
         match pep::resolves_to(req) {
             pep::Resolves::To(v) => {
                 matching.find(|r| r.versions.as_ref().is_none_or(|s| s.contains(&v)))
@@ -762,8 +762,8 @@ fn check_groups(groups: &IndexMap<String, Vec<String>>, rules: &[Rule]) -> Resul
     for (group, pkgs) in groups {
         for p in pkgs {
             let req = pep::requirement(p).with_context(|| format!("[groups] {group}: {p:?}"))?;
-            let name = normalize(req.name.as_ref());
-            if let Some(r) = rules.iter().find(|r| r.never_list && r.matches_name(&name)) {
+            let name = req.name.as_ref();
+            if let Some(r) = rules.iter().find(|r| r.never_list && r.matches_name(name)) {
                 bail!(
                     "[groups] {group}: {p:?} matches the never-list rule {:?}",
                     r.name

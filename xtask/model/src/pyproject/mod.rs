@@ -121,10 +121,7 @@ fn dependency_groups(doc: &DocumentMut) -> indexmap::IndexMap<String, Vec<String
     let table = doc.get("dependency-groups").and_then(Item::as_table_like);
     let entries = |name: &str| -> Vec<Value> {
         table
-            .and_then(|t| {
-                t.iter()
-                    .find(|(k, _)| crate::names::normalize(k) == crate::names::normalize(name))
-            })
+            .and_then(|t| t.iter().find(|(k, _)| crate::names::same(k, name)))
             .and_then(|(_, v)| v.as_array())
             .map(|a| a.iter().cloned().collect())
             .unwrap_or_default()

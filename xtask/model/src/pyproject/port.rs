@@ -244,10 +244,10 @@ impl Porter<'_> {
                 })?;
             for spec in wanted {
                 let req = pep::requirement(spec)?;
-                let name = names::normalize(req.name.as_ref());
-                let present = array.iter().filter_map(Value::as_str).any(|s| {
-                    pep::requirement(s).is_ok_and(|r| names::normalize(r.name.as_ref()) == name)
-                });
+                let present = array
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .any(|s| pep::requirement(s).is_ok_and(|r| r.name == req.name));
                 if present {
                     continue;
                 }
@@ -257,7 +257,7 @@ impl Porter<'_> {
                 self.change(
                     &format!("dependency-groups.{group}"),
                     format!("added {line:?}"),
-                    &format!("the policy installs {name} only on {}", target.name),
+                    &format!("the policy installs {} only on {}", req.name, target.name),
                 );
             }
         }
@@ -291,7 +291,7 @@ impl Porter<'_> {
                 let key = sources
                     .iter()
                     .map(|(k, _)| k.to_string())
-                    .find(|k| names::normalize(k) == *name)
+                    .find(|k| names::same(k, name))
                     .unwrap_or_else(|| name.clone());
                 let existing = sources.get(&key).map(read_sources);
                 if existing.as_ref() == Some(&wanted) {
@@ -639,7 +639,7 @@ fn torch_packages(
             .filter_map(Value::as_str)
         {
             if let Ok(r) = pep::requirement(s) {
-                let n = names::normalize(r.name.as_ref());
+                let n = r.name.to_string();
                 if torch_req.is_none() && first.as_ref() == Some(&n) {
                     torch_req = Some(r.clone());
                 }
