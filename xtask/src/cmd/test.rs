@@ -12,13 +12,6 @@ use crate::pytest::{self, Gpu, Suite};
 use crate::uv;
 use crate::waveapp;
 
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-enum BackendArg {
-    Cuda,
-    Mps,
-    Cpu,
-}
-
 #[derive(clap::Args, Debug)]
 #[command(after_help = "\
 Runs `uv run --frozen pytest -v --junitxml=reports/junit.xml --import-mode importlib` in the project \
@@ -41,7 +34,7 @@ pub struct Test {
     marker: Option<String>,
     /// Select as if this host's backend were this one [default: the backend found]
     #[arg(long, value_enum, value_name = "BACKEND")]
-    backend: Option<BackendArg>,
+    backend: Option<Backend>,
     /// Run only the GPU tests the backend can run (what `validate --level 4` runs)
     #[arg(long)]
     gpu_only: bool,
@@ -55,12 +48,7 @@ pub struct Test {
 
 impl Test {
     pub fn run(self, ctx: &Ctx, suite: Suite) -> Result<()> {
-        let backend = match self.backend {
-            Some(BackendArg::Cuda) => Backend::Cuda,
-            Some(BackendArg::Mps) => Backend::Mps,
-            Some(BackendArg::Cpu) => Backend::Cpu,
-            None => probe::quick_backend(),
-        };
+        let backend = self.backend.unwrap_or_else(probe::quick_backend);
         let gpu = match (&self.marker, self.gpu_only) {
             (Some(_), _) => Gpu::Untouched,
             (None, true) => Gpu::OnlyRunnable(backend),

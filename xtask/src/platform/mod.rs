@@ -16,7 +16,7 @@ use crate::policy::HostTarget;
 
 /// The accelerator actually present. The target (lock environment) is separate:
 /// an x86_64 Linux host without NVIDIA is target `linux-x86_64-cuda`, backend `cpu`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
     Cuda,
