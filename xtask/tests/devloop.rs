@@ -180,21 +180,12 @@ fn start_wave(
     extra_env: &[(&str, String)],
 ) -> (std::process::Child, String, Duration) {
     let mut cmd = xt(d);
-    cmd.args(["wave", "--wait", "--app", app, "--port", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+    cmd.args(["wave", "--wait", "--app", app, "--port", &port.to_string()]);
     for (k, v) in extra_env {
         cmd.env(k, v);
     }
     let started = Instant::now();
-    let mut child = cmd.spawn().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let (mut child, rx) = spawn_reading_stderr(&mut cmd);
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut seen = Vec::new();
     loop {

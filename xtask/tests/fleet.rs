@@ -5,9 +5,8 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::*;
@@ -276,23 +275,13 @@ fn ctrl_c_cancels_a_pending_job(xtask: &Path, work: &Path) {
             "sleep 300",
         ]);
     let blocker = Test::from(sbatch).expect(0).stdout().trim().to_string();
-    let mut child = bundled(
+    let mut cmd = bundled(
         xtask,
         work,
         &["fleet", "validate", "--nodes", "2", "--quick"],
-    )
-    .args(["--reports", "fleet-reports"])
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    );
+    cmd.args(["--reports", "fleet-reports"]);
+    let (mut child, rx) = spawn_reading_stderr(&mut cmd);
     let mut seen = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut fleet_job = None;

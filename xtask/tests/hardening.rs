@@ -12,6 +12,14 @@ use rustix::process::{WaitId, WaitIdOptions, waitid};
 
 use support::*;
 
+/// `matrix` with this text as the policy; it must exit with `code`.
+fn matrix_with_policy(text: &str, code: i32) -> Ran {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("policy.toml");
+    std::fs::write(&file, text).unwrap();
+    Test::new(["matrix"]).policy(&file).expect(code)
+}
+
 /// Run with stdout a pipe whose reader is already gone.
 fn closed_pipe(cmd: &mut Command) -> (Option<i32>, String) {
     let mut child = cmd
@@ -127,12 +135,7 @@ fn a_policy_marker_that_panicked_the_parser_is_one_line() {
         1,
     );
     assert_ne!(bad, policy);
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("policy.toml");
-    std::fs::write(&file, bad).unwrap();
-    Test::new(["matrix"])
-        .policy(&file)
-        .expect(2)
+    matrix_with_policy(&bad, 2)
         .one_line_error("policy.toml")
         .err_lacks("panicked");
 }
@@ -473,13 +476,7 @@ fn bad_policy_values_are_exit_2() {
     ] {
         let bad = policy.replacen(from, to, 1);
         assert_ne!(bad, policy, "{from}");
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("policy.toml");
-        std::fs::write(&file, bad).unwrap();
-        Test::new(["matrix"])
-            .policy(&file)
-            .expect(2)
-            .one_line_error(needle);
+        matrix_with_policy(&bad, 2).one_line_error(needle);
     }
 }
 

@@ -8,7 +8,6 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -212,20 +211,9 @@ impl Walk<'_> {
             .unwrap()
             .port();
         let started = Instant::now();
-        let mut child = self
-            .xt(&["wave", "--wait", "--port", &port.to_string()])
-            .env("FIXTURE_IMPORT_SECONDS", "4")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
+        let mut cmd = self.xt(&["wave", "--wait", "--port", &port.to_string()]);
+        cmd.env("FIXTURE_IMPORT_SECONDS", "4");
+        let (mut child, rx) = spawn_reading_stderr(&mut cmd);
         let mut seen = Vec::new();
         let ready = loop {
             match rx.recv_timeout(Duration::from_secs(120)) {

@@ -51,6 +51,30 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// Start `cmd` (stdout discarded) with its stderr read line by line into a channel, so
+/// a test can wait for a line with a timeout while the child runs.
+pub fn spawn_reading_stderr(
+    cmd: &mut Command,
+) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    use std::io::BufRead;
+    let mut child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    (child, rx)
+}
+
 /// Send `sig` to a child this test spawned (and has not reaped).
 #[cfg(unix)]
 pub fn signal(child: &std::process::Child, sig: rustix::process::Signal) {
