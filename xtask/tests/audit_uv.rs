@@ -497,10 +497,7 @@ fn audit_agrees_with_uv_sync_on_public_projects() {
         toml::from_str(&std::fs::read_to_string(fixtures().join("uvcorpus/corpus.toml")).unwrap())
             .unwrap();
     let all = std::env::var("XTASK_UV_CORPUS").is_ok_and(|v| v == "all");
-    let mut rows: Vec<String> = Vec::new();
-    let mut disagreements: Vec<String> = Vec::new();
-    let (mut cases, mut agree) = (0, 0);
-    let mut ratios: Vec<f64> = Vec::new();
+    let mut tally = Tally::default();
     for e in corpus.project.iter().filter(|e| all || e.slice) {
         let text = adjusted(e);
         let Some((py_short, py)) = python_for(&text) else {
@@ -513,116 +510,149 @@ fn audit_agrees_with_uv_sync_on_public_projects() {
         let Some(dir) = locked(e, &text, &uv, &py) else {
             continue;
         };
-        let doc: toml_edit::DocumentMut = std::fs::read_to_string(dir.join("pyproject.toml"))
-            .unwrap()
-            .parse()
-            .unwrap();
-        let root = normalize_line(doc["project"]["name"].as_str().unwrap());
-        let root = root.trim_end_matches("==").to_string();
-        // Staleness: the fresh lock, then (slice projects) copies edited after locking.
-        let (theirs, ours) = staleness(&uv, &dir, &py, &e.exclude_newer);
-        cases += 1;
-        if theirs == ours {
-            agree += 1;
+        staleness_agrees(&mut tally, e, &uv, &dir, &py);
+        selections_agree(&mut tally, e, &uv, &dir, (&py_short, &py));
+    }
+    tally.report();
+}
+
+/// The cases compared so far: a row each for the log, and where audit and uv differ.
+#[derive(Default)]
+struct Tally {
+    rows: Vec<String>,
+    disagreements: Vec<String>,
+    cases: usize,
+    agree: usize,
+    /// audit's time over uv's, per selection where both did the work.
+    ratios: Vec<f64>,
+}
+
+impl Tally {
+    fn case(&mut self, same: bool, disagreement: impl FnOnce() -> String) {
+        self.cases += 1;
+        if same {
+            self.agree += 1;
         } else {
-            disagreements.push(format!(
-                "{} fresh lock: uv stale {theirs}, audit stale {ours}",
-                e.name
-            ));
-        }
-        if e.slice {
-            let text = std::fs::read_to_string(dir.join("pyproject.toml")).unwrap();
-            for (i, what) in EDITS.iter().enumerate() {
-                let Some(changed) = edited(&text, i) else {
-                    continue;
-                };
-                let copy = tempfile::tempdir().unwrap();
-                copy_dir(&dir, copy.path());
-                std::fs::write(copy.path().join("pyproject.toml"), changed).unwrap();
-                let (theirs, ours) = staleness(&uv, copy.path(), &py, &e.exclude_newer);
-                cases += 1;
-                rows.push(format!(
-                    "{:24} {:28} {:20} uv stale {theirs:5} audit stale {ours:5}",
-                    e.name, what, "-"
-                ));
-                if theirs && ours {
-                    agree += 1;
-                } else {
-                    disagreements.push(format!(
-                        "{} {what}: uv stale {theirs}, audit stale {ours}",
-                        e.name
-                    ));
-                }
-            }
-        }
-        let mut selections: Vec<(String, Vec<&str>)> = SELECTIONS
-            .iter()
-            .map(|(n, f)| (n.to_string(), f.to_vec()))
-            .collect();
-        for extra in &e.selections {
-            selections.push((extra.join(" "), extra.iter().map(String::as_str).collect()));
-        }
-        for (sel, flags) in &selections {
-            let flags = flags.as_slice();
-            let (ours, audit_time) = audit_verdicts(&dir, &py_short, flags, &root);
-            let mut uv_time = Duration::ZERO;
-            for (i, (target, platform)) in TARGETS.iter().enumerate() {
-                let (theirs, took) = uv_verdict(&uv, &dir, &py, platform, flags);
-                uv_time += took;
-                cases += 1;
-                let theirs = match theirs {
-                    Verdict::Installs(s) => Verdict::Installs(
-                        s.into_iter()
-                            .filter(|l| !l.starts_with(&format!("{root}==")))
-                            .collect(),
-                    ),
-                    v => v,
-                };
-                let same = match (&ours[i], &theirs) {
-                    (Verdict::Refused(_), Verdict::Refused(_)) => true,
-                    // The package uv names is one audit lists as missing.
-                    (Verdict::Fails(ours), Verdict::Fails(named)) => named.is_subset(ours),
-                    (a, b) => a == b,
-                };
-                if same {
-                    agree += 1;
-                } else {
-                    let detail = match (&ours[i], &theirs) {
-                        (Verdict::Installs(a), Verdict::Installs(b)) => format!(
-                            "audit only: {:?}; uv only: {:?}",
-                            a.difference(b).collect::<Vec<_>>(),
-                            b.difference(a).collect::<Vec<_>>()
-                        ),
-                        (a, b) => format!("audit {} / uv {} ({b:?})", a.word(), b.word()),
-                    };
-                    disagreements.push(format!("{} {sel} {target}: {detail}", e.name));
-                }
-                rows.push(format!(
-                    "{:24} {:28} {:20} uv {:9} audit {:9} {}",
-                    e.name,
-                    sel,
-                    target,
-                    theirs.word(),
-                    ours[i].word(),
-                    if same { "=" } else { "DIFFERS" }
-                ));
-            }
-            // Only where both did the work: a refusal takes neither any time.
-            if ours.iter().all(|v| !matches!(v, Verdict::Refused(_))) {
-                ratios.push(audit_time.as_secs_f64() / uv_time.as_secs_f64().max(1e-6));
-            }
+            self.disagreements.push(disagreement());
         }
     }
-    ratios.sort_by(f64::total_cmp);
-    for r in &rows {
-        eprintln!("{r}");
-    }
-    if !ratios.is_empty() {
-        eprintln!(
-            "{agree} of {cases} cases agree; audit time / uv time (three targets): median {:.2}, max {:.2}",
-            ratios[ratios.len() / 2],
-            ratios[ratios.len() - 1]
+
+    fn report(mut self) {
+        self.ratios.sort_by(f64::total_cmp);
+        for r in &self.rows {
+            eprintln!("{r}");
+        }
+        if let (Some(median), Some(max)) =
+            (self.ratios.get(self.ratios.len() / 2), self.ratios.last())
+        {
+            eprintln!(
+                "{} of {} cases agree; audit time / uv time (three targets): median {median:.2}, max {max:.2}",
+                self.agree, self.cases
+            );
+        }
+        assert!(
+            self.disagreements.is_empty(),
+            "{}",
+            self.disagreements.join("\n")
         );
     }
-    assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
+}
+
+/// Staleness: the fresh lock, then (slice projects) copies edited after locking.
+fn staleness_agrees(tally: &mut Tally, e: &Entry, uv: &Path, dir: &Path, py: &Path) {
+    let (theirs, ours) = staleness(uv, dir, py, &e.exclude_newer);
+    tally.case(theirs == ours, || {
+        format!(
+            "{} fresh lock: uv stale {theirs}, audit stale {ours}",
+            e.name
+        )
+    });
+    if !e.slice {
+        return;
+    }
+    let text = std::fs::read_to_string(dir.join("pyproject.toml")).unwrap();
+    for (i, what) in EDITS.iter().enumerate() {
+        let Some(changed) = edited(&text, i) else {
+            continue;
+        };
+        let copy = tempfile::tempdir().unwrap();
+        copy_dir(dir, copy.path());
+        std::fs::write(copy.path().join("pyproject.toml"), changed).unwrap();
+        let (theirs, ours) = staleness(uv, copy.path(), py, &e.exclude_newer);
+        tally.rows.push(format!(
+            "{:24} {:28} {:20} uv stale {theirs:5} audit stale {ours:5}",
+            e.name, what, "-"
+        ));
+        tally.case(theirs && ours, || {
+            format!("{} {what}: uv stale {theirs}, audit stale {ours}", e.name)
+        });
+    }
+}
+
+/// Each selection (the shared ones and the project's own) on each target: what audit
+/// says installs, against uv's dry run for that platform.
+fn selections_agree(tally: &mut Tally, e: &Entry, uv: &Path, dir: &Path, py: (&str, &Path)) {
+    let (py_short, py) = py;
+    let doc: toml_edit::DocumentMut = std::fs::read_to_string(dir.join("pyproject.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let root = normalize_line(doc["project"]["name"].as_str().unwrap());
+    let root = root.trim_end_matches("==").to_string();
+    let mut selections: Vec<(String, Vec<&str>)> = SELECTIONS
+        .iter()
+        .map(|(n, f)| (n.to_string(), f.to_vec()))
+        .collect();
+    for extra in &e.selections {
+        selections.push((extra.join(" "), extra.iter().map(String::as_str).collect()));
+    }
+    for (sel, flags) in &selections {
+        let flags = flags.as_slice();
+        let (ours, audit_time) = audit_verdicts(dir, py_short, flags, &root);
+        let mut uv_time = Duration::ZERO;
+        for (i, (target, platform)) in TARGETS.iter().enumerate() {
+            let (theirs, took) = uv_verdict(uv, dir, py, platform, flags);
+            uv_time += took;
+            let theirs = match theirs {
+                Verdict::Installs(s) => Verdict::Installs(
+                    s.into_iter()
+                        .filter(|l| !l.starts_with(&format!("{root}==")))
+                        .collect(),
+                ),
+                v => v,
+            };
+            let same = match (&ours[i], &theirs) {
+                (Verdict::Refused(_), Verdict::Refused(_)) => true,
+                // The package uv names is one audit lists as missing.
+                (Verdict::Fails(ours), Verdict::Fails(named)) => named.is_subset(ours),
+                (a, b) => a == b,
+            };
+            tally.case(same, || {
+                let detail = match (&ours[i], &theirs) {
+                    (Verdict::Installs(a), Verdict::Installs(b)) => format!(
+                        "audit only: {:?}; uv only: {:?}",
+                        a.difference(b).collect::<Vec<_>>(),
+                        b.difference(a).collect::<Vec<_>>()
+                    ),
+                    (a, b) => format!("audit {} / uv {} ({b:?})", a.word(), b.word()),
+                };
+                format!("{} {sel} {target}: {detail}", e.name)
+            });
+            tally.rows.push(format!(
+                "{:24} {:28} {:20} uv {:9} audit {:9} {}",
+                e.name,
+                sel,
+                target,
+                theirs.word(),
+                ours[i].word(),
+                if same { "=" } else { "DIFFERS" }
+            ));
+        }
+        // Only where both did the work: a refusal takes neither any time.
+        if ours.iter().all(|v| !matches!(v, Verdict::Refused(_))) {
+            tally
+                .ratios
+                .push(audit_time.as_secs_f64() / uv_time.as_secs_f64().max(1e-6));
+        }
+    }
 }
