@@ -339,19 +339,7 @@ fn normalize_line(l: &str) -> String {
         Some((name, _)) => (name, ""),
         None => l.split_once("==").unwrap_or((l, "")),
     };
-    let mut n = String::new();
-    let mut sep = false;
-    for c in name.trim().chars() {
-        if matches!(c, '-' | '_' | '.') {
-            if !sep {
-                n.push('-');
-            }
-            sep = true;
-        } else {
-            n.push(c.to_ascii_lowercase());
-            sep = false;
-        }
-    }
+    let n = model::names::normalize(name.trim());
     format!("{n}=={}", version.trim())
 }
 
