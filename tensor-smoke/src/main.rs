@@ -60,14 +60,6 @@ impl Need {
             Need::Gpu => report.ran(Group::Cuda) || report.ran(Group::Wgpu),
         }
     }
-
-    fn name(self) -> &'static str {
-        match self {
-            Need::Cuda => "cuda",
-            Need::Wgpu => "wgpu",
-            Need::Gpu => "gpu",
-        }
-    }
 }
 
 fn main() {
@@ -116,7 +108,8 @@ fn real_main() -> i32 {
     }
     for r in &args.require {
         if !r.met(&report) {
-            let r = r.name();
+            let r = r.to_possible_value().expect("no value is skipped");
+            let r = r.get_name();
             eprintln!(
                 "error: --require {r}: no {r} check could run on this machine (see the skips above)"
             );

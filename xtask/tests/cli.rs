@@ -5,7 +5,7 @@ mod support;
 #[cfg(target_os = "linux")]
 use std::path::{Path, PathBuf};
 
-use support::Test;
+use support::{Test, xtask};
 
 // nvidia-smi's recordings: only Linux has NVIDIA's tools.
 #[cfg(target_os = "linux")]
@@ -17,7 +17,7 @@ fn fixture(name: &str) -> PathBuf {
 
 #[test]
 fn no_arguments_lists_each_command_once() {
-    let out = Test::new::<_, &str>([]).expect(0).stdout();
+    let out = Test::from(xtask()).expect(0).stdout();
     let commands: Vec<&str> = out
         .lines()
         .skip_while(|l| !l.starts_with("Commands:"))

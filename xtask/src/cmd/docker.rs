@@ -461,7 +461,6 @@ impl Docker {
         ]
     }
 
-    /// The client a dry run or render shows without asking any: --docker, else `docker`.
     /// A dry run's whole answer: what a real run adds or skips (`note`, on stderr), then
     /// the commands it would run (stdout). False, printing nothing, for a real run.
     fn shown(&self, note: Option<&str>, plan: &[Cmd]) -> bool {
@@ -482,6 +481,7 @@ impl Docker {
         true
     }
 
+    /// The client a dry run or render shows without asking any: --docker, else `docker`.
     fn shown_client(&self) -> Utf8PathBuf {
         self.docker.clone().unwrap_or_else(|| "docker".into())
     }

@@ -296,9 +296,12 @@ mod tests {
             "{a,b}", "*",
         ];
         let line: Vec<String> = words.iter().map(|w| quote(w)).collect();
-        let script = format!("printf '%s\\n' {}", line.join(" "));
+        // A script file, as sbatch hands the batch script to bash.
+        let script = format!("printf '%s\\n' {}\n", line.join(" "));
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), &script).unwrap();
         let out = std::process::Command::new("bash")
-            .args(["-c", &script])
+            .arg(file.path())
             .output()
             .unwrap();
         let back: Vec<&str> = std::str::from_utf8(&out.stdout).unwrap().lines().collect();

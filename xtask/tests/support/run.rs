@@ -121,29 +121,24 @@ impl Ran {
 
     /// stdout holds `needle`.
     pub fn out_has(&self, needle: &str) -> &Ran {
-        assert!(
-            self.stdout().contains(needle),
-            "stdout lacks {needle:?}\n{}",
-            self.context()
-        );
-        self
+        self.holds("stdout", &self.stdout(), needle, true)
     }
 
     /// stderr holds `needle`.
     pub fn err_has(&self, needle: &str) -> &Ran {
-        assert!(
-            self.stderr().contains(needle),
-            "stderr lacks {needle:?}\n{}",
-            self.context()
-        );
-        self
+        self.holds("stderr", &self.stderr(), needle, true)
     }
 
     /// stderr lacks `needle`.
     pub fn err_lacks(&self, needle: &str) -> &Ran {
+        self.holds("stderr", &self.stderr(), needle, false)
+    }
+
+    fn holds(&self, stream: &str, text: &str, needle: &str, want: bool) -> &Ran {
+        let says = if want { "lacks" } else { "holds" };
         assert!(
-            !self.stderr().contains(needle),
-            "stderr holds {needle:?}\n{}",
+            text.contains(needle) == want,
+            "{stream} {says} {needle:?}\n{}",
             self.context()
         );
         self
