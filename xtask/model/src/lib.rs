@@ -6,9 +6,11 @@
 //! `xtask` compose it with the host adapters without parsing TOML themselves.
 
 pub mod error;
+pub mod gpu;
 pub mod lock;
 pub mod names;
 pub mod pep;
 pub mod pins;
 pub mod policy;
 pub mod pyproject;
+pub mod torch;

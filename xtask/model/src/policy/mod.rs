@@ -32,6 +32,63 @@ struct File {
     workflow: WorkflowPolicy,
     #[serde(default)]
     imports: IndexMap<String, Vec<String>>,
+    #[serde(default)]
+    gpus: Vec<GpuFile>,
+    #[serde(default)]
+    gpu_families: IndexMap<String, String>,
+}
+
+/// `[[gpus]]` as written: a GPU users name, with its compute capability.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct GpuFile {
+    name: String,
+    cc: String,
+    #[serde(default)]
+    aliases: Vec<String>,
+    #[serde(default)]
+    hosts: Vec<String>,
+    only: Option<String>,
+}
+
+/// `[[torch.builds]]` as written: the GPU code of torch's CUDA builds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct BuildFile {
+    versions: String,
+    cuda: String,
+    arch: String,
+    arch_list: String,
+    source: String,
+}
+
+/// One fact: torch releases in `versions`, built for CUDA `cuda` on `arch`, carry the GPU
+/// code of `list` (read from PyTorch's build scripts, or from a wheel; `source` says).
+#[derive(Debug, Clone)]
+pub struct BuildFact {
+    pub versions: pep508_rs::pep440_rs::VersionSpecifiers,
+    pub versions_text: String,
+    pub cuda: String,
+    pub arch: Arch,
+    /// As written (`7.0;7.5;8.0;8.6;9.0;10.0;12.0+PTX`).
+    pub arch_list: String,
+    pub list: crate::gpu::ArchList,
+    pub source: String,
+}
+
+/// `[[torch.companions]]`: a package built with torch, whose release pairs with torch's
+/// (torch 2.N with torchvision 0.(N+15) and torchaudio 2.N).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Companion {
+    pub name: String,
+    /// The companion's major version; absent: torch's own.
+    pub major: Option<u64>,
+    /// Its minor version is torch's plus this.
+    #[serde(default)]
+    pub minor_offset: u64,
+    /// The torch releases the pairing holds for.
+    pub torch: Option<String>,
 }
 
 /// `[workflow]`: what `cargo xtask workflow` writes into the app's CI.
@@ -82,6 +139,8 @@ pub struct Index {
     pub url: String,
     #[serde(default)]
     pub about: String,
+    /// The CUDA version of the torch builds it serves (`12.8`).
+    pub cuda: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -91,6 +150,11 @@ pub struct TorchPolicy {
     /// `[[torch.sources]]`: which index serves torch on which targets, by torch version.
     #[serde(default)]
     pub sources: Vec<TorchSource>,
+    /// `[[torch.builds]]` as written; checked and typed in `Policy::torch_builds`.
+    #[serde(default)]
+    pub builds: Vec<BuildFile>,
+    #[serde(default)]
+    pub companions: Vec<Companion>,
 }
 
 /// One `[[torch.sources]]` entry: for a torch version in `versions`, these targets take
@@ -201,6 +265,12 @@ pub struct Target {
     pub group: Option<String>,
     /// The hosted CI runner label of machines of this target (`cargo xtask workflow`).
     pub runner: Option<String>,
+    /// The accelerator its machines have: `cuda` or `mps` (absent: CPU only).
+    pub accelerator: Option<String>,
+    /// The GPUs (names from `[[gpus]]`) it promises: `audit` fails a lock whose torch
+    /// cannot run one of them.
+    #[serde(default)]
+    pub gpus: Vec<String>,
     /// The marker environment for the policy's Python version (set when loaded).
     #[serde(skip)]
     env: Option<MarkerEnvironment>,
@@ -330,6 +400,12 @@ pub struct Policy {
     /// `[imports]`: the import names of distributions whose name does not say them
     /// (`pyyaml` → `yaml`), keyed by PEP 503 name; used where no environment says.
     pub imports: IndexMap<String, Vec<String>>,
+    /// `[[gpus]]`: the GPUs users name, with their compute capability.
+    pub gpus: Vec<crate::gpu::Gpu>,
+    /// `[gpu-families]`: compute capability → architecture family (Hopper, Blackwell).
+    pub gpu_families: IndexMap<String, String>,
+    /// `[[torch.builds]]`, checked.
+    pub torch_builds: Vec<BuildFact>,
     /// Everything a lock made under this policy covers: the `environments` (every
     /// machine of the targets' operating systems, not only the targets) and the Python
     /// range. Marker implication is decided over this, as uv resolves over it.
@@ -432,6 +508,8 @@ impl Policy {
         let targets = targets(file.targets, &file.groups, &python)?;
         let mut torch = file.torch;
         torch_sources(&mut torch, &file.indexes, &targets)?;
+        let gpus = gpus(file.gpus, &file.gpu_families, &targets)?;
+        let torch_builds = torch_builds(&torch, &file.indexes)?;
         let rules = file
             .packages
             .into_iter()
@@ -458,6 +536,9 @@ impl Policy {
         let universe = universe(&targets, &python.requires_python)?;
         Ok(Policy {
             universe,
+            gpus,
+            gpu_families: file.gpu_families,
+            torch_builds,
             python,
             indexes: file.indexes,
             torch,
@@ -794,6 +875,10 @@ fn universe(targets: &[Target], requires_python: &str) -> Result<MarkerTree> {
     }
     Ok(all)
 }
+
+mod gpu;
+pub use gpu::release_of;
+use gpu::{gpus, torch_builds};
 
 #[cfg(test)]
 pub(crate) mod tests;
