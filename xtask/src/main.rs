@@ -22,7 +22,7 @@ mod uv;
 mod waveapp;
 
 // The Python-packaging model (its own crate: no processes); its rooms keep their paths here.
-use model::{error, lock, names, pep, pins, policy, pyproject};
+use model::{error, gpu, lock, names, pep, pins, policy, pyproject, torch};
 
 use camino::Utf8PathBuf;
 use clap::{CommandFactory, Parser, Subcommand};

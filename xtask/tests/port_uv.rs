@@ -145,6 +145,9 @@ fn audit_agrees(dir: &Path, uv_results: &[(&str, bool, String)]) -> serde_json::
             .map(|p| p["name"].as_str().unwrap())
             .collect();
         any_missing |= !missing.is_empty();
+        any_missing |= t["torch"]["findings"]
+            .as_array()
+            .is_some_and(|f| !f.is_empty());
         assert_eq!(
             missing.is_empty(),
             *uv_ok,
@@ -299,6 +302,23 @@ fn unported_fixtures_fail_where_the_app_fails() {
             report["warnings"].as_array().unwrap().is_empty(),
             "{report}"
         );
+        if fixture == "main" {
+            // The app's cu126 torch has no Blackwell kernels: the x86_64 target's B200,
+            // B300 and RTX 5090 fail, and cu128 is named as the fix.
+            let torch = &report["targets"][0]["torch"];
+            assert_eq!(torch["build"], "cuda 12.6", "{torch}");
+            assert_eq!(
+                torch["gpus"]["fails"],
+                serde_json::json!(["B200", "B300", "RTX 5090"])
+            );
+            assert!(
+                torch["findings"][0]
+                    .as_str()
+                    .unwrap()
+                    .ends_with("pytorch-cu128 (CUDA 12.8) runs it"),
+                "{torch}"
+            );
+        }
 
         // Porting without re-locking leaves a stale lock: audit says so.
         point_back(dir.path(), &ix);
@@ -400,4 +420,95 @@ fn audit_agrees_with_uv_on_platform_floors() {
     assert_eq!(find(&report, 0, "newer-os")["status"], "wheel");
     assert_eq!(find(&report, 1, "newer-os")["status"], "missing");
     assert_eq!(find(&report, 2, "newer-os")["status"], "missing");
+}
+
+/// PyPI's torch 2.8.0, locked for the three targets with real uv against real PyPI: a
+/// CUDA 12.8 build on x86_64 (it pulls in the CUDA runtime there), a CPU-only build on
+/// aarch64 (it pulls in nothing there), the MPS build on macOS. `uv sync` would install
+/// all three; audit fails the aarch64 one, whose GPU would never be used. After `port`
+/// and a lock against a loopback index standing in for pytorch-cu128, both Linux targets
+/// get CUDA 12.8 builds with kernels for every GPU they promise.
+#[test]
+fn a_cpu_only_torch_on_a_gpu_target_fails_until_ported() {
+    let Some(e) = env() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("pyproject.toml"),
+        r#"[project]
+name = "gpu-or-not"
+version = "0.1.0"
+requires-python = "==3.12.*"
+dependencies = ["torch==2.8.0"]
+
+[tool.uv]
+package = false
+environments = ["sys_platform == 'linux'", "sys_platform == 'darwin'"]
+required-environments = [
+    "sys_platform == 'linux' and platform_machine == 'x86_64'",
+    "sys_platform == 'linux' and platform_machine == 'aarch64'",
+    "sys_platform == 'darwin' and platform_machine == 'arm64'",
+]
+"#,
+    )
+    .unwrap();
+    let lock_here = |what: &str| {
+        let o = run(uv(&e, dir.path(), &e.py312).arg("lock"));
+        assert!(o.status.success(), "uv lock ({what}): {}", text(&o.stderr));
+    };
+    lock_here("PyPI");
+    let got = installable(&e, dir.path(), &e.py312);
+    assert!(got.iter().all(|r| r.1), "uv installs all three: {got:?}");
+    let ran = Test::in_project(dir.path(), ["audit", "--json", "--no-imports"]).expect(1);
+    let v = ran.json();
+    let torch = |v: &serde_json::Value, t: usize| v["targets"][t]["torch"].clone();
+    assert_eq!(torch(&v, 0)["build"], "cuda 12.8", "{}", torch(&v, 0));
+    assert_eq!(torch(&v, 0)["version"], "2.8.0");
+    assert!(torch(&v, 0)["findings"].as_array().unwrap().is_empty());
+    assert_eq!(torch(&v, 1)["build"], "cpu", "{}", torch(&v, 1));
+    assert_eq!(torch(&v, 1)["sm"], serde_json::Value::Null);
+    assert!(
+        torch(&v, 1)["findings"][0]
+            .as_str()
+            .unwrap()
+            .contains("CPU-only: the NVIDIA GPU is not used"),
+        "{}",
+        torch(&v, 1)
+    );
+    assert_eq!(torch(&v, 2)["build"], "mps");
+    let last = ran.stderr().lines().last().unwrap_or_default().to_string();
+    assert_eq!(
+        last,
+        "error: torch cannot use the GPU on linux-aarch64-cuda (cpu build) (listed above)"
+    );
+    Test::in_project(dir.path(), ["audit", "--no-imports"])
+        .expect(1)
+        .out_has("linux-aarch64-cuda (Python 3.12): installs:")
+        .out_has("  torch 2.8.0: CPU-only (no CUDA runtime package is installed with it here): not GH200 (sm_90), GB200 (sm_100), GB300 (sm_103), GB10 (sm_121)")
+        .out_has("run `cargo xtask port` (it sources torch from the CUDA index), then `cargo xtask lock`");
+
+    port(dir.path());
+    let ix = pytorch_indexes();
+    point_at_loopback(dir.path(), &ix);
+    lock_here("ported, cu128 on loopback");
+    let ran = Test::in_project(dir.path(), ["audit", "--json", "--no-imports"]).expect(0);
+    let v = ran.json();
+    for t in [0, 1] {
+        assert_eq!(torch(&v, t)["version"], "2.8.0+cu128");
+        assert_eq!(torch(&v, t)["build"], "cuda 12.8");
+        assert_eq!(torch(&v, t)["gpus"]["fails"], serde_json::json!([]));
+    }
+    assert_eq!(
+        torch(&v, 1)["sm"],
+        serde_json::json!(["sm_90", "sm_100", "sm_120"])
+    );
+    assert_eq!(
+        torch(&v, 1)["gpus"]["runs"],
+        serde_json::json!(["GH200", "GB200", "GB300", "GB10"])
+    );
+    assert_eq!(torch(&v, 2)["build"], "mps");
+    // Asked about a Jetson Thor: no sm_110 in the 2.8 builds, and none in any 2.8 build.
+    Test::in_project(dir.path(), ["audit", "--no-imports", "--gpu", "jetson thor"])
+        .expect(1)
+        .out_has("GB10 — not Thor (sm_110)")
+        .out_has("Thor (11.0) (asked about): no kernels for sm_110: torch 2.8.0+cu128 carries sm_90 sm_100 sm_120; torch >=2.9 from pytorch-cu130 (CUDA 13.0) runs it");
 }

@@ -191,7 +191,11 @@ pub struct CompanionVerdict {
 
 /// GPUs to judge: those the target promises, then those asked (`--gpu`, a node's GPUs)
 /// that come in machines of the target's architecture.
-pub fn gpus_for<'a>(policy: &Policy, t: &Target, asked: &'a [Asked]) -> Vec<(Asked, bool)> {
+/// NVIDIA GPUs are judged on CUDA targets only.
+pub fn gpus_for(policy: &Policy, t: &Target, asked: &[Asked]) -> Vec<(Asked, bool)> {
+    if t.accelerator.as_deref() != Some("cuda") {
+        return Vec::new();
+    }
     let mut out: Vec<(Asked, bool)> = policy
         .promised(t)
         .into_iter()

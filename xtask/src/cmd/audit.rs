@@ -11,6 +11,7 @@ use crate::error;
 use crate::imports;
 use crate::lock::audit::{Auditor, FloorNeeded, PackageResult, Status, floor_needed};
 use crate::lock::{self, Selection, tags};
+use crate::torch;
 
 #[derive(clap::Args, Debug)]
 #[command(
@@ -67,6 +68,10 @@ pub struct Audit {
     /// Skip the import check (the lock alone)
     #[arg(long)]
     no_imports: bool,
+    /// A GPU you run on, by name (H100, GH200, GB10, Thor, RTX 5090, ...) or compute
+    /// capability (sm_90): is the torch each target installs built with kernels for it? Repeatable
+    #[arg(long = "gpu", value_name = "NAME|sm_XY")]
+    gpus: Vec<String>,
     /// Print Markdown (for docs)
     #[arg(long, conflicts_with = "json")]
     markdown: bool,
@@ -84,6 +89,8 @@ struct TargetResult {
     refused: Option<String>,
     /// The OS floor the chosen wheels need, beside the policy's.
     floor: Option<FloorNeeded>,
+    /// What the torch it installs runs on (null where it installs no torch).
+    torch: Option<torch::Judged>,
     packages: Vec<PackageResult>,
 }
 
@@ -131,6 +138,11 @@ impl Audit {
         let project = ctx.project()?;
         let policy = ctx.policy()?;
         let targets = policy.select(&self.targets)?;
+        let asked = self
+            .gpus
+            .iter()
+            .map(|g| policy.ask_gpu(g))
+            .collect::<Result<Vec<_>>>()?;
         let proj = lock::Project::load(project)?;
         let python = self.python(&proj)?;
         let python_str = format!("{}.{}", python.0, python.1);
@@ -163,6 +175,7 @@ impl Audit {
             results.push(TargetResult {
                 name: t.name.clone(),
                 python: python_str.clone(),
+                torch: torch_of(policy, t, &packages, &asked),
                 floor,
                 refused,
                 packages,
@@ -315,6 +328,33 @@ fn lock_info(lock: &lock::Lock) -> LockInfo {
     }
 }
 
+/// What the torch a target installs runs on, judged for the GPUs it promises and those
+/// asked about.
+pub fn torch_of(
+    policy: &crate::policy::Policy,
+    t: &crate::policy::Target,
+    packages: &[PackageResult],
+    asked: &[crate::gpu::Asked],
+) -> Option<torch::Judged> {
+    // A torch with nothing installable there is the missing-wheel finding, not this one.
+    let installed: Vec<(&str, &str)> = packages
+        .iter()
+        .filter(|p| matches!(p.status, Status::Wheel | Status::Build))
+        .map(|p| (p.name.as_str(), p.version.as_str()))
+        .collect();
+    let found = torch::from_lock(t, &installed)?;
+    let gpus = torch::gpus_for(policy, t, asked);
+    let cuda = t.accelerator.as_deref() == Some("cuda");
+    Some(torch::judge(
+        policy,
+        &t.arch(),
+        cuda,
+        &found,
+        &gpus,
+        &installed,
+    ))
+}
+
 /// Per target: the distributions it leaves out (excluded or missing, under no version
 /// installed there), and those it installs.
 type PerTarget = std::collections::BTreeMap<String, std::collections::BTreeSet<String>>;
@@ -393,16 +433,62 @@ fn verdict(report: &Report) -> Result<()> {
             refused.join(", ")
         )));
     }
-    match (missing.is_empty(), breaking.is_empty()) {
-        (true, true) => Ok(()),
-        (false, _) => Err(error::failed(format!(
-            "no installable file for: {}",
-            missing.join(", ")
-        ))),
-        (true, false) => Err(error::failed(format!(
+    let gpu: Vec<String> = report
+        .targets
+        .iter()
+        .filter_map(|t| Some((t, t.torch.as_ref()?)))
+        .filter(|(_, j)| !j.findings.is_empty())
+        .map(|(t, j)| format!("{} ({})", t.name, torch_problem(j)))
+        .collect();
+    let mut problems = Vec::new();
+    if !missing.is_empty() {
+        problems.push(format!("no installable file for: {}", missing.join(", ")));
+    }
+    if !gpu.is_empty() {
+        problems.push(format!(
+            "torch cannot use the GPU on {} (listed above)",
+            gpu.join(", ")
+        ));
+    }
+    if !breaking.is_empty() {
+        problems.push(format!(
             "unguarded imports of packages a target leaves out (listed above): {}; guard them, or accept one with --allow-import PKG:PATH",
             breaking.join(", ")
-        ))),
+        ));
+    }
+    match problems.is_empty() {
+        true => Ok(()),
+        false => Err(error::failed(problems.join("; "))),
+    }
+}
+
+/// `CPU-only`, `no kernels for Thor`, `torchvision mismatch`: a target's torch problems, short.
+fn torch_problem(j: &torch::Judged) -> String {
+    let mut what = Vec::new();
+    if j.build == "cpu" || j.build == "rocm" || j.build == "xpu" {
+        what.push(format!("{} build", j.build));
+    }
+    let fails: Vec<&str> = j
+        .gpus
+        .detail
+        .iter()
+        .filter(|d| d.runs == Some(false) && j.sm.is_some())
+        .map(|d| d.gpu.as_str())
+        .collect();
+    if !fails.is_empty() {
+        what.push(format!("no kernels for {}", fails.join(", ")));
+    }
+    for c in j.companions.iter().filter(|c| !c.ok) {
+        what.push(format!("{} does not match", c.name));
+    }
+    what.join(", ")
+}
+
+/// The torch line of a target and its findings, indented.
+fn render_torch(s: &mut String, j: &torch::Judged) {
+    let _ = writeln!(s, "  {}", j.line());
+    for f in &j.findings {
+        let _ = writeln!(s, "    ! {f}");
     }
 }
 
@@ -493,6 +579,9 @@ fn render(r: &Report) -> String {
         if let Some(f) = &t.floor {
             let _ = writeln!(s, "  {}", floor_line(f));
         }
+        if let Some(j) = &t.torch {
+            render_torch(&mut s, j);
+        }
     }
     if let Some(i) = &r.imports {
         render_imports(&mut s, i);
@@ -544,6 +633,15 @@ fn render_markdown(r: &Report) -> String {
         if let Some(f) = &t.floor {
             let line = floor_line(f);
             let _ = writeln!(s, "{}{}.\n", line[..1].to_uppercase(), &line[1..]);
+        }
+        if let Some(j) = &t.torch {
+            let _ = writeln!(s, "Runs on: {}.\n", j.line());
+            for f in &j.findings {
+                let _ = writeln!(s, "- **{f}**");
+            }
+            if !j.findings.is_empty() {
+                s.push('\n');
+            }
         }
         if problems.is_empty() {
             s.push_str("Every package installs from a wheel.\n\n");
