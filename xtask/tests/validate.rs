@@ -290,3 +290,160 @@ fn level_3_without_torch_is_exit_3() {
         "{err}"
     );
 }
+
+/// Level 1 reads the installed torch's build from its files and holds it against each
+/// NVIDIA GPU nvidia-smi lists (recorded outputs of a GH200, a Jetson Thor, a DGX Spark's
+/// GB10, an RTX 5090), without starting Python and whether or not libcuda loads. The
+/// kernel facts are those of this host's architecture.
+#[cfg(target_os = "linux")]
+#[test]
+fn level_1_says_whether_torch_uses_each_gpu() {
+    let arch = std::env::consts::ARCH;
+    // (recording, model, torch, status, what the reason says)
+    let x86 = arch == "x86_64";
+    let cases: Vec<(&str, &str, &str, &str, &str)> = vec![
+        (
+            "nvidia-smi-gh200.csv",
+            "NVIDIA GH200 480GB (9.0, Hopper)",
+            "2.8.0",
+            "fail",
+            "CPU-only",
+        ),
+        (
+            "nvidia-smi-gh200.csv",
+            "NVIDIA GH200 480GB (9.0, Hopper)",
+            "2.8.0+cu128",
+            "pass",
+            "sm_90",
+        ),
+        (
+            "nvidia-smi-thor.csv",
+            "NVIDIA Thor (11.0, Blackwell)",
+            "2.8.0+cu128",
+            "fail",
+            "no kernels for sm_110",
+        ),
+        (
+            "nvidia-smi-thor.csv",
+            "NVIDIA Thor (11.0, Blackwell)",
+            "2.8.0+cpu",
+            "fail",
+            "CPU-only",
+        ),
+        (
+            "nvidia-smi-gb10.csv",
+            "NVIDIA GB10 (12.1, Blackwell)",
+            "2.8.0+cu128",
+            "pass",
+            "sm_120",
+        ),
+        (
+            "nvidia-smi-rtx5090.csv",
+            "NVIDIA GeForce RTX 5090 (12.0, Blackwell)",
+            "2.9.0+cu130",
+            "pass",
+            "sm_120",
+        ),
+    ];
+    let mut cases = cases;
+    if x86 {
+        // x86_64's cu126 build stops at Hopper: the fix is cu128.
+        cases.push((
+            "nvidia-smi-rtx5090.csv",
+            "NVIDIA GeForce RTX 5090 (12.0, Blackwell)",
+            "2.8.0+cu126",
+            "fail",
+            "pytorch-cu128 (CUDA 12.8) runs it",
+        ));
+        cases.push((
+            "nvidia-smi-gb10.csv",
+            "NVIDIA GB10 (12.1, Blackwell)",
+            "2.8.0+cu126",
+            "fail",
+            "carries sm_50 sm_60 sm_70 sm_75 sm_80 sm_86 sm_90",
+        ));
+    }
+    for (recording, model, torch, status, says) in cases {
+        let (_bin, path) = recorded_nvidia_smi(recording);
+        let project = venv_with_torch(torch);
+        let ran = validate(&["--level", "1", "--json"])
+            .project(project.path())
+            .env("PATH", &path)
+            .run();
+        let v = ran.json();
+        let check = checks(&v, "platform")
+            .into_iter()
+            .find(|c| c["name"] == "torch uses the GPU")
+            .unwrap_or_else(|| panic!("{recording} {torch}: no torch check: {v}"))
+            .clone();
+        let why = check["reason"].as_str().unwrap();
+        assert_eq!(check["status"], status, "{recording} {torch}: {why}");
+        assert!(why.contains(model), "{recording} {torch}: {why}");
+        assert!(why.contains(says), "{recording} {torch}: {why}");
+        assert!(why.contains(&format!("torch {torch}")), "{why}");
+        if status == "fail" {
+            assert_eq!(ran.code(), Some(1), "{recording} {torch}");
+        }
+        if says == "CPU-only" {
+            assert!(
+                why.contains("`cargo xtask port`"),
+                "the fix is named: {why}"
+            );
+        }
+    }
+}
+
+/// What level 1 cannot know it says, with the value: a compute capability nvidia-smi
+/// does not give, a torch the policy has no facts for, no torch at all.
+#[cfg(target_os = "linux")]
+#[test]
+fn level_1_says_unknown_rather_than_guess() {
+    let torch_check = |recording: &str, project: &std::path::Path| {
+        let (_bin, path) = recorded_nvidia_smi(recording);
+        let v = validate(&["--level", "1", "--json"])
+            .project(project)
+            .env("PATH", &path)
+            .run()
+            .json();
+        checks(&v, "platform")
+            .into_iter()
+            .find(|c| c["name"] == "torch uses the GPU")
+            .unwrap()
+            .clone()
+    };
+    let c = torch_check(
+        "nvidia-smi-unknown-cc.csv",
+        venv_with_torch("2.8.0+cu128").path(),
+    );
+    assert_eq!(c["status"], "skip", "{c}");
+    assert!(
+        c["reason"]
+            .as_str()
+            .unwrap()
+            .contains("NVIDIA Future GPU: compute capability unknown (nvidia-smi: none)"),
+        "{c}"
+    );
+    let c = torch_check(
+        "nvidia-smi-gh200.csv",
+        venv_with_torch("2.16.0+cu135").path(),
+    );
+    assert_eq!(c["status"], "skip", "{c}");
+    assert!(
+        c["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no [[torch.builds]] fact for torch 2.16.0+cu135 with CUDA 13.5"),
+        "{c}"
+    );
+    let empty = venv_with_torch("2.8.0");
+    std::fs::remove_dir_all(empty.path().join(".venv")).unwrap();
+    let c = torch_check("nvidia-smi-gh200.csv", empty.path());
+    assert_eq!(c["status"], "skip", "{c}");
+    assert!(
+        c["reason"]
+            .as_str()
+            .unwrap()
+            .contains("run `cargo xtask setup`"),
+        "{c}"
+    );
+}

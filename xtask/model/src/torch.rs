@@ -129,6 +129,47 @@ pub fn from_lock(target: &Target, installed: &[(&str, &str)]) -> Option<Found> {
     })
 }
 
+/// torch as installed, from its `torch/version.py` (no Python started): `__version__`,
+/// and `cuda` / `hip` / `xpu`, each a quoted string or None. None when the file has no
+/// `__version__`.
+pub fn from_version_py(text: &str, os: Os, arch: &Arch) -> Option<Found> {
+    let value = |key: &str| -> Option<Option<String>> {
+        text.lines().find_map(|l| {
+            let (lhs, rhs) = l.split_once('=')?;
+            let name = lhs.split(':').next()?.trim();
+            (name == key).then(|| {
+                let v = rhs.trim().trim_matches(|c| c == '\'' || c == '"');
+                (v != "None" && !v.is_empty()).then(|| v.to_string())
+            })
+        })
+    };
+    let version = value("__version__")??;
+    let (build, evidence) = match (
+        value("cuda").flatten(),
+        value("hip").flatten(),
+        value("xpu").flatten(),
+    ) {
+        (Some(c), _, _) => (
+            Build::Cuda(x_y(&c).unwrap_or(c.clone())),
+            format!("torch/version.py: cuda = '{c}'"),
+        ),
+        (None, Some(h), _) => (
+            Build::Rocm(x_y(&h)),
+            format!("torch/version.py: hip = '{h}'"),
+        ),
+        (None, None, Some(x)) => (Build::Xpu, format!("torch/version.py: xpu = '{x}'")),
+        _ => match (os, arch) {
+            (Os::Macos, Arch::Aarch64) => (Build::Mps, "the macOS arm64 build".to_string()),
+            _ => (Build::Cpu, "torch/version.py: cuda = None".to_string()),
+        },
+    };
+    Some(Found {
+        version,
+        build,
+        evidence,
+    })
+}
+
 /// `12.8.90` → `12.8`.
 fn x_y(v: &str) -> Option<String> {
     let mut parts = v.split('.');

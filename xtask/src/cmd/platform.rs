@@ -107,6 +107,9 @@ fn gpu_rows(p: &Report, rows: &mut Rows) {
         }
         if let Some(cc) = &g.compute_capability {
             let _ = write!(d, ", sm {cc}");
+            if let Some(f) = &g.family {
+                let _ = write!(d, " ({f})");
+            }
         }
         if let Some(c) = g.cores {
             let _ = write!(d, ", {c} cores");

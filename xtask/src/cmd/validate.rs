@@ -252,6 +252,7 @@ fn level1(p: &Platform, policy: &Policy, ctx: &Ctx) -> Vec<Check> {
     let target = policy.target_for_host(p.os, &p.arch);
     let mut torch_cuda = None;
     let mut requires_python = None;
+    let installed = ctx.project_opt().map(|dir| installed_torch(dir, p));
     if let (Some(dir), Some(t)) = (ctx.project_opt(), target) {
         let proj = lock::Project::load(dir);
         out.push(lock_check(proj.as_ref(), policy, t));
@@ -261,9 +262,170 @@ fn level1(p: &Platform, policy: &Policy, ctx: &Ctx) -> Vec<Check> {
             out.extend(entry_module_checks(ctx, policy, dir, &proj.reqs, t));
         }
     }
+    if let Some(installed) = &installed {
+        // The torch installed is what runs: its CUDA, over the lock's.
+        if let Ok(f) = installed
+            && let crate::torch::Build::Cuda(c) = &f.build
+        {
+            torch_cuda = Some((f.version.clone(), c.clone()));
+        }
+        out.push(torch_gpu_check(p, policy, installed));
+    }
     out.push(driver_check(p, torch_cuda));
     out.extend(tool_checks(p, policy, requires_python.as_deref()));
     out
+}
+
+/// The torch installed in the project's `.venv`, read from its `torch/version.py` (no
+/// Python started); Err says why there is none.
+fn installed_torch(project: &Utf8Path, p: &Platform) -> Result<crate::torch::Found, String> {
+    let venv = project.join(".venv");
+    if !venv.is_dir() {
+        return Err(format!(
+            "no {venv}: run `cargo xtask setup` (or setup-dev) first"
+        ));
+    }
+    let mut files: Vec<Utf8PathBuf> = ["lib", "lib64"]
+        .iter()
+        .filter_map(|l| venv.join(l).read_dir_utf8().ok())
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().starts_with("python"))
+        .map(|e| e.path().join("site-packages/torch/version.py"))
+        .filter(|f| f.is_file())
+        .collect();
+    files.sort();
+    let Some(file) = files.pop() else {
+        return Err(format!("torch is not installed in {venv}"));
+    };
+    let text = std::fs::read_to_string(&file).map_err(|e| format!("{file}: cannot read: {e}"))?;
+    crate::torch::from_version_py(&text, p.os, &p.arch)
+        .ok_or_else(|| format!("{file}: no __version__ in it"))
+}
+
+/// Whether the installed torch uses this host's GPUs: an NVIDIA GPU (as nvidia-smi lists
+/// it, whether or not libcuda loads) with a CPU-only torch, or a torch without kernels
+/// for its compute capability, fails, naming the GPU, the build's list and the fix.
+fn torch_gpu_check(
+    p: &Platform,
+    policy: &Policy,
+    installed: &Result<crate::torch::Found, String>,
+) -> Check {
+    use crate::torch::Build;
+    let name = "torch uses the GPU";
+    let nvidia: Vec<&platform::Gpu> = p.gpus.iter().filter(|g| g.vendor == "nvidia").collect();
+    let found = match installed {
+        Ok(f) => f,
+        Err(why) => return platform_check(name, Status::Skip, why.clone()),
+    };
+    if nvidia.is_empty() {
+        return match found.build {
+            Build::Mps => platform_check(
+                name,
+                Status::Pass,
+                format!(
+                    "torch {} is the MPS build: Apple's GPU through Metal",
+                    found.version
+                ),
+            ),
+            _ => platform_check(
+                name,
+                Status::Skip,
+                format!(
+                    "no NVIDIA GPU on this host (torch {}: {})",
+                    found.version,
+                    found.build.describe()
+                ),
+            ),
+        };
+    }
+    // One verdict per model: eight H100s are one line.
+    let mut models: Vec<(String, usize, Option<&str>)> = Vec::new();
+    for g in &nvidia {
+        match models.iter_mut().find(|(n, _, _)| *n == g.name) {
+            Some(m) => m.1 += 1,
+            None => models.push((g.name.clone(), 1, g.compute_capability.as_deref())),
+        }
+    }
+    let mut unknown_cc = Vec::new();
+    let mut asked = Vec::new();
+    for (model, count, cc) in &models {
+        let label = if *count > 1 {
+            format!("{count}× {model}")
+        } else {
+            model.clone()
+        };
+        match cc.and_then(crate::gpu::Cc::parse) {
+            Some(cc) => asked.push((
+                crate::gpu::Asked {
+                    name: label,
+                    cc,
+                    only: None,
+                },
+                false,
+            )),
+            None => unknown_cc.push(format!(
+                "{label}: compute capability unknown (nvidia-smi: {})",
+                cc.unwrap_or("none")
+            )),
+        }
+    }
+    let j = crate::torch::judge(policy, &p.arch, true, found, &asked, &[]);
+    let described = |d: &crate::torch::GpuVerdict| {
+        let family = crate::gpu::Cc::parse(&d.cc)
+            .and_then(|c| policy.family(c))
+            .map(|f| format!(", {f}"))
+            .unwrap_or_default();
+        format!("{} ({}{family})", d.gpu, d.cc)
+    };
+    let build = format!("torch {} ({})", found.version, found.build.describe());
+    if !j.findings.is_empty() {
+        let fails: Vec<String> = j
+            .gpus
+            .detail
+            .iter()
+            .filter(|d| d.runs == Some(false))
+            .map(|d| format!("{}: {}", described(d), d.why))
+            .collect();
+        let fix = match &found.build {
+            Build::Cuda(_) => j
+                .findings
+                .iter()
+                .filter_map(|f| f.rsplit_once("; ").map(|(_, fix)| fix.to_string()))
+                .next()
+                .unwrap_or_default(),
+            _ => "run `cargo xtask port` (it sources torch from the CUDA index), `cargo xtask lock`, then `cargo xtask setup`".into(),
+        };
+        let carries =
+            j.sm.as_ref()
+                .map(|sm| format!(" carries {}", sm.join(" ")))
+                .unwrap_or_default();
+        let why = format!("{build}{carries}; {}: {fix}", fails.join("; "));
+        return platform_check(name, Status::Fail, why);
+    }
+    let unknown: Vec<String> = j
+        .gpus
+        .detail
+        .iter()
+        .filter(|d| d.runs.is_none())
+        .map(described)
+        .chain(unknown_cc)
+        .collect();
+    if !unknown.is_empty() {
+        let why = format!("{build}: {}; {}", j.kernels, unknown.join("; "));
+        return platform_check(name, Status::Skip, why);
+    }
+    let runs: Vec<String> = j
+        .gpus
+        .detail
+        .iter()
+        .map(|d| format!("{}: {}", described(d), d.why))
+        .collect();
+    platform_check(
+        name,
+        Status::Pass,
+        format!("{build} runs on {}", runs.join("; ")),
+    )
 }
 
 /// The runtime proof of `audit`'s import check: each of the app's entry modules
@@ -422,7 +584,7 @@ fn driver_check(p: &Platform, torch_cuda: Option<(String, String)>) -> Check {
         }
         (Backend::Cuda, None, _) => (
             Status::Skip,
-            "no project lock with a CUDA build of torch (pass --project)".into(),
+            "no CUDA build of torch in the project (pass --project; its .venv or lock says)".into(),
         ),
         (Backend::Cuda, _, None) => (Status::Skip, "the driver's CUDA version is unknown".into()),
         _ => (

@@ -58,6 +58,10 @@ pub struct Gpu {
     pub memory_mib: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compute_capability: Option<String>,
+    /// The architecture family of its compute capability (Hopper, Blackwell), from the
+    /// policy's `[gpu-families]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub family: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metal: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -47,6 +47,14 @@ pub fn detect(policy: &Policy) -> Platform {
     if let Some((found, w)) = nvidia {
         warnings.extend(w);
         gpus = found;
+        for g in &mut gpus {
+            g.family = g
+                .compute_capability
+                .as_deref()
+                .and_then(crate::gpu::Cc::parse)
+                .and_then(|cc| policy.family(cc))
+                .map(str::to_string);
+        }
     }
     if let Some(mut c) = libcuda {
         c.driver_version = gpus.iter().find_map(|g| g.driver_version.clone());

@@ -98,3 +98,56 @@ pub fn policy_macos() -> String {
         .unwrap()
         .to_string()
 }
+
+/// A folder holding an `nvidia-smi` that prints a recording (test data standing in for a
+/// machine's GPUs; the parser and the binary under test are real), and the PATH with it
+/// first.
+#[cfg(unix)]
+pub fn recorded_nvidia_smi(recording: &str) -> (tempfile::TempDir, String) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let file = fixtures().join("platform").join(recording);
+    assert!(file.is_file(), "{}", file.display());
+    let path = dir.path().join("nvidia-smi");
+    let body = format!(
+        "#!/bin/sh\ncase \"$1\" in --query-gpu=*) exec cat '{}';; esac\nexit 0\n",
+        file.display()
+    );
+    std::fs::write(&path, body).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let search = format!(
+        "{}:{}",
+        dir.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    (dir, search)
+}
+
+/// A project whose `.venv` holds the `torch/version.py` a torch of this version writes
+/// (`2.8.0+cu128`: cuda 12.8; `+cpu` or no local version: cuda None), as the installed
+/// environment `validate` reads without starting Python.
+pub fn venv_with_torch(version: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let torch = dir.path().join(".venv/lib/python3.12/site-packages/torch");
+    std::fs::create_dir_all(&torch).unwrap();
+    let cuda = version
+        .split_once("+cu")
+        .map(|(_, cu)| {
+            let (a, b) = cu.split_at(cu.len() - 1);
+            format!("'{a}.{b}'")
+        })
+        .unwrap_or_else(|| "None".into());
+    std::fs::write(
+        torch.join("version.py"),
+        format!(
+            "from typing import Optional\n\n__all__ = ['__version__', 'debug', 'cuda', 'git_version', 'hip', 'rocm', 'xpu']\n__version__ = '{version}'\ndebug = False\ncuda: Optional[str] = {cuda}\ngit_version = 'a1b2c3d'\nhip: Optional[str] = None\nrocm: Optional[str] = None\nxpu: Optional[str] = None\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("pyproject.toml"),
+        "[project]\nname = \"gpu-node\"\nversion = \"0.1.0\"\nrequires-python = \"==3.12.*\"\ndependencies = [\"torch\"]\n",
+    )
+    .unwrap();
+    dir
+}

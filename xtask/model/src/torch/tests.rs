@@ -269,3 +269,45 @@ fn an_unknown_gpu_names_the_known_ones() {
         Some("Blackwell")
     );
 }
+
+#[test]
+fn the_installed_build_is_read_from_version_py() {
+    // As PyPI's torch 2.15.0 for x86_64 writes it.
+    let text = "from typing import Optional\n\n__all__ = ['__version__', 'debug', 'cuda', 'git_version', 'hip', 'rocm', 'xpu']\n__version__ = '2.15.0+cu132'\ndebug = False\ncuda: Optional[str] = '13.2'\ngit_version = 'd0f2af8b'\nhip: Optional[str] = None\nrocm: Optional[str] = None\nxpu: Optional[str] = None\n";
+    let f = from_version_py(text, Os::Linux, &Arch::X86_64).unwrap();
+    assert_eq!(f.version, "2.15.0+cu132");
+    assert_eq!(f.build, Build::Cuda("13.2".into()));
+    assert_eq!(f.evidence, "torch/version.py: cuda = '13.2'");
+    let cpu = text.replace("'13.2'", "None").replace("+cu132", "+cpu");
+    assert_eq!(
+        from_version_py(&cpu, Os::Linux, &Arch::Aarch64)
+            .unwrap()
+            .build,
+        Build::Cpu
+    );
+    assert_eq!(
+        from_version_py(&cpu, Os::Macos, &Arch::Aarch64)
+            .unwrap()
+            .build,
+        Build::Mps
+    );
+    let rocm = cpu.replace(
+        "hip: Optional[str] = None",
+        "hip: Optional[str] = '6.3.42131-fa1d09cbd'",
+    );
+    assert_eq!(
+        from_version_py(&rocm, Os::Linux, &Arch::X86_64)
+            .unwrap()
+            .build,
+        Build::Rocm(Some("6.3".into()))
+    );
+    assert!(from_version_py("debug = False\n", Os::Linux, &Arch::X86_64).is_none());
+    // Old files without annotations.
+    let old = "__version__ = '2.1.0'\ncuda = '12.1'\nhip = None\n";
+    assert_eq!(
+        from_version_py(old, Os::Linux, &Arch::X86_64)
+            .unwrap()
+            .build,
+        Build::Cuda("12.1".into())
+    );
+}
