@@ -55,6 +55,14 @@ def main():
         "python": sys.version.split()[0],
     }
     cuda_ok = torch.cuda.is_available()
+    # The GPU code the build carries: answered without a GPU (get_arch_list needs one).
+    if torch.version.cuda:
+        try:
+            info["arch_flags"] = torch._C._cuda_getArchFlags()
+        except Exception as e:  # an unusual build: said, not fatal
+            info["arch_flags_error"] = f"{type(e).__name__}: {e}"
+    if cuda_ok:
+        info["capabilities"] = ["%d.%d" % torch.cuda.get_device_capability(i) for i in range(torch.cuda.device_count())]
     mps_ok = bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
     if args.expect == "cuda":
         if cuda_ok:

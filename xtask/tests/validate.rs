@@ -271,6 +271,16 @@ fn level_3_runs_torch_for_real() {
     if v["host"]["backend"] == "cpu" {
         assert_eq!(checks(&v, "pytest")[0]["status"], "skip");
     }
+    // The wheel's own GPU code, held against the policy's fact: without a GPU too.
+    let arch = get("torch GPU architectures");
+    let why = arch["reason"].as_str().unwrap();
+    assert!(why.contains(" reports sm_"), "{arch}");
+    match arch["status"].as_str().unwrap() {
+        "pass" => assert!(why.contains("as the policy's fact"), "{arch}"),
+        // A torch newer than the policy's facts: the fact to add is spelled out.
+        "skip" => assert!(why.contains("add [[torch.builds]] versions = "), "{arch}"),
+        _ => panic!("the policy's fact disagrees with the wheel: {arch}"),
+    }
 }
 
 /// Level 3 in an environment without torch: one line, exit 3.

@@ -716,7 +716,13 @@ fn level3(
             "level 3: {e} in {project}/.venv: run `cargo xtask setup` (or setup-dev) first"
         )));
     }
-    Ok((at_level(3, report.checks), report.info.torch))
+    let mut checks = at_level(3, report.checks);
+    checks.extend(arch_check(
+        policy,
+        &crate::names::Arch::host(),
+        &report.info,
+    ));
+    Ok((checks, report.info.torch))
 }
 
 /// What templates/validate/torch_smoke.py prints: its checks have tensor-smoke's fields.
@@ -733,6 +739,100 @@ struct TorchReport {
 #[derive(serde::Deserialize, Default)]
 struct TorchInfo {
     torch: Option<String>,
+    #[serde(default)]
+    torch_cuda: Option<String>,
+    /// `torch._C._cuda_getArchFlags()`: the GPU code the build carries.
+    #[serde(default)]
+    arch_flags: Option<String>,
+    #[serde(default)]
+    arch_flags_error: Option<String>,
+    /// Each CUDA device's compute capability, where torch sees CUDA.
+    #[serde(default)]
+    capabilities: Vec<String>,
+}
+
+/// Level 3's word on the GPU code: what the installed build reports, against the
+/// policy's fact (which `audit` answers from), and against each device torch sees.
+fn arch_check(policy: &Policy, arch: &crate::names::Arch, info: &TorchInfo) -> Option<Check> {
+    let name = "torch GPU architectures";
+    let (version, cuda) = (info.torch.as_deref()?, info.torch_cuda.as_deref()?);
+    let judged = |status, why: String| Some(check(3, Group::Torch, name, status, why));
+    let flags = match (&info.arch_flags, &info.arch_flags_error) {
+        (Some(f), _) => f,
+        (None, Some(e)) => {
+            return judged(Status::Skip, format!("torch {version} did not say: {e}"));
+        }
+        (None, None) => return None,
+    };
+    let list = match crate::gpu::ArchList::from_flags(flags) {
+        Ok(l) => l,
+        Err(e) => {
+            return judged(
+                Status::Fail,
+                format!("torch {version} reports {flags:?}: {e}"),
+            );
+        }
+    };
+    let cuda_xy = cuda.split('.').take(2).collect::<Vec<_>>().join(".");
+    let mut bad = Vec::new();
+    for (i, cc) in info.capabilities.iter().enumerate() {
+        if let Some(c) = crate::gpu::Cc::parse(cc)
+            && list.runs(c) == crate::gpu::Runs::No
+        {
+            bad.push(format!("device {i} ({cc}) has no kernels in it"));
+        }
+    }
+    let reports = format!(
+        "torch {version} (CUDA {cuda_xy}, {}) reports {}",
+        arch.as_str(),
+        list.describe()
+    );
+    let verdict = match policy.build_fact(version, &cuda_xy, arch) {
+        Some(f) if f.list == list => (
+            Status::Pass,
+            format!("{reports}: as the policy's fact ({})", f.source),
+        ),
+        Some(f) => (
+            Status::Fail,
+            format!(
+                "{reports}, but the policy's fact says {} (torch {} CUDA {} {}): correct [[torch.builds]] in the policy, or `audit` answers wrongly",
+                f.list.describe(),
+                f.versions_text,
+                f.cuda,
+                f.arch.as_str()
+            ),
+        ),
+        None => (
+            Status::Skip,
+            format!(
+                "{reports}; the policy has no fact for it: add [[torch.builds]] versions = \"=={}\", cuda = \"{cuda_xy}\", arch = \"{}\", arch-list = \"{}\"",
+                crate::policy::release_of(version).map_or(version.to_string(), |v| v.to_string()),
+                arch.as_str(),
+                torch_list(&list)
+            ),
+        ),
+    };
+    if !bad.is_empty() {
+        return judged(Status::Fail, format!("{reports}: {}", bad.join("; ")));
+    }
+    judged(verdict.0, verdict.1)
+}
+
+/// An arch list as TORCH_CUDA_ARCH_LIST writes it (`7.5;8.0;12.0+PTX`).
+fn torch_list(l: &crate::gpu::ArchList) -> String {
+    l.sass
+        .iter()
+        .map(|s| {
+            let suffix = match s.reach {
+                crate::gpu::Reach::Plain => "",
+                crate::gpu::Reach::Specific => "a",
+                crate::gpu::Reach::Family => "f",
+            };
+            let ptx = if l.ptx.contains(&s.cc) { "+PTX" } else { "" };
+            format!("{}{suffix}{ptx}", s.cc)
+        })
+        .collect::<Vec<_>>()
+        .join(";")
 }
 
 /// Level 4: the project's GPU tests (marked, or named by the policy) that this host's
