@@ -23,6 +23,9 @@ pub struct GpuId {
     pub serial: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pci_bus_id: Option<String>,
+    /// Its compute capability (`9.0`), as nvidia-smi gives it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compute_capability: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

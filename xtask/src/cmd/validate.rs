@@ -198,6 +198,7 @@ fn host(plat: &Platform, node: Option<String>, job: Option<String>) -> Host {
                 uuid: g.uuid.clone(),
                 serial: g.serial.clone(),
                 pci_bus_id: g.pci_bus_id.clone(),
+                compute_capability: g.compute_capability.clone(),
             })
             .collect(),
         emulated: plat

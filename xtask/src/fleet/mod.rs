@@ -40,6 +40,15 @@ pub struct NodeRow {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub driver: Option<String>,
     pub gpus: usize,
+    /// The compute capabilities of its GPUs (distinct, in order).
+    pub compute_capability: Vec<String>,
+    /// Whether the project's torch runs on its GPUs (level 1's `torch uses the GPU`):
+    /// `runs`, `fails`, `unknown`, or absent where the node did not say.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub torch: Option<&'static str>,
+    /// Why, when it fails.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub torch_why: Option<String>,
     pub pass: usize,
     pub fail: usize,
     pub skip: usize,
@@ -151,6 +160,10 @@ fn row(label: String, g: &Gathered, require: Option<Require>) -> NodeRow {
     let r = &g.report;
     let n = |st| count(&r.checks, st);
     let failing = r.failed();
+    let torch_check = r
+        .checks
+        .iter()
+        .find(|c| c.group == crate::report::Group::Platform && c.name == "torch uses the GPU");
     let state = if !failing.is_empty() {
         NodeState::Failed
     } else if require.is_some_and(|q| !r.meets(q)) {
@@ -166,6 +179,28 @@ fn row(label: String, g: &Gathered, require: Option<Require>) -> NodeRow {
         backend: r.host.backend.to_string(),
         driver: r.host.driver.clone(),
         gpus: r.host.gpus.len(),
+        compute_capability: {
+            let mut cc: Vec<String> = Vec::new();
+            for c in r
+                .host
+                .gpus
+                .iter()
+                .filter_map(|g| g.compute_capability.clone())
+            {
+                if !cc.contains(&c) {
+                    cc.push(c);
+                }
+            }
+            cc
+        },
+        torch: torch_check.map(|c| match c.status {
+            Status::Pass => "runs",
+            Status::Fail => "fails",
+            Status::Skip => "unknown",
+        }),
+        torch_why: torch_check
+            .filter(|c| c.status == Status::Fail)
+            .and_then(|c| c.reason.clone()),
         pass: n(Status::Pass),
         fail: n(Status::Fail),
         skip: n(Status::Skip),
@@ -198,6 +233,9 @@ pub fn merge(
                 backend: "?".into(),
                 driver: None,
                 gpus: 0,
+                compute_capability: Vec::new(),
+                torch: None,
+                torch_why: None,
                 pass: 0,
                 fail: 0,
                 skip: 0,
@@ -285,8 +323,8 @@ impl Merged {
             .unwrap_or(4)
             .max(4);
         let mut s = format!(
-            "{:w$}  {:13} {:18} {:7} {:>4} {:>4} {:>4} {:>4}  failing\n",
-            "node", "state", "target", "backend", "gpus", "pass", "fail", "skip"
+            "{:w$}  {:13} {:18} {:7} {:>4} {:9} {:7} {:>4} {:>4} {:>4}  failing\n",
+            "node", "state", "target", "backend", "gpus", "sm", "torch", "pass", "fail", "skip"
         );
         for n in &self.nodes {
             let state = match n.state {
@@ -296,19 +334,42 @@ impl Merged {
                 NodeState::Slow => "SLOW",
                 NodeState::RequireUnmet => "REQUIRE UNMET",
             };
+            let cc = if n.compute_capability.is_empty() {
+                "-".to_string()
+            } else {
+                n.compute_capability.join(",")
+            };
             let _ = writeln!(
                 s,
-                "{:w$}  {:13} {:18} {:7} {:>4} {:>4} {:>4} {:>4}  {}",
+                "{:w$}  {:13} {:18} {:7} {:>4} {:9} {:7} {:>4} {:>4} {:>4}  {}",
                 n.node,
                 state,
                 n.target,
                 n.backend,
                 n.gpus,
+                cc,
+                n.torch.unwrap_or("-"),
                 n.pass,
                 n.fail,
                 n.skip,
                 n.failing.join(", ")
             );
+        }
+        let idle: Vec<&NodeRow> = self
+            .nodes
+            .iter()
+            .filter(|n| n.torch == Some("fails"))
+            .collect();
+        if !idle.is_empty() {
+            let _ = writeln!(s, "\ntorch cannot use the GPUs of {} node(s):", idle.len());
+            for n in idle {
+                let _ = writeln!(
+                    s,
+                    "  {}: {}",
+                    n.node,
+                    n.torch_why.as_deref().unwrap_or_default()
+                );
+            }
         }
         if self.outliers.is_empty() {
             let _ = writeln!(
@@ -443,6 +504,7 @@ mod tests {
                         uuid: Some(uuid.clone()),
                         serial: Some(format!("serial-{name}")),
                         pci_bus_id: Some("00000009:01:00.0".into()),
+                        compute_capability: Some("9.0".into()),
                     }],
                     emulated: None,
                 },
@@ -506,5 +568,40 @@ mod tests {
                 .verdict()
                 .is_ok()
         );
+    }
+
+    /// A mixed fleet: the Thor node's torch has no kernels for its GPU; its row says so
+    /// with its compute capability, and the table names it under the rows.
+    #[test]
+    fn a_node_whose_gpu_the_torch_cannot_run_is_named() {
+        let torch_check = |status, why: &str| {
+            Check::new(Group::Platform, None, "torch uses the GPU")
+                .with(status, why)
+                .at_level(1)
+        };
+        let mut h100 = node("node1", 50_000.0, Status::Pass);
+        h100.report.checks.push(torch_check(
+            Status::Pass,
+            "torch 2.8.0+cu128 runs on NVIDIA GH200 480GB (9.0, Hopper): sm_90",
+        ));
+        let mut thor = node("node2", 50_000.0, Status::Pass);
+        thor.report.host.gpus[0].name = "NVIDIA Thor".into();
+        thor.report.host.gpus[0].compute_capability = Some("11.0".into());
+        let why = "torch 2.8.0+cu128 (CUDA 12.8) carries sm_80 sm_90 sm_100 sm_120; NVIDIA Thor (11.0, Blackwell): no kernels for sm_110";
+        thor.report.checks.push(torch_check(Status::Fail, why));
+        let m = merge(&[h100, thor], &[], 0.8, None);
+        assert_eq!(m.nodes[0].torch, Some("runs"));
+        assert_eq!(m.nodes[1].torch, Some("fails"));
+        assert_eq!(m.nodes[1].compute_capability, ["11.0"]);
+        assert_eq!(m.nodes[1].state, NodeState::Failed);
+        let text = m.render();
+        assert!(
+            text.contains(&format!(
+                "torch cannot use the GPUs of 1 node(s):\n  node2: {why}"
+            )),
+            "{text}"
+        );
+        let row = text.lines().find(|l| l.starts_with("node2")).unwrap();
+        assert!(row.contains(" 11.0 ") && row.contains(" fails "), "{row}");
     }
 }
