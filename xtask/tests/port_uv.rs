@@ -487,6 +487,11 @@ required-environments = [
         .out_has("run `cargo xtask port` (it sources torch from the CUDA index), then `cargo xtask lock`");
 
     port(dir.path());
+    // port says what each target will run before the lock does.
+    Test::in_project(dir.path(), ["port", "--check"])
+        .expect(0)
+        .err_has("  linux-aarch64-cuda: torch 2.8.0: CUDA 12.8, kernels for sm_90 sm_100 sm_120: GH200, GB200, GB300, GB10\n")
+        .err_has("  macos-arm64-mps: torch 2.8.0: MPS (Metal) for Apple Silicon\n");
     let ix = pytorch_indexes();
     point_at_loopback(dir.path(), &ix);
     lock_here("ported, cu128 on loopback");

@@ -170,6 +170,84 @@ pub fn from_version_py(text: &str, os: Os, arch: &Arch) -> Option<Found> {
     })
 }
 
+/// What a target will run once the project is locked as `port` wrote it: torch's source
+/// for the torch the project asks for, and (when it pins one release) the kernels of
+/// that build for the GPUs the target promises.
+#[derive(Clone, Debug, Serialize)]
+pub struct Predicted {
+    pub target: String,
+    /// The index `port` sources torch from there (`pytorch-cu128`); None: the default.
+    pub index: Option<String>,
+    /// The verdict, where the source and a pinned release say it before locking.
+    pub torch: Option<Judged>,
+    /// Else why it waits for the lock.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// Predict each target's torch from the project's dependencies (as `port` wrote them).
+pub fn predict(policy: &Policy, dependencies: &[String]) -> Vec<Predicted> {
+    let torch = dependencies
+        .iter()
+        .filter_map(|d| crate::pep::requirement(d).ok())
+        .find(|r| names::same(r.name.as_ref(), "torch"));
+    let Some(torch) = torch else {
+        return Vec::new();
+    };
+    let pinned = match crate::pep::resolves_to(&torch) {
+        crate::pep::Resolves::To(v) => Some(v.to_string()),
+        _ => None,
+    };
+    let mut out = Vec::new();
+    for t in &policy.targets {
+        let source = policy.torch_source(&t.name, Some(&torch));
+        let cuda = source
+            .and_then(|s| policy.indexes.get(&s.index))
+            .and_then(|ix| ix.cuda.clone());
+        let found = match (&pinned, &cuda, t.os(), t.arch()) {
+            (Some(v), Some(c), _, _) => Some(Found {
+                version: v.clone(),
+                build: Build::Cuda(c.clone()),
+                evidence: format!("its source, {}", source.map_or("", |s| s.index.as_str())),
+            }),
+            (Some(v), None, Os::Macos, Arch::Aarch64) => Some(Found {
+                version: v.clone(),
+                build: Build::Mps,
+                evidence: "the macOS arm64 wheel".into(),
+            }),
+            _ => None,
+        };
+        let note = match (&found, &cuda) {
+            (Some(_), _) => None,
+            (None, Some(c)) => Some(format!(
+                "CUDA {c}; its kernels depend on the torch release the lock picks: `cargo xtask audit` after `cargo xtask lock`"
+            )),
+            (None, None) => Some(
+                "from the default index, whose build is known once locked: `cargo xtask audit` after `cargo xtask lock`"
+                    .into(),
+            ),
+        };
+        let cuda_target = t.accelerator.as_deref() == Some("cuda");
+        let torch = found.map(|f| {
+            judge(
+                policy,
+                &t.arch(),
+                cuda_target,
+                &f,
+                &gpus_for(policy, t, &[]),
+                &[],
+            )
+        });
+        out.push(Predicted {
+            target: t.name.clone(),
+            index: source.map(|s| s.index.clone()),
+            torch,
+            note,
+        });
+    }
+    out
+}
+
 /// `12.8.90` → `12.8`.
 fn x_y(v: &str) -> Option<String> {
     let mut parts = v.split('.');

@@ -37,6 +37,8 @@ struct Report<'a> {
     /// The project's imports of packages the policy's markers leave out somewhere.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     imports: Vec<crate::imports::Finding>,
+    /// What each target's torch will run on, as far as the source and pin say before locking.
+    torch: Vec<crate::torch::Predicted>,
 }
 
 impl Port {
@@ -72,8 +74,31 @@ impl Port {
                 );
             }
         }
+        let torch = pyproject::parse(path.as_str(), &new)
+            .map(|doc| crate::torch::predict(policy, &pyproject::requirements(&doc).dependencies))
+            .unwrap_or_default();
+        if !torch.is_empty() && !self.out.json && mode != Mode::Diff {
+            eprintln!("torch, as ported (`cargo xtask audit` judges the lock):");
+            for p in &torch {
+                match (&p.torch, &p.note) {
+                    (Some(j), _) => {
+                        eprintln!("  {}: {}", p.target, j.line());
+                        for f in &j.findings {
+                            eprintln!("    ! {f}");
+                        }
+                    }
+                    (None, note) => eprintln!(
+                        "  {}: torch from {}: {}",
+                        p.target,
+                        p.index.as_deref().unwrap_or("the default index"),
+                        note.as_deref().unwrap_or_default()
+                    ),
+                }
+            }
+        }
         let report = Report {
             file: path.as_str(),
+            torch,
             mode,
             changed,
             written,
