@@ -170,3 +170,93 @@ fn a_host_target_is_unsupported_only_as_text() {
     assert_eq!(HostTarget::from(json(&t)), t);
     assert_eq!(HostTarget::from(json(&none)), none);
 }
+
+#[test]
+fn bad_gpu_facts_say_where() {
+    let cases = [
+        (
+            r#"gpus = ["GH200", "GB200", "GB300", "GB10"]"#,
+            r#"gpus = ["GH200", "GH300"]"#,
+            "[targets.linux-aarch64-cuda] gpus: \"GH300\" is not in [[gpus]] (known: V100,",
+        ),
+        (
+            r#"gpus = ["A100", "#,
+            r#"gpus = ["GB10", "#,
+            "[targets.linux-x86_64-cuda] gpus: \"GB10\" comes in aarch64 machines only",
+        ),
+        (
+            "accelerator = \"mps\"\n",
+            "accelerator = \"mps\"\ngpus = [\"A100\"]\n",
+            "is an NVIDIA GPU and the target's accelerator is not cuda",
+        ),
+        (
+            "accelerator = \"mps\"\n",
+            "accelerator = \"metal\"\n",
+            "accelerator \"metal\" is not cuda or mps",
+        ),
+        (
+            "name = \"GB10\"\ncc = \"12.1\"",
+            "name = \"GB10\"\ncc = \"121\"",
+            "[[gpus]] GB10: cc \"121\" is not a compute capability",
+        ),
+        (
+            "name = \"H200\"\n",
+            "name = \"H100\"\n",
+            "[[gpus]] H100: the name \"H100\" is taken by [[gpus]] H100",
+        ),
+        (
+            r#"arch-list = "9.0;10.0;12.0""#,
+            r#"arch-list = "9.0;10.0;Blackwell""#,
+            "[[torch.builds]] torch >=2.7,<2.9 CUDA 12.8 aarch64: arch-list: \"Blackwell\" is not an architecture",
+        ),
+        (
+            "cuda = \"13.2\"\narch = \"x86_64\"",
+            "cuda = \"13.2\"\narch = \"amd64\"",
+            "arch \"amd64\" is not x86_64 or aarch64",
+        ),
+        (
+            "cuda = \"13.2\"",
+            "cuda = \"cu132\"",
+            "cuda \"cu132\" is not a CUDA version X.Y",
+        ),
+        (
+            "\"9.0\" = \"Hopper\"",
+            "\"9\" = \"Hopper\"",
+            "[gpu-families] \"9\" is not a compute capability",
+        ),
+    ];
+    for (from, to, says) in cases {
+        let e = broken(from, to);
+        assert!(e.contains(says), "{to}: {e}");
+    }
+}
+
+#[test]
+fn the_build_facts_are_found_by_release_cuda_and_arch() {
+    let p = shipped();
+    let fact = |v: &str, cuda: &str, arch: Arch| {
+        p.build_fact(v, cuda, &arch)
+            .map(|f| f.list.sm_names().join(" "))
+    };
+    assert_eq!(
+        fact("2.8.0+cu128", "12.8", Arch::X86_64).as_deref(),
+        Some("sm_70 sm_75 sm_80 sm_86 sm_90 sm_100 sm_120")
+    );
+    assert_eq!(
+        fact("2.9.1+cu128", "12.8", Arch::Aarch64).as_deref(),
+        Some("sm_80 sm_90 sm_100 sm_120")
+    );
+    assert!(
+        fact("2.9.0+cu130", "13.0", Arch::Aarch64)
+            .unwrap()
+            .contains("sm_110")
+    );
+    assert_eq!(fact("2.8.0rc1+cu128", "12.8", Arch::X86_64), None);
+    assert_eq!(fact("2.8.0", "12.7", Arch::X86_64), None);
+    // Every promised GPU of every CUDA target has a family.
+    for t in &p.targets {
+        for g in p.promised(t) {
+            assert!(p.family(g.cc).is_some(), "{}", g.name);
+        }
+    }
+}
