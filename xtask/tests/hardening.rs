@@ -608,14 +608,23 @@ fn a_received_sigint_never_ends_0() {
         let (mut received, mut handled, mut before_main, mut done_first) = (0, 0, 0, 0);
         for round in 0..runs {
             std::fs::write(portdir.join("pyproject.toml"), &pyproject).unwrap();
-            let mut child = xtask()
-                .arg("--project")
+            let mut cmd = xtask();
+            cmd.arg("--project")
                 .arg(project)
                 .arg(command)
                 .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
+                .stderr(Stdio::null());
+            // As from a terminal: a test run in a background job inherits SIGINT ignored
+            // (POSIX shells do that without job control), and exec keeps it so until main().
+            // SAFETY: signal(2) is async-signal-safe; nothing else runs between fork and exec.
+            unsafe {
+                use std::os::unix::process::CommandExt;
+                cmd.pre_exec(|| {
+                    libc::signal(libc::SIGINT, libc::SIG_DFL);
+                    Ok(())
+                });
+            }
+            let mut child = cmd.spawn().unwrap();
             let delay = 500 + next() % 9_500;
             std::thread::sleep(std::time::Duration::from_micros(delay));
             // Our own unreaped child; waitid with WNOWAIT leaves its state for
