@@ -292,7 +292,7 @@ fn connects(addr: SocketAddr) -> bool {
 
 /// Whether an HTTP server answers at `addr` (any status): a socket that accepts but
 /// does not answer (bound, not yet serving) does not count.
-fn http_answers(addr: SocketAddr) -> bool {
+pub fn http_answers(addr: SocketAddr) -> bool {
     let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
         return false;
     };

@@ -1,7 +1,8 @@
 //! Docker images built for real: the project's own docker/Dockerfile, a fixture project,
 //! linux/amd64 natively and linux/arm64 under QEMU, base and uv images made locally by
 //! .ci/docker-bases (no registry is reachable). Each image is run (the venv imports, the
-//! user is not root, the app answers on its port) and cleaned up.
+//! user is not root, the app answers on its port) and cleaned up. Every build asks the
+//! audit first (the preflight) and proves the app starts inside the image after.
 
 mod support;
 
@@ -34,11 +35,17 @@ fn engine(arch: &str) -> Option<PathBuf> {
 }
 
 fn locked(fixture: &str) -> Option<tempfile::TempDir> {
+    locked_with(fixture, |_| {})
+}
+
+/// `locked`, with the project changed by `edit` before it is locked.
+fn locked_with(fixture: &str, edit: impl Fn(&Path)) -> Option<tempfile::TempDir> {
     let uv = find_uv()?;
     let py = python("3.11")?;
     let dir = copy_fixture(fixture);
     // The same app code as the dev-loop fixture; only the project metadata differs.
     copy_dir(&fixtures().join("devloop/app/src"), &dir.path().join("src"));
+    edit(dir.path());
     let o = run(Command::new(uv)
         .arg("lock")
         .current_dir(dir.path())
@@ -48,11 +55,22 @@ fn locked(fixture: &str) -> Option<tempfile::TempDir> {
     Some(dir)
 }
 
-/// `xtask --project DIR docker ARGS...`, with no DOCKER from the caller's environment.
+/// `xtask --project DIR docker ARGS...`, with no DOCKER from the caller's environment and
+/// the record of proven images beside DIR (`DIR.state`), not in the caller's home.
 fn xt_docker(dir: &Path, args: &[&str]) -> Test {
     let mut c = xtask();
     c.env_remove("DOCKER");
+    c.env("XTASK_STATE_DIR", state_dir(dir));
     Test::from(c).project(dir).arg("docker").args(args)
+}
+
+fn state_dir(project: &Path) -> PathBuf {
+    PathBuf::from(format!("{}.state", project.display()))
+}
+
+/// Whether the daemon has an image by that reference.
+fn has_image(docker: &Path, tag: &str) -> bool {
+    docker_cli(docker, &["image", "inspect", tag]).run().code() == Some(0)
 }
 
 /// `docker ARGS...` with the client at `docker`.
@@ -97,7 +115,21 @@ fn build_run_clean(arch: &str, alias: &str) {
     build.extend(args.iter().map(String::as_str));
 
     let t = Instant::now();
-    xt_docker(d, &build).expect(0).err_has("builder: "); // the builder is named
+    let target = if arch == "amd64" {
+        "linux-x86_64-cuda"
+    } else {
+        "linux-aarch64-cuda"
+    };
+    xt_docker(d, &build)
+        .expect(0)
+        .err_has("builder: ") // the builder is named
+        .err_has(&format!(
+            "preflight: {target} as the image installs it (--no-dev), audited in "
+        ))
+        .err_has("preflight: nothing in the lock or the code breaks the image")
+        .out_has(&format!(
+            "start proof: {tag} starts on linux/{arch}: fixture_app.app imported as its own user in "
+        ));
     eprintln!("{arch}: first build {:.1} s", t.elapsed().as_secs_f64());
     image_is_sound(&docker, arch, &tag);
 
@@ -161,25 +193,24 @@ fn run_and_clean(docker: &Path, d: &Path, alias: &str, tag: &str) {
         .port()
         .to_string();
     let mnt = tempfile::tempdir().unwrap();
-    xt_docker(
-        d,
-        &["run", alias, "--tag", tag, "--detach", "--port", &port],
-    )
-    .arg("--mount-dir")
-    .arg(mnt.path())
-    .expect(0);
+    // --wait returns once the app registered with waved: it answers at once after.
+    let ran = xt_docker(d, &["run", alias, "--tag", tag, "--wait", "--port", &port])
+        .arg("--mount-dir")
+        .arg(mnt.path())
+        .expect(0);
+    ran.err_has(&format!(
+        "up: {tag} answers on http://localhost:{port}: waved in "
+    ))
+    .err_has("the app (fixture_app.app) registered in ");
+    assert_eq!(
+        ran.stdout().trim().len(),
+        64,
+        "the container id: {}",
+        ran.stdout()
+    );
     let port: u16 = port.parse().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let body = loop {
-        if let Some(b) = answer_200(port) {
-            break b;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the app never answered on {port}"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    };
+    let body = answer_200(port).expect("the app answers once run --wait returned");
+    assert!(body.contains("\"registered\": [\"/\"]"), "{body}");
     for env in [
         "\"H2O_WAVE_MAX_REQUEST_SIZE\": \"25MB\"",
         "\"H2O_LLM_STUDIO_WORKDIR\": \"/mount\"",
@@ -190,6 +221,7 @@ fn run_and_clean(docker: &Path, d: &Path, alias: &str, tag: &str) {
     let gone = docker_cli(docker, &["image", "inspect", tag]).run();
     assert_ne!(gone.code(), Some(0), "the image is still there");
     assert!(answer_200(port).is_none(), "the container still answers");
+    let _ = std::fs::remove_dir_all(state_dir(d));
 }
 
 #[test]
@@ -200,6 +232,136 @@ fn amd64_image_builds_runs_and_cleans() {
 #[test]
 fn arm64_image_builds_under_qemu_runs_and_cleans() {
     build_run_clean("arm64", "arm64-cuda");
+}
+
+/// The docker fixture with a package only Linux x86_64 gets (`idna`, by its marker), imported
+/// at the top of a module the app module imports: as H2O LLM Studio imports deepspeed.
+fn x86_only_import() -> Option<tempfile::TempDir> {
+    locked_with("docker/app", |d| {
+        let py = d.join("pyproject.toml");
+        let text = std::fs::read_to_string(&py).unwrap().replace(
+            r#"dependencies = ["six>=1.16"]"#,
+            r#"dependencies = ["six>=1.16", "idna>=3 ; platform_machine == 'x86_64'"]"#,
+        );
+        std::fs::write(&py, text).unwrap();
+        std::fs::write(d.join("src/fixture_app/accel.py"), UNGUARDED).unwrap();
+        let app = d.join("src/fixture_app/app.py");
+        let text = std::fs::read_to_string(&app).unwrap().replacen(
+            "import os\n",
+            "import os\n\nfrom fixture_app import accel  # noqa: F401\n",
+            1,
+        );
+        std::fs::write(&app, text).unwrap();
+    })
+}
+
+const UNGUARDED: &str = "\"\"\"Helpers for the CUDA build.\"\"\"\n\nimport idna\n";
+const GUARDED: &str = "\"\"\"Helpers for the CUDA build.\"\"\"\n\ntry:\n    import idna\nexcept ImportError:\n    idna = None\n";
+
+/// The issue's story on arm64, under QEMU: the preflight refuses the image before docker
+/// starts (a dry run shows its verdict and the commands); built anyway, the start proof
+/// fails naming the module and line and the image keeps only an `-unproven` tag; with the
+/// import guarded both pass and `run --wait` returns when the app is up.
+#[test]
+fn arm64_image_that_cannot_start_is_refused_then_unproven() {
+    let Some(docker) = engine("arm64") else {
+        return;
+    };
+    let Some(dir) = x86_only_import() else { return };
+    let d = dir.path();
+    let tag = "xtask-fixture:arm64-start";
+    let _ = docker_cli(&docker, &["rmi", "-f", tag, &format!("{tag}-unproven")]).run();
+    let mut args: Vec<String> = build_args("arm64");
+    let i = args.iter().position(|a| a == "--tag").unwrap();
+    args[i + 1] = tag.into();
+    let build = |extra: &[&str]| {
+        let mut a: Vec<&str> = vec!["build", "arm64-cuda"];
+        a.extend(args.iter().map(String::as_str));
+        a.extend(extra);
+        xt_docker(d, &a)
+    };
+    let place =
+        "src/fixture_app/accel.py:3: import idna [code]: breaks at import on linux-aarch64-cuda";
+
+    // The dry run: the verdict, the commands it would run (build, then the proof), exit 1.
+    let dry = build(&["--dry-run"]).expect(1);
+    dry.err_has(place)
+        .err_has("error: docker build arm64-cuda: refused before docker starts: unguarded imports")
+        .out_has("--platform linux/arm64")
+        .out_has("start_proof.py)\" fixture_app.app");
+    // For real: refused in milliseconds, no docker process, no image.
+    let t = Instant::now();
+    build(&[])
+        .expect(1)
+        .err_has(place)
+        .err_has("--no-preflight")
+        .err_lacks("builder: ");
+    eprintln!("arm64: refused in {} ms", t.elapsed().as_millis());
+    assert!(!has_image(&docker, tag), "an image was built");
+
+    // Built anyway: the image builds, the proof fails at the import, the tag is taken away.
+    let ran = build(&["--no-preflight"]).expect(1);
+    ran.err_has("preflight: skipped (--no-preflight)")
+        .out_has(&format!("built {tag} for linux/arm64"))
+        .err_has("ModuleNotFoundError: No module named 'idna'")
+        .err_has(&format!(
+            "error: start proof failed for {tag} on linux/arm64 after "
+        ))
+        .err_has("fixture_app.app does not import: ModuleNotFoundError: No module named 'idna' (at src/fixture_app/accel.py:3)")
+        .err_has(&format!("{tag} was removed; the image is kept as {tag}-unproven"));
+    assert!(!has_image(&docker, tag), "the failed image kept its tag");
+    assert!(has_image(&docker, &format!("{tag}-unproven")));
+    docker_cli(&docker, &["rmi", &format!("{tag}-unproven")]).expect(0);
+
+    // Guarded: the preflight counts it, the proof passes, run --wait returns when it is up.
+    std::fs::write(d.join("src/fixture_app/accel.py"), GUARDED).unwrap();
+    build(&[])
+        .expect(0)
+        .err_has("(1 guarded imports left out); 0 in the code")
+        .out_has(&format!("start proof: {tag} starts on linux/arm64"));
+    run_and_clean(&docker, d, "arm64-cuda", tag);
+}
+
+/// amd64, natively: the same unguarded import passes there (idna is installed on x86_64:
+/// the x86_64 path hides the arm64 failure); a syntax error in the module then fails the
+/// start proof, not the build, naming the file and line.
+#[test]
+fn amd64_broken_entry_module_fails_the_start_proof_not_the_build() {
+    let Some(docker) = engine("amd64") else {
+        return;
+    };
+    let Some(dir) = x86_only_import() else { return };
+    let d = dir.path();
+    let tag = "xtask-fixture:amd64-start";
+    let _ = docker_cli(&docker, &["rmi", "-f", tag, &format!("{tag}-unproven")]).run();
+    let mut args: Vec<String> = build_args("amd64");
+    let i = args.iter().position(|a| a == "--tag").unwrap();
+    args[i + 1] = tag.into();
+    let build = || {
+        let mut a: Vec<&str> = vec!["build", "amd64-cuda"];
+        a.extend(args.iter().map(String::as_str));
+        xt_docker(d, &a)
+    };
+    build()
+        .expect(0)
+        .err_has("preflight: nothing in the lock or the code breaks the image")
+        .out_has(&format!("start proof: {tag} starts on linux/amd64"));
+    // The same image again: its proof is on record, not run twice.
+    build()
+        .expect(0)
+        .out_has("start proof: passed earlier for this image (sha256:");
+    let accel = d.join("src/fixture_app/accel.py");
+    std::fs::write(&accel, format!("{UNGUARDED}\ndef broken(:\n")).unwrap();
+    build()
+        .expect(1)
+        .out_has(&format!("built {tag} for linux/amd64"))
+        .err_has("SyntaxError: invalid syntax")
+        .err_has("fixture_app.app does not import: SyntaxError: invalid syntax")
+        .err_has("(at src/fixture_app/accel.py:5)")
+        .err_has(&format!("the image is kept as {tag}-unproven"));
+    assert!(!has_image(&docker, tag));
+    docker_cli(&docker, &["rmi", &format!("{tag}-unproven")]).expect(0);
+    let _ = std::fs::remove_dir_all(state_dir(d));
 }
 
 #[test]
@@ -220,6 +382,13 @@ fn docker_bad_input_is_one_line() {
     // No lock yet.
     expect(&["amd64-cuda", "--dry-run"], 2, "uv.lock does not exist");
     std::fs::write(d.join("uv.lock"), "version = 1\n").unwrap();
+    // A lock that is not the project's: the preflight says so before any docker process
+    // (the checks below of the docker client itself pass --no-preflight).
+    expect(
+        &["amd64-cuda", "--docker", "/nonexistent/docker"],
+        2,
+        "the preflight cannot audit linux-x86_64-cuda: ",
+    );
     expect(
         &["amd64-cuda", "--ca-bundle", "/nonexistent/ca.pem"],
         2,
@@ -246,7 +415,12 @@ fn docker_bad_input_is_one_line() {
         let o = run(Command::new("/usr/local/bin/docker").args(["buildx", "version"]));
         if !o.status.success() {
             expect(
-                &["amd64-cuda", "--docker", "/usr/local/bin/docker"],
+                &[
+                    "amd64-cuda",
+                    "--no-preflight",
+                    "--docker",
+                    "/usr/local/bin/docker",
+                ],
                 3,
                 "no docker client can build with BuildKit",
             );
@@ -255,13 +429,13 @@ fn docker_bad_input_is_one_line() {
     // A daemon that does not answer.
     if Path::new(DOCKER).is_file() {
         let no_daemon = "unix:///nonexistent/docker.sock";
-        xt_docker(d, &["amd64-cuda", "--docker", DOCKER])
+        xt_docker(d, &["amd64-cuda", "--no-preflight", "--docker", DOCKER])
             .env("DOCKER_HOST", no_daemon)
             .expect(3)
             .err_has("the Docker daemon is not running");
         // --dry-run needs no daemon and writes nothing.
-        let ran = xt_docker(d, &["arm64-cuda", "--dry-run", "--docker", DOCKER])
-            .args(["--ca-bundle", "/etc/hostname"])
+        let ran = xt_docker(d, &["arm64-cuda", "--dry-run", "--no-preflight"])
+            .args(["--docker", DOCKER, "--ca-bundle", "/etc/hostname"])
             .env("DOCKER_HOST", no_daemon)
             .expect(0);
         ran.out_has("--secret id=cabundle,src=/etc/hostname")
@@ -431,6 +605,31 @@ fn push_publishes_one_multiarch_image() {
         out.contains(&format!("published {repo}:t1 for linux/amd64, linux/arm64")),
         "{out}"
     );
+    // Each image was proven before it was pushed.
+    for (alias, platform) in [("amd64-cuda", "linux/amd64"), ("arm64-cuda", "linux/arm64")] {
+        assert!(
+            out.contains(&format!(
+                "start proof: {repo}:t1-{alias} starts on {platform}: fixture_app.app imported"
+            )),
+            "{out}"
+        );
+    }
+    // --no-smoke publishes only an image whose proof is on record: none in a fresh record.
+    let fresh = tempfile::tempdir().unwrap();
+    let mut again: Vec<String> = args.clone();
+    again[1] = "amd64-cuda".into();
+    again.remove(2);
+    let i = again.iter().position(|a| a == "t1").unwrap();
+    again[i] = "t2".into();
+    again.push("--no-smoke".into());
+    xt_docker(dir.path(), &[])
+        .args(&again)
+        .env("XTASK_STATE_DIR", fresh.path())
+        .expect(1)
+        .err_has(&format!(
+            "docker push: {repo}:t2-amd64-cuda has no start proof"
+        ));
+    let _ = run(Command::new(&docker).args(["rmi", "-f", &format!("{repo}:t2-amd64-cuda")]));
     let list = d(&["manifest", "inspect", "--insecure", &format!("{repo}:t1")]);
     assert!(
         list.contains("\"architecture\": \"amd64\"")

@@ -352,6 +352,12 @@ impl Walk<'_> {
             out.contains("--platform linux/arm64") && out.contains("-t h2o-llmstudio:arm64-cuda"),
             "{out}"
         );
+        // Then the start proof: the app's entry modules imported inside the image.
+        assert!(
+            out.contains("--entrypoint python3 -w /app h2o-llmstudio:arm64-cuda -c ")
+                && out.trim_end().ends_with("start_proof.py)\" llm_studio.app"),
+            "{out}"
+        );
         let out = docker(&["run", "cpu", "--dry-run"]);
         assert!(
             out.contains("--shm-size 64g") && out.contains("h2o-llmstudio:cpu"),

@@ -58,6 +58,11 @@ fn with(code: Code, message: impl Into<String>) -> anyhow::Error {
     })
 }
 
+/// An error with the code another error had (a message rewritten for its context).
+pub fn with_code(code: Code, message: impl Into<String>) -> anyhow::Error {
+    with(code, message)
+}
+
 /// Exit 2: the user gave something we cannot use. Name the flag or file and what to do.
 pub fn usage(message: impl Into<String>) -> anyhow::Error {
     with(Code::Usage, message)

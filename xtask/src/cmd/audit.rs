@@ -24,6 +24,7 @@ top-level modules and tests/ with Python's own ast (the .venv's interpreter, els
 imports inside functions are listed as breaking when called, guarded ones (try/except ImportError, \
 if TYPE_CHECKING) are not listed."
 )]
+#[derive(Default)]
 pub struct Audit {
     /// Audit only this target (canonical name or Docker alias); repeatable [default: all]
     #[arg(long = "target", value_name = "NAME")]
@@ -135,6 +136,21 @@ struct ImportReport {
 impl Audit {
     pub fn run(self, ctx: &Ctx) -> Result<()> {
         self.out.preflight(ctx)?;
+        let report = self.report(ctx)?;
+        let markdown = self.markdown;
+        self.out.emit(&report, || {
+            if markdown {
+                render_markdown(&report)
+            } else {
+                render(&report)
+            }
+        })?;
+        verdict(&report)
+    }
+
+    /// The audit itself: the lock per target, torch, and the import check; warnings on
+    /// stderr as they are found.
+    fn report(&self, ctx: &Ctx) -> Result<Report> {
         let project = ctx.project()?;
         let policy = ctx.policy()?;
         let targets = policy.select(&self.targets)?;
@@ -191,22 +207,13 @@ impl Audit {
                 eprintln!("warning: {w}");
             }
         }
-        let report = Report {
+        Ok(Report {
             lock: proj.lock_path.to_string(),
             lock_info: lock_info(&proj.lock),
             warnings,
             targets: results,
             imports,
-        };
-        let markdown = self.markdown;
-        self.out.emit(&report, || {
-            if markdown {
-                render_markdown(&report)
-            } else {
-                render(&report)
-            }
-        })?;
-        verdict(&report)
+        })
     }
 
     /// `--python X.Y[.Z]`, else the lowest Python the project accepts (what uv checks an
@@ -310,6 +317,52 @@ impl Audit {
             default_groups: proj.reqs.default_groups.clone(),
         }
     }
+}
+
+/// What an image installs: `uv sync --frozen --no-dev` and the extras and groups its
+/// build adds (the Dockerfile's UV_EXTRA_ARGS).
+#[derive(Debug, Default, Clone)]
+pub struct ImageSelection {
+    pub extras: Vec<String>,
+    pub all_extras: bool,
+    pub groups: Vec<String>,
+}
+
+/// `docker build`'s preflight: the audit of the image's target and selection.
+pub struct ImageAudit {
+    /// The audit's text, as `audit --target T` prints it.
+    pub text: String,
+    /// What refuses the image, if anything: the audit's verdict, less the tests' imports
+    /// (the image never runs its tests).
+    pub verdict: Result<()>,
+}
+
+/// Audit one target as its image installs it: the lock offline, torch, and the imports of
+/// the app's code. Bad input (an unknown target or extra, an unreadable lock) is an error;
+/// findings are the verdict.
+pub fn for_image(
+    ctx: &Ctx,
+    target: &str,
+    sel: &ImageSelection,
+    allow_imports: &[String],
+) -> Result<ImageAudit> {
+    let audit = Audit {
+        targets: vec![target.to_string()],
+        no_dev: true,
+        extras: sel.extras.clone(),
+        all_extras: sel.all_extras,
+        groups: sel.groups.clone(),
+        allow_imports: allow_imports.to_vec(),
+        ..Audit::default()
+    };
+    let mut report = audit.report(ctx)?;
+    if let Some(i) = &mut report.imports {
+        i.findings.retain(|f| !f.test);
+    }
+    Ok(ImageAudit {
+        text: render(&report),
+        verdict: verdict(&report),
+    })
 }
 
 fn lock_info(lock: &lock::Lock) -> LockInfo {

@@ -1,8 +1,14 @@
-//! `cargo xtask docker [build|run|clean|render] <target>`: the app's image per target,
-//! built with BuildKit from docker/Dockerfile (multi-stage, non-root, uv cache mounts).
+//! `cargo xtask docker [build|run|clean|render|scan|push] <target>`: the app's image per
+//! target, built with BuildKit from docker/Dockerfile (multi-stage, non-root, uv cache
+//! mounts). A build asks the audit of its target first (the preflight) and proves the app
+//! starts inside the image after (proof.rs); `run --wait` returns once the app is up
+//! (wait.rs); `push` publishes only proven images.
+
+mod proof;
+mod wait;
 
 use std::io::IsTerminal;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use camino::{Utf8Path, Utf8PathBuf};
@@ -26,10 +32,21 @@ when buildx works, else `DOCKER_BUILDKIT=1 docker build` with a client that stil
 built in (clients from 23 on need the buildx plugin); --docker or $DOCKER picks the client.
 
 Actions: build; run (as the Makefile's docker-run: --init, --shm-size 64g, the app's port, \
-llmstudio_mnt at /mount, --runtime=nvidia where the host has it); clean (every container of the \
-image, then the image: the Makefile's docker-clean-all); render (the Dockerfile, arguments and \
-command); scan (trivy, the Makefile's trivy-local). --tag or $DOCKER_IMAGE names the image, as \
-the Makefile's DOCKER_IMAGE did. --dry-run prints the commands and starts nothing.
+llmstudio_mnt at /mount, --runtime=nvidia where the host has it; --wait returns once the app \
+has registered with waved); clean (every container of the image, then the image: the \
+Makefile's docker-clean-all); render (the Dockerfile, arguments and command); scan (trivy, the \
+Makefile's trivy-local); push (build, prove and push each target, then one manifest list). \
+--tag or $DOCKER_IMAGE names the image, as the Makefile's DOCKER_IMAGE did. --dry-run prints \
+the preflight's verdict and the commands, and starts nothing.
+
+Before docker starts, build and push audit the image's target as the image installs it (the \
+lock offline, `--no-dev` and UV_EXTRA_ARGS' extras and groups, the app's imports): a missing \
+wheel, an unguarded import of a package the target leaves out, or a torch that cannot use the \
+target's GPUs refuses the build (exit 1; --no-preflight builds anyway). After the build, the \
+start proof runs the image on its own platform (QEMU for a foreign one), as its own user, and \
+imports the app's entry modules (APP_MODULE and [tool.xtask] entry-modules, else the policy's); \
+a failure is exit 1 and the image keeps only a `…-unproven` tag. A passed proof is recorded by \
+image ID ($XDG_STATE_HOME/llmstudio-xtask/proven-images.json); push publishes only proven images.
 
 Examples:
   cargo xtask docker build arm64-cuda
@@ -94,10 +111,32 @@ pub struct Docker {
     /// run: start in the background and print the container id
     #[arg(long)]
     detach: bool,
+    /// run: return once the app inside has registered with waved (implies --detach; the
+    /// container is kept when it exits, to show its log)
+    #[arg(long)]
+    wait: bool,
+    /// run --wait: give up after this many seconds, show the log and remove the container
+    #[arg(long, default_value_t = 300, value_name = "SECS")]
+    wait_timeout: u64,
+    /// build, push: skip the audit of the image's target that runs before docker starts
+    #[arg(long)]
+    no_preflight: bool,
+    /// build, push: accept imports of PKG in PATH that the app never loads where PKG is left
+    /// out (as `audit --allow-import`); repeatable
+    #[arg(long = "allow-import", value_name = "PKG:PATH")]
+    allow_imports: Vec<String>,
+    /// build: skip the start proof (push needs one: recorded earlier for the same image ID)
+    #[arg(long)]
+    no_smoke: bool,
+    /// build, push: how long the start proof may take, in seconds (QEMU imports slowly)
+    #[arg(long, default_value_t = 900, value_name = "SECS")]
+    smoke_timeout: u64,
 }
 
 /// One target's image.
 struct Image {
+    /// The target's canonical name (what the preflight audits).
+    target: String,
     platform: String,
     alias: String,
     tag: String,
@@ -150,7 +189,7 @@ impl Docker {
             Request::One(action, name) => (action, name),
         };
         let image = self.image(policy, &name, &reqs)?;
-        let build = |output| self.build(ctx, project, policy, &image, &version, output);
+        let build = |output| self.build(ctx, project, policy, &image, &version, output, true);
         match action {
             Action::Build if self.push => build(Output::Push),
             Action::Build => build(Output::Load),
@@ -222,6 +261,7 @@ impl Docker {
             .clone()
             .unwrap_or_else(|| format!("{name}:{alias}"));
         Ok(Image {
+            target: target.name.clone(),
             platform,
             alias,
             tag,
@@ -260,8 +300,22 @@ impl Docker {
         for n in names {
             let mut image = self.image(policy, n, reqs)?;
             image.tag = format!("{repo}:{tag}-{}", image.alias);
-            self.build(ctx, project, policy, &image, version, Output::Push)?;
             refs.push(image);
+        }
+        // Every target's preflight before the first build: a refusal costs milliseconds,
+        // not the minutes of the builds before it.
+        let args = self.build_args(project, policy, version)?;
+        let mut refused = Vec::new();
+        for image in &refs {
+            if let Err(e) = self.preflight(ctx, image, &args) {
+                if !self.dry_run {
+                    return Err(e);
+                }
+                refused.push(e);
+            }
+        }
+        for image in &refs {
+            self.build(ctx, project, policy, image, version, Output::Push, false)?;
         }
         let buildx = builder.as_ref().is_none_or(|b| b.buildx);
         let client = builder
@@ -269,7 +323,7 @@ impl Docker {
             .map_or_else(|| self.shown_client(), |b| b.client.clone());
         let join = self.manifest_commands(&client, buildx, &list, &refs);
         if self.shown(None, &join) {
-            return Ok(());
+            return refused.into_iter().next().map_or(Ok(()), Err);
         }
         for r in &refs {
             let digest = digest(&client, buildx, &r.tag);
@@ -288,6 +342,7 @@ impl Docker {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn build(
         &self,
         ctx: &Ctx,
@@ -296,6 +351,7 @@ impl Docker {
         image: &Image,
         version: &str,
         output: Output,
+        preflight: bool,
     ) -> Result<()> {
         let lock = project.join("uv.lock");
         if !lock.is_file() {
@@ -310,6 +366,17 @@ impl Docker {
             )));
         }
         let args = self.build_args(project, policy, version)?;
+        // The preflight decides before any docker process; a dry run shows its verdict
+        // with the commands and ends as the real run would.
+        let verdict = if preflight && output != Output::Render {
+            self.preflight(ctx, image, &args)
+        } else {
+            Ok(())
+        };
+        let verdict = match (verdict, self.dry_run) {
+            (Err(e), false) => return Err(e),
+            (v, _) => v,
+        };
         // render and --dry-run start no process of docker's (not even a probe): they show
         // the buildx form, which a real build uses wherever buildx works.
         let builder = if output == Output::Render || self.dry_run {
@@ -320,7 +387,7 @@ impl Docker {
         } else {
             self.choose_builder()?
         };
-        let cmd = self.build_command(&builder, &dockerfile, image, &args, output)?;
+        let cmd = self.build_command(&builder, &dockerfile, image, &args)?;
         let cmd = cmd.arg(project.as_str());
         if output == Output::Render {
             outln!("# {dockerfile}");
@@ -332,9 +399,27 @@ impl Docker {
             outln!("\n# command\n{}", cmd.display());
             return Ok(());
         }
-        let note = "nothing is started; a real build uses `docker buildx build` where buildx works, else `DOCKER_BUILDKIT=1 docker build` with a client that has BuildKit built in";
-        if self.shown(Some(note), std::slice::from_ref(&cmd)) {
-            return Ok(());
+        let modules = entry_modules(project, policy, &args);
+        let script = ctx.workspace.join("templates/docker/start_proof.py");
+        let plan = proof::Plan {
+            client: &builder.client,
+            tag: &image.tag,
+            platform: &image.platform,
+            modules: &modules,
+            timeout: Duration::from_secs(self.smoke_timeout),
+            script: &script,
+        };
+        if self.dry_run {
+            let mut lines = vec![cmd.display()];
+            if !self.no_smoke {
+                lines.push(plan.shown());
+            }
+            if output == Output::Push {
+                lines.push(format!("{} push {}", builder.client, image.tag));
+            }
+            let note = "nothing is started; a real build uses `docker buildx build` where buildx works, else `DOCKER_BUILDKIT=1 docker build` with a client that has BuildKit built in; then the start proof";
+            self.shown_lines(Some(note), lines);
+            return verdict;
         }
         let how = if builder.buildx {
             "docker buildx build"
@@ -344,12 +429,110 @@ impl Docker {
         eprintln!("builder: {} ({how})", builder.client);
         self.require_daemon(&builder.client)?;
         cmd.run_shown()?;
-        if output == Output::Push && !builder.buildx {
+        outln!("built {} for {}", image.tag, image.platform);
+        self.prove(&builder.client, &plan, output)?;
+        if output == Output::Push {
             Cmd::new(builder.client.as_str())
                 .args(["push", &image.tag])
                 .run_shown()?;
         }
-        outln!("built {} for {}", image.tag, image.platform);
+        Ok(())
+    }
+
+    /// The audit of the image's target as the image installs it, before docker starts:
+    /// its text on stderr; a finding refuses the image (exit 1).
+    fn preflight(&self, ctx: &Ctx, image: &Image, args: &[(String, String)]) -> Result<()> {
+        if self.no_preflight {
+            eprintln!(
+                "preflight: skipped (--no-preflight): {} is built without the audit of {}",
+                image.tag, image.target
+            );
+            return Ok(());
+        }
+        let (sel, ignored) = image_selection(args);
+        for flag in ignored {
+            eprintln!("preflight: UV_EXTRA_ARGS {flag}: not a selection flag, not audited");
+        }
+        let started = Instant::now();
+        let audit = super::audit::for_image(ctx, &image.target, &sel, &self.allow_imports)
+            .map_err(|e| {
+                let code = error::code_of(&e);
+                error::with_code(
+                    code,
+                    format!(
+                        "docker {}: the preflight cannot audit {}: {} (--no-preflight builds without it)",
+                        image.alias,
+                        image.target,
+                        error::line_of(&e)
+                    ),
+                )
+            })?;
+        eprintln!(
+            "preflight: {} as the image installs it ({}), audited in {} ms:",
+            image.target,
+            describe_selection(&sel),
+            started.elapsed().as_millis()
+        );
+        for line in audit.text.lines() {
+            eprintln!("  {line}");
+        }
+        match audit.verdict {
+            Ok(()) => {
+                eprintln!("preflight: nothing in the lock or the code breaks the image");
+                Ok(())
+            }
+            Err(e) => Err(error::failed(format!(
+                "docker build {}: refused before docker starts: {}; fix it (`cargo xtask audit --target {}` says how), or build anyway with --no-preflight",
+                image.alias,
+                error::line_of(&e),
+                image.target
+            ))),
+        }
+    }
+
+    /// The start proof after a build (or its record for the same image ID); a push needs
+    /// one, --no-smoke or not.
+    fn prove(&self, client: &Utf8Path, plan: &proof::Plan, output: Output) -> Result<()> {
+        let identity = proof::identity(client, plan.tag);
+        let known = identity
+            .as_ref()
+            .and_then(|i| proof::recorded(&i.id).map(|p| (i, p)));
+        let size = |i: &proof::Identity| format!("{:.0} MB", i.size as f64 / 1e6);
+        if let Some((i, p)) = &known {
+            outln!(
+                "start proof: passed earlier for this image ({}, {}, proof {:.1} s): not run again",
+                short_id(&i.id),
+                size(i),
+                p.seconds
+            );
+            return Ok(());
+        }
+        if self.no_smoke {
+            if output == Output::Push {
+                return Err(error::failed(format!(
+                    "docker push: {} has no start proof (--no-smoke skips it, and none is recorded for its image ID): push without --no-smoke",
+                    plan.tag
+                )));
+            }
+            eprintln!(
+                "start proof: skipped (--no-smoke): nothing says {} starts",
+                plan.tag
+            );
+            return Ok(());
+        }
+        let mut passed = plan.run()?;
+        if let Some(i) = &identity {
+            passed.id = i.id.clone();
+            proof::record(&passed);
+        }
+        outln!(
+            "start proof: {} starts on {}: {} imported as its own user in {:.1} s (image {})",
+            plan.tag,
+            plan.platform,
+            plan.modules.join(", "),
+            passed.seconds,
+            identity.as_ref().map_or("size unknown".into(), size)
+        );
         Ok(())
     }
 
@@ -395,7 +578,6 @@ impl Docker {
         dockerfile: &Utf8Path,
         image: &Image,
         args: &[(String, String)],
-        output: Output,
     ) -> Result<Cmd> {
         let mut cmd = Cmd::new(builder.client.as_str());
         if builder.buildx {
@@ -421,12 +603,9 @@ impl Docker {
         if let Some(ca) = &self.ca_bundle {
             cmd = cmd.arg("--secret").arg(format!("id=cabundle,src={ca}"));
         }
+        // Into the local docker: the start proof runs it there, and push pushes it after.
         if builder.buildx {
-            cmd = cmd.arg(if output == Output::Push {
-                "--push"
-            } else {
-                "--load"
-            });
+            cmd = cmd.arg("--load");
         }
         Ok(cmd)
     }
@@ -599,7 +778,7 @@ impl Docker {
                 .is_some_and(|r| r.contains("nvidia"))
         });
         let mut cmd = Cmd::new(client.as_str()).arg("run");
-        if self.detach {
+        if self.detach || self.wait {
             cmd = cmd.arg("-d");
         } else if std::io::stdin().is_terminal() {
             cmd = cmd.arg("-it");
@@ -611,8 +790,12 @@ impl Docker {
             }
             None => {}
         }
+        // --wait keeps a container that exits, to show its log (then removes it).
+        if !self.wait {
+            cmd = cmd.arg("--rm");
+        }
         cmd = cmd
-            .args(["--rm", "--init", "--platform", &image.platform])
+            .args(["--init", "--platform", &image.platform])
             .args(["--shm-size", &self.shm_size]);
         // As the Makefile did, files in the mount belong to the caller; root keeps the
         // image's own non-root user instead.
@@ -633,7 +816,50 @@ impl Docker {
         if self.shown(Some(&note), std::slice::from_ref(&cmd)) {
             return Ok(());
         }
-        cmd.run_status()?.check("docker run")
+        if !self.wait {
+            return cmd.run_status()?.check("docker run");
+        }
+        eprintln!("$ {}", cmd.display());
+        let started = cmd.probe(Duration::from_secs(300));
+        let Some(id) = started.ok_stdout().map(|s| s.trim().to_string()) else {
+            return Err(error::failed(format!(
+                "docker run: {}",
+                started.failure_line()
+            )));
+        };
+        // The module the image starts (its APP_MODULE), which a build argument may have set.
+        let module = Cmd::new(client.as_str())
+            .args([
+                "image",
+                "inspect",
+                "--format",
+                "{{json .Config.Env}}",
+                &image.tag,
+            ])
+            .probe(Duration::from_secs(15))
+            .ok_stdout()
+            .and_then(|env| serde_json::from_str::<Vec<String>>(env.trim()).ok())
+            .and_then(|env| {
+                env.iter()
+                    .find_map(|e| e.strip_prefix("APP_MODULE=").map(str::to_string))
+            })
+            .unwrap_or_else(|| policy.app.module.clone());
+        let what = format!("the app ({module})");
+        let up = wait::Wait {
+            client: &client,
+            container: &id,
+            port: host_port,
+            timeout: Duration::from_secs(self.wait_timeout),
+        }
+        .until_up(&what)?;
+        outln!("{id}");
+        eprintln!(
+            "up: {} answers on http://localhost:{host_port}: waved in {:.1} s, {what} registered in {:.1} s",
+            image.tag,
+            up.waved.as_secs_f64(),
+            up.app.as_secs_f64()
+        );
+        Ok(())
     }
 
     /// trivy on the target's image (Makefile: trivy-local): exit 1 on findings at the
@@ -719,6 +945,70 @@ impl Docker {
         );
         Ok(())
     }
+}
+
+/// The modules the start proof imports: the image's APP_MODULE (what `wave run` starts),
+/// then the project's entry modules ([tool.xtask] entry-modules, else the policy's) that it
+/// has, as `validate` imports them.
+fn entry_modules(project: &Utf8Path, policy: &Policy, args: &[(String, String)]) -> Vec<String> {
+    let mut modules: Vec<String> = args
+        .iter()
+        .filter(|(k, _)| k == "APP_MODULE")
+        .map(|(_, v)| v.clone())
+        .collect();
+    let declared = pyproject::load_requirements(project)
+        .ok()
+        .and_then(|r| r.entry_modules)
+        .unwrap_or_else(|| policy.app.entry_modules.clone());
+    for m in declared {
+        if super::validate::module_file(project, &m).is_some() && !modules.contains(&m) {
+            modules.push(m);
+        }
+    }
+    modules
+}
+
+/// What the image's `uv sync --no-dev` adds from UV_EXTRA_ARGS (`--extra X`,
+/// `--all-extras`, `--group X`), and the words that select nothing.
+fn image_selection(args: &[(String, String)]) -> (super::audit::ImageSelection, Vec<String>) {
+    let mut sel = super::audit::ImageSelection::default();
+    let mut ignored = Vec::new();
+    let extra = args
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "UV_EXTRA_ARGS")
+        .map_or("", |(_, v)| v.as_str());
+    let mut words = extra.split_whitespace();
+    while let Some(w) = words.next() {
+        let (flag, inline) = match w.split_once('=') {
+            Some((f, v)) => (f, Some(v.to_string())),
+            None => (w, None),
+        };
+        let mut value = || inline.clone().or_else(|| words.next().map(str::to_string));
+        match flag {
+            "--extra" => sel.extras.extend(value()),
+            "--group" => sel.groups.extend(value()),
+            "--all-extras" => sel.all_extras = true,
+            _ => ignored.push(w.to_string()),
+        }
+    }
+    (sel, ignored)
+}
+
+/// "no dev group, extras flash" for the preflight's line.
+fn describe_selection(sel: &super::audit::ImageSelection) -> String {
+    let mut parts = vec!["--no-dev".to_string()];
+    if sel.all_extras {
+        parts.push("--all-extras".into());
+    }
+    parts.extend(sel.extras.iter().map(|e| format!("--extra {e}")));
+    parts.extend(sel.groups.iter().map(|g| format!("--group {g}")));
+    parts.join(" ")
+}
+
+/// `sha256:0123456789ab` from an image ID.
+fn short_id(id: &str) -> &str {
+    &id[..id.len().min("sha256:".len() + 12)]
 }
 
 /// The registry digest of a pushed image, when the client can tell.

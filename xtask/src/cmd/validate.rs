@@ -511,7 +511,7 @@ fn entry_module_checks(
 }
 
 /// `a/b.py` or `a/b/__init__.py` for module `a.b`, at the project root or under `src/`.
-fn module_file(project: &Utf8Path, module: &str) -> Option<camino::Utf8PathBuf> {
+pub(crate) fn module_file(project: &Utf8Path, module: &str) -> Option<camino::Utf8PathBuf> {
     let rel = module.replace('.', "/");
     [project.to_path_buf(), project.join("src")]
         .into_iter()

@@ -360,8 +360,10 @@ jobs:
         let registry = &self.policy.workflow.registry;
         let _ = write!(
             self.y,
-            "      - name: build and push {alias}
+            "      - name: build, prove and push {alias}
         id: push
+        # The preflight audits the target first; the start proof runs the image here,
+        # natively, before it is pushed.
         run: |
           image=\"{registry}/${{GITHUB_REPOSITORY,,}}\"
           cargo xtask docker build {alias} --push --tag \"$image:{alias}-$GITHUB_SHA\"
