@@ -434,3 +434,112 @@ fn pypi_agrees_with_the_policy_for_triton_and_bitsandbytes() {
         assert!(!c["releases"].as_array().unwrap().is_empty(), "{c}");
     }
 }
+
+/// A wheel named and tagged like torch's whose `torch` answers as torch does without a GPU:
+/// `torch.version.cuda` and `torch._C._cuda_getArchFlags()` (test data; the check installs
+/// it with uv and asks the interpreter, as it does the real wheel).
+fn torch_init(version: &str, cuda: &str, flags: &str) -> String {
+    format!(
+        "__version__ = {version:?}\n\nclass version:\n    cuda = {cuda:?}\n\n\nclass _C:\n    @staticmethod\n    def _cuda_getArchFlags():\n        return {flags:?}\n"
+    )
+}
+
+/// `policy check --torch-wheels`: the newest torch of each fact's range on the index for its
+/// CUDA, installed for real by uv and asked; agreeing facts pass, a differing one is named
+/// with both lists (exit 1), and what cannot be checked here says why.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn torch_wheels_hold_the_gpu_code_facts_against_the_wheels() {
+    let (Some(_), Some(py)) = (find_uv(), python("3.12")) else {
+        return;
+    };
+    let ix = Indexes::new();
+    let tag = "py3-none-manylinux_2_28_x86_64";
+    let sm128 = "sm_70 sm_75 sm_80 sm_86 sm_90 sm_100 sm_120";
+    // cu128: an older release, the newest one (what is checked), a pre-release, and an
+    // aarch64 wheel that does not install here.
+    for (v, flags) in [
+        ("2.8.0+cu128", sm128),
+        ("2.10.0+cu128", sm128),
+        ("2.11.0rc1+cu128", "sm_90"),
+    ] {
+        ix.add_with("cu128", "torch", v, tag, &torch_init(v, "12.8", flags));
+    }
+    let arm = "py3-none-manylinux_2_28_aarch64";
+    ix.add_with(
+        "cu128",
+        "torch",
+        "2.10.1+cu128",
+        arm,
+        &torch_init("2.10.1+cu128", "12.8", "sm_90"),
+    );
+    // cu130: the newest release carries PTX the policy's fact does not list.
+    let wrong = "sm_75 sm_80 sm_86 sm_90 sm_100 sm_120 compute_120";
+    ix.add_with(
+        "cu130",
+        "torch",
+        "2.13.0+cu130",
+        tag,
+        &torch_init("2.13.0+cu130", "13.0", wrong),
+    );
+    let path = format!(
+        "{}:{}",
+        py.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let ran = Test::from(xtask())
+        .args(["policy", "check", "--torch-wheels", "--json"])
+        .arg("--index")
+        .arg(format!("pytorch-cu128={}", ix.index_url("cu128")))
+        .arg("--index")
+        .arg(format!("pytorch-cu130={}", ix.index_url("cu130")))
+        .env("PATH", &path)
+        .env("UV_PYTHON_DOWNLOADS", "never")
+        .env("UV_CACHE_DIR", ix.root.path().join("uv-cache"))
+        .expect(1);
+    ran.err_has("policy check --torch-wheels: 1 [[torch.builds]] fact(s) differ from the wheels");
+    let v: serde_json::Value = serde_json::from_str(&ran.stdout()).unwrap();
+    let rows = v["torch_builds"].as_array().unwrap();
+    let row = |fact: &str| {
+        rows.iter()
+            .find(|r| r["fact"] == fact)
+            .unwrap_or_else(|| panic!("no row for {fact}: {v:#}"))
+    };
+    let ok = row("torch >=2.8, CUDA 12.8, x86_64");
+    assert_eq!(ok["status"], "ok", "{ok:#}");
+    assert_eq!(ok["release"], "2.10.0+cu128");
+    assert_eq!(ok["reported"], sm128);
+    let bad = row("torch >=2.11, CUDA 13.0, x86_64");
+    assert_eq!(bad["status"], "differs", "{bad:#}");
+    assert_eq!(bad["release"], "2.13.0+cu130");
+    let why = bad["reason"].as_str().unwrap();
+    assert!(
+        why.contains("compute_120") && why.contains("the policy says"),
+        "{why}"
+    );
+    // No release of the 2.7 range on the loopback cu128; no index for CUDA 12.6; aarch64.
+    let none = row("torch >=2.7,<2.8, CUDA 12.8, x86_64");
+    assert_eq!(none["status"], "not-checked");
+    assert!(
+        none["reason"]
+            .as_str()
+            .unwrap()
+            .contains("has no Linux x86_64 wheel")
+    );
+    let no_index = row("torch >=2.6, CUDA 12.6, x86_64");
+    assert!(
+        no_index["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no index in the policy serves CUDA 12.6")
+    );
+    let arm_row = row("torch >=2.9, CUDA 12.8, aarch64");
+    assert!(
+        arm_row["reason"]
+            .as_str()
+            .unwrap()
+            .contains("needs a Linux aarch64 host")
+    );
+    assert_eq!(v["checked"], 1);
+    assert_eq!(v["differences"], 1);
+}

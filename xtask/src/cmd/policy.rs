@@ -18,6 +18,8 @@ use crate::lock::tags::{self, Platform};
 use crate::policy::{Policy, Target};
 use crate::simple::{self, Unread};
 
+mod torch_wheels;
+
 /// PyPI's simple index. The host is written in two parts: no file of this repository
 /// spells a package registry's host whole (locks in tests are made at run time).
 fn pypi() -> String {
@@ -45,9 +47,16 @@ on the default index for the targets no source names. Pre-releases and yanked fi
 An index that does not answer is reported with the reason and skipped (exit 3 when none \
 answered). Needs curl.
 
+--torch-wheels checks the GPU-code facts instead ([[torch.builds]]): for each fact of this \
+machine's CPU architecture, the newest torch in its versions on the policy's index for its CUDA \
+([indexes.X] cuda) is installed in a scratch environment with uv, and torch._C._cuda_getArchFlags() \
+(no GPU needed) is held against the fact. Gigabytes per fact; facts for another architecture or \
+a CUDA no index serves are listed as not checked, with the reason.
+
 Examples:
   cargo xtask policy check
   cargo xtask policy check --last 10 --json
+  cargo xtask policy check --torch-wheels --index pytorch-cu128=https://mirror.example/cu128
   cargo xtask policy check --index https://mirror.example/simple --index pytorch-cu128=https://mirror.example/cu128")]
 pub struct Check {
     /// The default index (PyPI's simple API unless given), or NAME=URL for one of the
@@ -57,6 +66,10 @@ pub struct Check {
     /// How many of the newest releases in each rule's versions to read
     #[arg(long, default_value_t = 5, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     last: u32,
+    /// Check the GPU code of torch's builds ([[torch.builds]]) against the wheels themselves
+    /// (installs torch per fact: gigabytes) instead of the wheel facts
+    #[arg(long)]
+    torch_wheels: bool,
     #[command(flatten)]
     out: OutputArgs,
 }
@@ -89,6 +102,8 @@ enum Verdict {
     Ok,
     Differs,
     Unreachable,
+    /// Not checkable here (another CPU architecture, no index for the fact's CUDA).
+    NotChecked,
 }
 
 #[derive(Serialize)]
@@ -128,6 +143,9 @@ impl Check {
         self.out.preflight(ctx)?;
         let policy = ctx.policy()?;
         let (default, named) = self.index_overrides(policy)?;
+        if self.torch_wheels {
+            return self.torch_wheels(ctx, policy, &named);
+        }
         let claims = claims(policy, &default, &named);
         let python = tags::parse_floor(&policy.python.version).ok_or_else(|| {
             error::usage(format!(
@@ -170,6 +188,64 @@ impl Check {
             return Err(error::absent(
                 "policy check: no index answered (above); check the network, or pass --index for a mirror",
             ));
+        }
+        Ok(())
+    }
+
+    /// `--torch-wheels`: the GPU-code facts against the wheels.
+    fn torch_wheels(
+        &self,
+        ctx: &Ctx,
+        policy: &Policy,
+        named: &BTreeMap<String, String>,
+    ) -> Result<()> {
+        let uv = crate::uv::ensure(&ctx.workspace, policy)?;
+        let (_, here) = crate::platform::probe::os_arch();
+        let rows = torch_wheels::check(&uv, policy, named, &here)?;
+        let count = |v: Verdict| rows.iter().filter(|r| r.status == v).count();
+        let (differs, checked) = (count(Verdict::Differs), count(Verdict::Ok));
+        #[derive(Serialize)]
+        struct WheelReport<'a> {
+            arch: &'a str,
+            torch_builds: &'a [torch_wheels::Row],
+            checked: usize,
+            differences: usize,
+        }
+        let report = WheelReport {
+            arch: here.as_str(),
+            torch_builds: &rows,
+            checked,
+            differences: differs,
+        };
+        self.out.emit(&report, || {
+            let mut s = String::new();
+            for r in &rows {
+                let status = match r.status {
+                    Verdict::Ok => "ok",
+                    Verdict::Differs => "DIFFERS",
+                    Verdict::Unreachable => "unreachable",
+                    Verdict::NotChecked => "not checked",
+                };
+                let _ = write!(s, "{status:12} {}: {}", r.fact, r.claimed);
+                if let (Some(rel), Some(ix)) = (&r.release, &r.index) {
+                    let _ = write!(s, " (torch {rel} from {ix})");
+                }
+                s.push('\n');
+                if let Some(why) = &r.reason {
+                    let _ = writeln!(s, "             {why}");
+                }
+            }
+            let _ = writeln!(
+                s,
+                "{checked} fact(s) agree with their wheel, {differs} differ, {} not checked here",
+                rows.len() - checked - differs
+            );
+            s
+        })?;
+        if differs > 0 {
+            return Err(error::failed(format!(
+                "policy check --torch-wheels: {differs} [[torch.builds]] fact(s) differ from the wheels (above); correct templates/platforms.toml"
+            )));
         }
         Ok(())
     }
@@ -416,7 +492,7 @@ fn text(r: &Report) -> String {
         let word = match c.status {
             Verdict::Ok => "ok",
             Verdict::Differs => "DIFFERS",
-            Verdict::Unreachable => "skipped",
+            Verdict::Unreachable | Verdict::NotChecked => "skipped",
         };
         let versions: Vec<&str> = c.releases.iter().map(|r| r.version.as_str()).collect();
         let what = match c.status {

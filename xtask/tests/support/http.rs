@@ -23,8 +23,14 @@ impl Indexes {
 
     /// Add a wheel to `index` and link it from the project page.
     pub fn add(&self, index: &str, name: &str, version: &str, tag: &str) {
+        let init = format!("__version__ = {version:?}\n");
+        self.add_with(index, name, version, tag, &init);
+    }
+
+    /// [`Self::add`] with the package's `__init__.py` given.
+    pub fn add_with(&self, index: &str, name: &str, version: &str, tag: &str, init: &str) {
         let base = self.root.path().join(index);
-        let file = wheel(&base.join("files"), name, version, tag);
+        let file = wheel::wheel_with(&base.join("files"), name, version, tag, init);
         let page = base.join(name).join("index.html");
         std::fs::create_dir_all(page.parent().unwrap()).unwrap();
         let mut f = std::fs::OpenOptions::new()

@@ -4,15 +4,18 @@ use std::path::Path;
 
 /// A minimal valid wheel: a package folder and a .dist-info with METADATA, WHEEL and RECORD.
 pub fn wheel(dir: &Path, name: &str, version: &str, tag: &str) -> String {
+    let init = format!("__version__ = {version:?}\n");
+    wheel_with(dir, name, version, tag, &init)
+}
+
+/// [`wheel`] whose package's `__init__.py` is `init`.
+pub fn wheel_with(dir: &Path, name: &str, version: &str, tag: &str, init: &str) -> String {
     use std::io::Write as _;
     let file = format!("{}-{version}-{tag}.whl", name.replace('-', "_"));
     let dist_info = format!("{}-{version}.dist-info", name.replace('-', "_"));
     let module = name.replace('-', "_");
     let files = [
-        (
-            format!("{module}/__init__.py"),
-            format!("__version__ = {version:?}\n"),
-        ),
+        (format!("{module}/__init__.py"), init.to_string()),
         (
             format!("{dist_info}/METADATA"),
             format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"),
