@@ -360,7 +360,42 @@ fn amd64_broken_entry_module_fails_the_start_proof_not_the_build() {
         .err_has("(at src/fixture_app/accel.py:5)")
         .err_has(&format!("the image is kept as {tag}-unproven"));
     assert!(!has_image(&docker, tag));
-    docker_cli(&docker, &["rmi", &format!("{tag}-unproven")]).expect(0);
+    // run --wait on the image that cannot start: the container's end and its log, exit 1.
+    let unproven = format!("{tag}-unproven");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let mnt = tempfile::tempdir().unwrap();
+    xt_docker(
+        d,
+        &[
+            "run",
+            "amd64-cuda",
+            "--tag",
+            &unproven,
+            "--wait",
+            "--port",
+            &port,
+        ],
+    )
+    .arg("--mount-dir")
+    .arg(mnt.path())
+    .expect(1)
+    .err_has("its last log lines:")
+    .err_has("SyntaxError: invalid syntax")
+    .err_has("error: the container exited with 1 after ")
+    .err_has("before the app (fixture_app.app) was up");
+    let left = docker_cli(
+        &docker,
+        &["ps", "-aq", "--filter", &format!("ancestor={unproven}")],
+    )
+    .expect(0)
+    .stdout();
+    assert!(left.trim().is_empty(), "a container was left: {left}");
+    docker_cli(&docker, &["rmi", &unproven]).expect(0);
     let _ = std::fs::remove_dir_all(state_dir(d));
 }
 
