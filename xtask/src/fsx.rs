@@ -29,7 +29,7 @@ pub fn write_atomic(path: &Utf8Path, bytes: &[u8]) -> Result<()> {
         && links > 1
     {
         // An atomic replace gives this name a new file; the other names keep the old.
-        eprintln!(
+        errln!(
             "note: {path} has {links} hard links: only this name gets the new text (the others keep the old file)"
         );
     }

@@ -1,6 +1,10 @@
 //! `cargo xtask`: build orchestration for H2O LLM Studio on Linux x86_64 + CUDA,
 //! Linux aarch64 + CUDA (Grace Hopper / Grace Blackwell), macOS arm64 + MPS, and
 //! CPU-only hosts. This file parses flags and dispatches; nothing else.
+//!
+//! stdout has one owner: the `out` module (`out!`, `outln!`, a command's JSON document);
+//! people's text goes through `errln!`. The print macros are refused here at build time.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 #[macro_use]
 mod out;
@@ -25,14 +29,13 @@ mod waveapp;
 use model::{error, gpu, lock, names, pep, pins, policy, pyproject, torch};
 
 use camino::Utf8PathBuf;
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 #[derive(Parser, Debug)]
 #[command(
     name = "cargo xtask",
     bin_name = "cargo xtask",
-    about = "Install, test, containerise and validate H2O LLM Studio on every target",
-    after_help = "Exit codes: 0 ok, 1 a check failed, 2 usage or input error, 3 a required thing is absent, 130 interrupted."
+    about = "Install, test, containerise and validate H2O LLM Studio on every target"
 )]
 struct Cli {
     /// The Python project to act on [default: this workspace's root when it holds a pyproject.toml]
@@ -114,24 +117,37 @@ fn main() {
         Ok(code) => code,
         Err(_) => {
             let what = error::last_panic().unwrap_or_else(|| "unknown panic".into());
-            eprintln!("error: internal error (a bug in cargo xtask, please report it): {what}");
-            101
+            errln!("error: internal error (a bug in cargo xtask, please report it): {what}");
+            error::Code::Internal.as_i32()
         }
     };
     let code = match out::failure() {
         Some(e) => {
-            eprintln!("error: cannot write the output: {e}");
+            errln!("error: cannot write the output: {e}");
             code.max(1)
         }
         None => code,
     };
     // Asked to stop: 130 for SIGINT, 143 for SIGTERM, once the work in flight is undone.
-    let code = process::signal_received().map_or(code, |sig| 128 + sig);
+    let code = process::signal_received().map_or(code, error::Code::of_signal);
     std::process::exit(code);
 }
 
-/// Whether `--json` was given to the command (not passed on after `--`).
-fn json_requested() -> bool {
+/// The command line as parsed: the exit-status table is `--help`'s epilogue.
+fn cli_command() -> clap::Command {
+    Cli::command().after_help(error::Code::help_line())
+}
+
+/// Whether the command's own `--json` flag was given, from the parsed flags.
+fn json_flag(m: &clap::ArgMatches) -> bool {
+    match m.subcommand() {
+        Some((_, sub)) => json_flag(sub),
+        None => matches!(m.try_get_one::<bool>("json"), Ok(Some(true))),
+    }
+}
+
+/// For a command line that did not parse: whether it holds `--json` before any `--`.
+fn json_in_argv() -> bool {
     std::env::args()
         .skip(1)
         .take_while(|a| a != "--")
@@ -139,12 +155,18 @@ fn json_requested() -> bool {
 }
 
 fn real_main() -> i32 {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) => return cmd::clap_error(e),
+    let parsed = cli_command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m).map(|cli| (cli, json_flag(&m))));
+    let (cli, json) = match parsed {
+        Ok(p) => p,
+        Err(e) => return cmd::clap_error(e, json_in_argv()),
     };
+    if json {
+        out::reserve_stdout();
+    }
     let Some(command) = cli.command else {
-        out!("{}", cmd::list(&Cli::command()));
+        out!("{}", cmd::list(&cli_command()));
         return 0;
     };
     let result = ctx::Ctx::new(cli.project, cli.policy).and_then(|ctx| match command {
@@ -183,12 +205,11 @@ fn real_main() -> i32 {
             let line = error::line_of(&e);
             let code = error::code_of(&e);
             if !line.is_empty() {
-                eprintln!("error: {line}");
+                errln!("error: {line}");
             }
             // Whoever asked for JSON reads stdout: give them the error there too.
-            if json_requested() && !out::wrote_anything() {
-                let v = serde_json::json!({"error": {"code": code.as_i32(), "kind": code, "message": line}});
-                outln!("{v}");
+            if json && !out::wrote_anything() {
+                cmd::error_document(code, &line);
             }
             code.as_i32()
         }

@@ -8,6 +8,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 static CLOSED: AtomicBool = AtomicBool::new(false);
+/// The command's result is on stdout (`--json`): children's output goes to stderr.
+static RESERVED: AtomicBool = AtomicBool::new(false);
 static WROTE: AtomicBool = AtomicBool::new(false);
 static FAILED: Mutex<Option<String>> = Mutex::new(None);
 
@@ -20,6 +22,24 @@ macro_rules! out {
 macro_rules! outln {
     () => { $crate::out::write("\n") };
     ($($t:tt)*) => { $crate::out::write(&format!("{}\n", format_args!($($t)*))) };
+}
+
+/// `eprintln!` for the commands: stderr is for people (progress, warnings, the error
+/// line). A closed or failing stderr loses the text and nothing else (eprintln! would panic).
+macro_rules! errln {
+    () => { $crate::out::err("\n") };
+    ($($t:tt)*) => { $crate::out::err(&format!("{}\n", format_args!($($t)*))) };
+}
+
+/// `eprint!` for the commands.
+macro_rules! err {
+    ($($t:tt)*) => { $crate::out::err(&format!($($t)*)) };
+}
+
+/// Text for stderr, written whole (one line at a time reaches a shared terminal unmixed).
+pub fn err(text: &str) {
+    let mut e = std::io::stderr().lock();
+    let _ = e.write_all(text.as_bytes()).and_then(|()| e.flush());
 }
 
 pub fn write(text: &str) {
@@ -40,6 +60,32 @@ pub fn write_bytes(bytes: &[u8]) {
             f.get_or_insert_with(|| e.to_string());
         }
     }
+}
+
+/// From now on stdout carries only the command's result (one JSON document): what child
+/// processes print goes to stderr.
+pub fn reserve_stdout() {
+    RESERVED.store(true, Ordering::Relaxed);
+}
+
+pub fn stdout_reserved() -> bool {
+    RESERVED.load(Ordering::Relaxed)
+}
+
+/// A child's output passed through: to stdout, or to stderr once stdout is reserved.
+pub fn child_bytes(bytes: &[u8]) {
+    if stdout_reserved() {
+        let mut err = std::io::stderr().lock();
+        let _ = err.write_all(bytes).and_then(|()| err.flush());
+    } else {
+        write_bytes(bytes);
+    }
+}
+
+/// A line for people that is a command's output when no result holds stdout (pytest's
+/// summary after `test`), and goes to stderr under `--json`.
+pub fn human_line(text: &str) {
+    child_bytes(format!("{text}\n").as_bytes());
 }
 
 /// The first write error other than a closed pipe.

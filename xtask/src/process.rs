@@ -78,6 +78,17 @@ impl Cmd {
         e
     }
 
+    /// The expression for a child with inherited stdio: its stdout goes to stderr when
+    /// the command's result holds stdout (`--json`).
+    fn inheriting(&self) -> duct::Expression {
+        let e = self.expression();
+        if crate::out::stdout_reserved() {
+            e.stdout_to_stderr()
+        } else {
+            e
+        }
+    }
+
     /// The command as a user could paste it into a shell (for display only).
     pub fn display(&self) -> String {
         let mut parts: Vec<String> = self
@@ -150,7 +161,7 @@ impl Cmd {
     /// without judging it. Ctrl-C reaches the child (same process group) while this
     /// process keeps running, so the caller can map the child's answer.
     pub fn run_status(&self) -> Result<Status> {
-        eprintln!("$ {}", self.display());
+        errln!("$ {}", self.display());
         let sigint = Sigint::catch()?;
         if sigint.seen() {
             return Ok(Status {
@@ -159,7 +170,7 @@ impl Cmd {
             });
         }
         let handle = self
-            .expression()
+            .inheriting()
             .unchecked()
             .start()
             .map_err(|e| self.start_failed(e))?;
@@ -192,7 +203,7 @@ impl Cmd {
     /// status and the text, for callers that judge the output (mypy's "Success").
     pub fn run_tee(&self, log: &std::path::Path) -> Result<(Status, String)> {
         use std::io::{Read, Write};
-        eprintln!("$ {}", self.display());
+        errln!("$ {}", self.display());
         let sigint = Sigint::catch()?;
         let mut file = std::fs::File::create(log)
             .map_err(|e| error::usage(format!("{}: cannot write: {e}", log.display())))?;
@@ -214,7 +225,7 @@ impl Cmd {
                 Err(e) => return Err(anyhow::anyhow!("reading `{}`: {e}", self.display())),
             };
             // A closed stdout (`| head`) must not stop the log or the child.
-            crate::out::write_bytes(&buf[..n]);
+            crate::out::child_bytes(&buf[..n]);
             file.write_all(&buf[..n])?;
             all.extend_from_slice(&buf[..n]);
         }
@@ -237,9 +248,9 @@ impl Cmd {
     #[cfg(unix)]
     pub fn spawn_group(&self) -> Result<Group> {
         use std::os::unix::process::CommandExt;
-        eprintln!("$ {}", self.display());
+        errln!("$ {}", self.display());
         let handle = self
-            .expression()
+            .inheriting()
             .unchecked()
             .before_spawn(|c| {
                 c.process_group(0);

@@ -197,7 +197,7 @@ pub fn run(ctx: &Ctx, project: &Utf8Path, policy: &Policy, r: &Run) -> Result<Ou
     }
     let sel = selection(policy, r.gpu);
     if let Some(s) = &sel {
-        eprintln!("{}", describe(s, r.gpu));
+        errln!("{}", describe(s, r.gpu));
     }
     let uv = uv::ensure(&ctx.workspace, policy)?;
     let reports = project.join("reports");
@@ -242,7 +242,7 @@ pub fn run(ctx: &Ctx, project: &Utf8Path, policy: &Policy, r: &Run) -> Result<Ou
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok());
     if let Some(s) = &summary {
-        outln!("{}", s.line());
+        crate::out::human_line(&s.line());
     }
     Ok(Outcome { status, summary })
 }

@@ -69,7 +69,7 @@ pub fn binary(
         );
     };
     let features = features(Os::host(), cuda_here);
-    eprintln!("building tensor-smoke ({features}); the first build takes a minute or two");
+    errln!("building tensor-smoke ({features}); the first build takes a minute or two");
     Cmd::new(&cargo)
         .args([
             "build",
@@ -106,7 +106,7 @@ pub fn run(bin: &Binary, quick: bool) -> Vec<Check> {
     if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
         cmd = cmd.env("XDG_RUNTIME_DIR", std::env::temp_dir());
     }
-    eprintln!("$ {}", cmd.display());
+    errln!("$ {}", cmd.display());
     let probe = cmd.probe(Duration::from_secs(600));
     let failed = |why: String| vec![Check::fail(Group::Cpu, None, "tensor-smoke", why)];
     let Some(stdout) = probe.any_stdout() else {

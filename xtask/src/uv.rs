@@ -96,7 +96,7 @@ pub fn ensure(workspace: &Utf8Path, policy: &Policy) -> Result<Uv> {
         }
         match version_of(&path) {
             Some(v) if at_least(&v, min) => {
-                eprintln!("uv {v} ({})", path.display());
+                errln!("uv {v} ({})", path.display());
                 return Ok(Uv { path, version: v });
             }
             Some(v) => seen.push(format!("{} is {v}", path.display())),
@@ -121,7 +121,7 @@ fn install(local: &Utf8Path, version: &str, why: &str) -> Result<Uv> {
             "{why}, and there is no python3 to install it with pip: install uv ({version}) with your package manager or `pip install uv=={version}`"
         ))
     })?;
-    eprintln!("{why}: installing uv {version} with pip into {target}");
+    errln!("{why}: installing uv {version} with pip into {target}");
     let out = Cmd::new(&python)
         .args([
             "-m",
@@ -142,7 +142,7 @@ fn install(local: &Utf8Path, version: &str, why: &str) -> Result<Uv> {
         )));
     }
     let v = version_of(local.as_std_path()).unwrap_or_else(|| version.to_string());
-    eprintln!("uv {v} ({local})");
+    errln!("uv {v} ({local})");
     Ok(Uv {
         path: local.as_std_path().to_path_buf(),
         version: v,
@@ -168,7 +168,7 @@ pub fn python_for(uv: &Uv, project: &Utf8Path, requires: &str) -> Result<Option<
     }
     for py in crate::platform::probe::pythons() {
         if pep::version(&py.version).is_ok_and(|v| specs.contains(&v)) {
-            eprintln!("Python {} from {} ({})", py.version, py.path, py.source);
+            errln!("Python {} from {} ({})", py.version, py.path, py.source);
             return Ok(Some(py.path.into_std_path_buf()));
         }
     }
@@ -178,7 +178,7 @@ pub fn python_for(uv: &Uv, project: &Utf8Path, requires: &str) -> Result<Option<
             "no Python satisfying requires-python {requires:?} on this machine (searched uv's interpreters, PATH and pyenv's versions folder) and UV_PYTHON_DOWNLOADS={downloads}: install one (your OS package, `pyenv install`, or `uv python install`)"
         )));
     }
-    eprintln!("note: no local Python satisfies {requires:?}; uv will try to download one");
+    errln!("note: no local Python satisfies {requires:?}; uv will try to download one");
     Ok(None)
 }
 

@@ -187,7 +187,7 @@ impl Running {
         loop {
             if sigint.seen() {
                 w.clear();
-                eprintln!("stopping the app (process group)...");
+                errln!("stopping the app (process group)...");
                 self.stop();
                 return Err(error::interrupted("interrupted: the app was stopped"));
             }
@@ -310,12 +310,12 @@ pub fn http_answers(addr: SocketAddr) -> bool {
 /// What the Makefile's `nvidia-smi` showed, without ever failing a non-NVIDIA host.
 pub fn nvidia_report() {
     match process::find("nvidia-smi") {
-        None => eprintln!("note: nvidia-smi not found: the app runs on CPU/MPS"),
+        None => errln!("note: nvidia-smi not found: the app runs on CPU/MPS"),
         Some(smi) => {
             let p = Cmd::new(smi).arg("-L").probe(Duration::from_secs(30));
             match p.ok_stdout() {
-                Some(out) => eprint!("{out}"),
-                None => eprintln!(
+                Some(out) => err!("{out}"),
+                None => errln!(
                     "note: nvidia-smi {}: the app may run on CPU",
                     p.failure_line()
                 ),

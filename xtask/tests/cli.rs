@@ -200,3 +200,83 @@ fn eight_gpu_node_is_listed() {
     assert_eq!(gpus[0]["compute_capability"], "9.0");
     assert!(v["warnings"].as_array().unwrap().is_empty());
 }
+
+/// How many JSON documents `text` holds, one after another (None when something else is
+/// there too).
+fn json_documents(text: &str) -> Option<usize> {
+    let mut n = 0;
+    for doc in serde_json::Deserializer::from_str(text).into_iter::<serde_json::Value>() {
+        doc.ok()?;
+        n += 1;
+    }
+    Some(n)
+}
+
+/// The JSON contract, swept: every command that takes --json, through success, a usage
+/// error (a bad value, a bad flag, an unknown target), a missing engine and a failing
+/// check, prints exactly one JSON document on stdout, whatever its exit code.
+#[test]
+fn every_json_path_prints_exactly_one_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("app");
+    support::copy_dir(&support::fixtures().join("fuzz"), &app);
+    let fleet = support::fixtures().join("fleet/gh200");
+    let empty = tempfile::tempdir().unwrap();
+    let fleet_dir = fleet.to_str().unwrap();
+    // (arguments, exit code, PATH emptied)
+    let cases: &[(&[&str], i32, bool)] = &[
+        (&["platform", "--json"], 0, false),
+        (&["matrix", "--json"], 0, false),
+        (&["audit", "--json"], 0, false),
+        (&["audit", "--json", "--gpu", "Thor"], 1, false),
+        (&["audit", "--json", "--target", "riscv-cuda"], 2, false),
+        (&["audit", "--json", "--gpu", "no such gpu"], 2, false),
+        (&["port", "--check", "--json"], 1, false),
+        (&["workflow", "--check", "--json"], 1, false),
+        (&["validate", "--level", "1", "--json"], 0, false),
+        (&["validate", "--level", "9", "--json"], 2, false),
+        (&["validate", "--json", "--no-such-flag"], 2, false),
+        (&["fleet", "merge", "--json", fleet_dir], 1, false),
+        (
+            &["fleet", "merge", "--json", "/nonexistent/reports"],
+            2,
+            false,
+        ),
+        (&["policy", "check", "--json", "--last", "0"], 2, false),
+        (&["docker", "scan", "amd64-cuda", "--json"], 3, true),
+        (
+            &["docker", "scan", "amd64-cuda", "--json", "--dry-run"],
+            0,
+            false,
+        ),
+        (&["docker", "build", "amd64-cuda", "--json"], 2, false),
+    ];
+    let mut table = String::new();
+    for (args, code, no_path) in cases {
+        let mut t = support::Test::from(support::xtask())
+            .project(&app)
+            .args(*args);
+        if *no_path {
+            t = t.env("PATH", empty.path());
+        }
+        let ran = t.expect(*code);
+        let docs = json_documents(&ran.stdout());
+        table.push_str(&format!("{args:?} → exit {code}, {docs:?} document(s)\n"));
+        assert_eq!(
+            docs,
+            Some(1),
+            "{args:?}: stdout is not one JSON document:\n{}",
+            ran.stdout()
+        );
+        let v: serde_json::Value = serde_json::from_str(&ran.stdout()).unwrap();
+        if *code == 2 || *code == 3 {
+            assert_eq!(v["error"]["code"], *code, "{args:?}: {v}");
+            assert!(
+                v["error"]["message"]
+                    .as_str()
+                    .is_some_and(|m| !m.is_empty())
+            );
+        }
+    }
+    eprintln!("{table}");
+}

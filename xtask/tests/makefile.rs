@@ -323,12 +323,19 @@ fn bundles_clean_docs_and_scan() {
         .env("PATH", empty.path())
         .expect(3)
         .err_has("trivy not found on PATH");
-    assert_eq!(
-        app.ok(&["docker", "scan", "amd64-cuda", "--dry-run", "--json"])
-            .stdout()
-            .trim(),
-        "trivy image --scanners vuln --severity CRITICAL,HIGH --timeout 60m --exit-code 1 --format json h2o-llmstudio:amd64-cuda"
+    // Under --json the dry run is one document too; trivy writes its report to a file the
+    // scan's document embeds.
+    let dry = app
+        .ok(&["docker", "scan", "amd64-cuda", "--dry-run", "--json"])
+        .stdout();
+    let v: serde_json::Value = serde_json::from_str(&dry).expect("one JSON document");
+    let shown = v["commands"][0].as_str().unwrap();
+    assert!(
+        shown.starts_with("trivy image --scanners vuln --severity CRITICAL,HIGH --timeout 60m --exit-code 1 --format json --output ")
+            && shown.ends_with("/trivy.json h2o-llmstudio:amd64-cuda"),
+        "{dry}"
     );
+    assert_eq!(v["image"], "h2o-llmstudio:amd64-cuda");
     // DOCKER_IMAGE names the image, as in the Makefile.
     let out = app
         .t(&["docker", "scan", "cpu", "--dry-run"])

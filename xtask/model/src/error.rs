@@ -1,12 +1,6 @@
-//! The exit-code contract, implemented once.
-//!
-//! | code | meaning |
-//! |------|---------|
-//! | 0    | ok |
-//! | 1    | a check failed (wrong result, drift found by `--check`, a missing wheel) |
-//! | 2    | usage or input error (bad flag, bad file, unknown target) |
-//! | 3    | a required thing is absent (`--require cuda` on a CPU host, Docker daemon down) |
-//! | 130  | interrupted |
+//! The exit-status contract, implemented once: [`Code`] is every status the tool can end
+//! with, and the single source of `--help`'s line, the README's table (a test holds the
+//! two together) and `main`'s exit.
 //!
 //! Commands return `anyhow::Result`; an error built with [`usage`], [`absent`],
 //! [`failed`] or [`interrupted`] carries its code. Any other error exits 1.
@@ -20,18 +14,83 @@ pub enum Code {
     Failed,
     Usage,
     Absent,
+    /// A panic: a bug in the tool (one line naming where, never a backtrace).
+    Internal,
+    /// SIGINT (Ctrl-C), once the work in flight is undone.
     Interrupted,
+    /// SIGTERM, likewise.
+    Terminated,
 }
 
 impl Code {
+    /// Every status, in the order the tables list them.
+    pub const ALL: [Code; 7] = [
+        Code::Ok,
+        Code::Failed,
+        Code::Usage,
+        Code::Absent,
+        Code::Internal,
+        Code::Interrupted,
+        Code::Terminated,
+    ];
+
     pub fn as_i32(self) -> i32 {
         match self {
             Code::Ok => 0,
             Code::Failed => 1,
             Code::Usage => 2,
             Code::Absent => 3,
-            Code::Interrupted => 130,
+            Code::Internal => 101,
+            Code::Interrupted => 128 + 2,
+            Code::Terminated => 128 + 15,
         }
+    }
+
+    /// What the status means, for the tables.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Code::Ok => "ok (a skipped check is reported with its reason and is not an error)",
+            Code::Failed => "a check failed",
+            Code::Usage => "usage or input error: a bad flag, file or target, named in one line",
+            Code::Absent => {
+                "something required is absent (e.g. a Docker daemon, a GPU that was required)"
+            }
+            Code::Internal => {
+                "an internal error (a bug in `cargo xtask`): one line naming where, never a backtrace"
+            }
+            Code::Interrupted => "interrupted (SIGINT, Ctrl-C): what was started is stopped first",
+            Code::Terminated => "terminated (SIGTERM): likewise",
+        }
+    }
+
+    /// The status a signal ends the tool with (128 + n; SIGINT and SIGTERM by name).
+    pub fn of_signal(sig: i32) -> i32 {
+        match sig {
+            2 => Code::Interrupted.as_i32(),
+            15 => Code::Terminated.as_i32(),
+            n => 128 + n,
+        }
+    }
+
+    /// `--help`'s line: "Exit codes: 0 ok, 1 a check failed, ...".
+    pub fn help_line() -> String {
+        let parts: Vec<String> = Code::ALL
+            .iter()
+            .map(|c| {
+                let short = c.meaning().split([':', '(']).next().unwrap_or_default();
+                format!("{} {}", c.as_i32(), short.trim())
+            })
+            .collect();
+        format!("Exit codes: {}.", parts.join(", "))
+    }
+
+    /// The README's table (Markdown).
+    pub fn markdown_table() -> String {
+        let mut s = String::from("| code | meaning |\n|---|---|\n");
+        for c in Code::ALL {
+            s.push_str(&format!("| {} | {} |\n", c.as_i32(), c.meaning()));
+        }
+        s
     }
 }
 

@@ -168,7 +168,7 @@ impl Audit {
             .map(|w| format!("uv.lock is stale: {w}; run `cargo xtask lock`"))
             .collect();
         for w in &warnings {
-            eprintln!("warning: {w}");
+            errln!("warning: {w}");
         }
         let sel = self.selection(&proj);
         // Refused selections (an unknown group, two sides of a declared conflict) stop
@@ -204,7 +204,7 @@ impl Audit {
         };
         if let Some(i) = &imports {
             for w in &i.warnings {
-                eprintln!("warning: {w}");
+                errln!("warning: {w}");
             }
         }
         Ok(Report {

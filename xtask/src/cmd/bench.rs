@@ -151,11 +151,11 @@ impl Bench {
             if process::signal_received().is_some() {
                 return Err(error::interrupted("interrupted: bench stopped"));
             }
-            eprintln!("bench: {name}");
+            errln!("bench: {name}");
             match job(&b) {
                 Ok(row) => table.rows.push(row),
                 Err(why) => {
-                    eprintln!("bench: {name}: skipped: {why}");
+                    errln!("bench: {name}: skipped: {why}");
                     table.skipped.push((name.to_string(), why));
                 }
             }

@@ -39,10 +39,10 @@ impl Ci {
                 .dir(ctx.workspace.as_std_path())
                 .run_shown();
             match result {
-                Ok(()) => eprintln!("ci: {name} ok"),
+                Ok(()) => errln!("ci: {name} ok"),
                 Err(e) if error::code_of(&e) == error::Code::Interrupted => return Err(e),
                 Err(e) => {
-                    eprintln!("ci: {name} FAILED: {}", error::line_of(&e));
+                    errln!("ci: {name} FAILED: {}", error::line_of(&e));
                     failed.push(name);
                     if self.fail_fast {
                         break;
@@ -51,7 +51,7 @@ impl Ci {
             }
         }
         if failed.is_empty() {
-            eprintln!("ci: all checks passed");
+            errln!("ci: all checks passed");
             Ok(())
         } else {
             Err(error::failed(format!("ci: failed: {}", failed.join(", "))))

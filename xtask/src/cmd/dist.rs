@@ -63,7 +63,7 @@ impl Dist {
         let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
         toolchain::check_std(Utf8Path::new(&rustc), ws, &target)?;
         let linker = toolchain::choose_linker(&target, &host, floor)?;
-        eprintln!(
+        errln!(
             "dist for {} ({}-{}): linking with {}",
             target.triple,
             target.os,
@@ -185,12 +185,12 @@ fn check_elf(path: &Utf8Path, t: &Triple, floor: Option<Glibc>, linker: &Linker)
             if matches!(linker, Linker::Zig { .. }) {
                 return Err(error::failed(msg));
             }
-            eprintln!(
+            errln!(
                 "warning: {msg}; install cargo-zigbuild and zig to link for glibc {f} (see --help)"
             );
         }
-        (_, Some(f)) => eprintln!("{path}: {}, {needs} (floor {f})", elf.arch),
-        (_, None) => eprintln!("{path}: {}, {needs}", elf.arch),
+        (_, Some(f)) => errln!("{path}: {}, {needs} (floor {f})", elf.arch),
+        (_, None) => errln!("{path}: {}, {needs}", elf.arch),
     }
     Ok(())
 }

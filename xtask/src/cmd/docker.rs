@@ -188,6 +188,11 @@ impl Docker {
             }
             Request::One(action, name) => (action, name),
         };
+        if self.json && action != Action::Scan {
+            return Err(error::usage(
+                "--json: only `docker scan` prints a JSON document (its trivy report)",
+            ));
+        }
         let image = self.image(policy, &name, &reqs)?;
         let build = |output| self.build(ctx, project, policy, &image, &version, output, true);
         match action {
@@ -426,7 +431,7 @@ impl Docker {
         } else {
             "DOCKER_BUILDKIT=1 docker build"
         };
-        eprintln!("builder: {} ({how})", builder.client);
+        errln!("builder: {} ({how})", builder.client);
         self.require_daemon(&builder.client)?;
         cmd.run_shown()?;
         outln!("built {} for {}", image.tag, image.platform);
@@ -443,7 +448,7 @@ impl Docker {
     /// its text on stderr; a finding refuses the image (exit 1).
     fn preflight(&self, ctx: &Ctx, image: &Image, args: &[(String, String)]) -> Result<()> {
         if self.no_preflight {
-            eprintln!(
+            errln!(
                 "preflight: skipped (--no-preflight): {} is built without the audit of {}",
                 image.tag, image.target
             );
@@ -451,7 +456,7 @@ impl Docker {
         }
         let (sel, ignored) = image_selection(args);
         for flag in ignored {
-            eprintln!("preflight: UV_EXTRA_ARGS {flag}: not a selection flag, not audited");
+            errln!("preflight: UV_EXTRA_ARGS {flag}: not a selection flag, not audited");
         }
         let started = Instant::now();
         let audit = super::audit::for_image(ctx, &image.target, &sel, &self.allow_imports)
@@ -467,18 +472,18 @@ impl Docker {
                     ),
                 )
             })?;
-        eprintln!(
+        errln!(
             "preflight: {} as the image installs it ({}), audited in {} ms:",
             image.target,
             describe_selection(&sel),
             started.elapsed().as_millis()
         );
         for line in audit.text.lines() {
-            eprintln!("  {line}");
+            errln!("  {line}");
         }
         match audit.verdict {
             Ok(()) => {
-                eprintln!("preflight: nothing in the lock or the code breaks the image");
+                errln!("preflight: nothing in the lock or the code breaks the image");
                 Ok(())
             }
             Err(e) => Err(error::failed(format!(
@@ -514,7 +519,7 @@ impl Docker {
                     plan.tag
                 )));
             }
-            eprintln!(
+            errln!(
                 "start proof: skipped (--no-smoke): nothing says {} starts",
                 plan.tag
             );
@@ -652,7 +657,7 @@ impl Docker {
             return false;
         }
         if let Some(note) = note {
-            eprintln!("dry run: {note}");
+            errln!("dry run: {note}");
         }
         for line in plan {
             outln!("{line}");
@@ -786,7 +791,7 @@ impl Docker {
         match nvidia {
             Some(true) => cmd = cmd.arg("--runtime=nvidia"),
             Some(false) => {
-                eprintln!("note: no NVIDIA container runtime on this host: the app runs on CPU")
+                errln!("note: no NVIDIA container runtime on this host: the app runs on CPU")
             }
             None => {}
         }
@@ -819,7 +824,7 @@ impl Docker {
         if !self.wait {
             return cmd.run_status()?.check("docker run");
         }
-        eprintln!("$ {}", cmd.display());
+        errln!("$ {}", cmd.display());
         let started = cmd.probe(Duration::from_secs(300));
         let Some(id) = started.ok_stdout().map(|s| s.trim().to_string()) else {
             return Err(error::failed(format!(
@@ -853,7 +858,7 @@ impl Docker {
         }
         .until_up(&what)?;
         outln!("{id}");
-        eprintln!(
+        errln!(
             "up: {} answers on http://localhost:{host_port}: waved in {:.1} s, {what} registered in {:.1} s",
             image.tag,
             up.waved.as_secs_f64(),
@@ -863,17 +868,23 @@ impl Docker {
     }
 
     /// trivy on the target's image (Makefile: trivy-local): exit 1 on findings at the
-    /// chosen severity, 3 without trivy.
+    /// chosen severity, 3 without trivy. With --json, trivy writes its report to a file and
+    /// the one document on stdout holds it.
     fn scan(&self, tag: &str) -> Result<()> {
-        let cmd = Cmd::new("trivy")
+        let dir = tempfile::tempdir()?;
+        let report = dir.path().join("trivy.json");
+        let mut cmd = Cmd::new("trivy")
             .args(["image", "--scanners", "vuln", "--severity", &self.severity])
-            .args(["--timeout", "60m", "--exit-code", "1"])
-            .args(if self.json {
-                &["--format", "json"][..]
-            } else {
-                &[][..]
-            })
-            .arg(tag);
+            .args(["--timeout", "60m", "--exit-code", "1"]);
+        if self.json {
+            cmd = cmd.args(["--format", "json", "--output"]).arg(&report);
+        }
+        let cmd = cmd.arg(tag);
+        if self.dry_run && self.json {
+            let v = serde_json::json!({"dry_run": true, "image": tag, "commands": [cmd.display()]});
+            outln!("{v}");
+            return Ok(());
+        }
         if self.shown(None, std::slice::from_ref(&cmd)) {
             return Ok(());
         }
@@ -882,14 +893,28 @@ impl Docker {
                 "trivy not found on PATH: install it (https://trivy.dev, or Aqua's apt/rpm repositories or Homebrew) to scan the image",
             ));
         }
-        match cmd.run_status()?.exited("trivy")? {
+        let code = cmd.run_status()?.exited("trivy")?;
+        if self.json && matches!(code, Some(0 | 1)) {
+            let text = std::fs::read_to_string(&report).unwrap_or_default();
+            let trivy: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|e| error::failed(format!("trivy's report on {tag} is not JSON ({e})")))?;
+            let v = serde_json::json!({
+                "image": tag,
+                "severity": self.severity,
+                "passed": code == Some(0),
+                "trivy": trivy,
+            });
+            outln!("{v}");
+        }
+        match code {
             Some(0) => {
-                eprintln!("scan: no {} vulnerabilities in {tag}", self.severity);
+                errln!("scan: no {} vulnerabilities in {tag}", self.severity);
                 Ok(())
             }
             Some(1) => Err(error::failed(format!(
-                "scan: {tag} has {} vulnerabilities (trivy's report is above)",
-                self.severity
+                "scan: {tag} has {} vulnerabilities (trivy's report is {})",
+                self.severity,
+                if self.json { "on stdout" } else { "above" }
             ))),
             Some(c) => Err(error::failed(format!(
                 "trivy could not scan {tag} (exit {c}; is the image built? `cargo xtask docker build`)"

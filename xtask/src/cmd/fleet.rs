@@ -239,7 +239,7 @@ impl Render {
             Some(f) => {
                 fsx::write_atomic(f, text.as_bytes())
                     .map_err(|e| error::usage(format!("--output {f}: {e:#}")))?;
-                eprintln!("wrote {f}");
+                errln!("wrote {f}");
             }
             None => out!("{text}"),
         }
@@ -309,7 +309,7 @@ impl Run {
         let id = slurm.submit(&script_file)?;
         let started = Instant::now();
         let dir = reports.join(format!("job-{id}"));
-        eprintln!(
+        errln!(
             "submitted job {id}: {} node(s), reports in {dir}",
             self.nodes.nodes
         );
@@ -324,7 +324,7 @@ impl Run {
             Vec::new()
         };
         let state = info.map_or_else(|| "gone".to_string(), |i| i.state);
-        eprintln!(
+        errln!(
             "job {id} {state} after {:.0} s: {} report(s); merge again with `fleet merge {dir}`",
             started.elapsed().as_secs_f64(),
             gathered.len(),

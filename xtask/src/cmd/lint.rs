@@ -91,7 +91,7 @@ impl Format {
         let ruff = match &pinned {
             Some(v) => format!("ruff@{v}"),
             None => {
-                eprintln!("note: {lock_path} pins no ruff: using the newest ruff uv finds");
+                errln!("note: {lock_path} pins no ruff: using the newest ruff uv finds");
                 "ruff".to_string()
             }
         };

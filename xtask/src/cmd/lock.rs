@@ -53,7 +53,7 @@ impl Lock {
         }
         status.check("uv lock")?;
         if !self.check {
-            eprintln!(
+            errln!(
                 "lock: {project}/uv.lock is up to date; next: `cargo xtask audit` (every target), then `cargo xtask setup-dev`"
             );
         }

@@ -41,8 +41,9 @@ pub fn list(cli: &clap::Command) -> String {
 }
 
 /// Help and version go to stdout with exit 0; any parse error becomes one line on
-/// stderr with exit 2.
-pub fn clap_error(e: clap::Error) -> i32 {
+/// stderr with exit 2, and, when `json` (the command line asked for JSON, though it did
+/// not parse), the one `{"error": ...}` document on stdout.
+pub fn clap_error(e: clap::Error, json: bool) -> i32 {
     match e.kind() {
         ErrorKind::DisplayHelp
         | ErrorKind::DisplayVersion
@@ -51,10 +52,21 @@ pub fn clap_error(e: clap::Error) -> i32 {
             Code::Ok.as_i32()
         }
         _ => {
-            eprintln!("{}", one_line(&e.render().to_string()));
+            let line = one_line(&e.render().to_string());
+            errln!("{line}");
+            if json {
+                let message = line.strip_prefix("error: ").unwrap_or(&line);
+                error_document(Code::Usage, message);
+            }
             Code::Usage.as_i32()
         }
     }
+}
+
+/// The error as the one JSON document on stdout: `{"error": {"code", "kind", "message"}}`.
+pub fn error_document(code: Code, message: &str) {
+    let v = serde_json::json!({"error": {"code": code.as_i32(), "kind": code, "message": message}});
+    outln!("{v}");
 }
 
 /// clap's multi-line message as one line: the error, any tip, and where to look.
@@ -87,6 +99,26 @@ fn one_line(rendered: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The README's exit-code table is `Code`'s, row for row.
+    #[test]
+    fn the_readme_lists_every_exit_status() {
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+        let table = Code::markdown_table();
+        assert!(
+            readme.contains(&format!("\n{table}\n")),
+            "README.md's table under \"## Exit codes\" is not Code's:\n{table}"
+        );
+        let help = Code::help_line();
+        for c in Code::ALL {
+            assert!(help.contains(&format!("{} ", c.as_i32())), "{help}");
+        }
+        assert!(
+            help.starts_with("Exit codes: 0 ok, 1 a check failed, 2 usage or input error"),
+            "{help}"
+        );
+    }
 
     #[test]
     fn clap_errors_become_one_line() {

@@ -19,10 +19,10 @@ impl Platform {
         let policy = ctx.policy()?;
         let report = platform::probe::detect(policy);
         for w in &report.warnings {
-            eprintln!("warning: {w}");
+            errln!("warning: {w}");
         }
         if let Some(e) = &report.emulation {
-            eprintln!("warning: emulated: {}; {}", e.evidence, e.advice);
+            errln!("warning: emulated: {}; {}", e.evidence, e.advice);
         }
         self.out.emit(&report, || render(&report))
     }

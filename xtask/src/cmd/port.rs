@@ -56,7 +56,7 @@ impl Port {
         let stale_pins = pins::stale_python(project, &policy.python.version);
         let imports = marked_imports(ctx, project, policy, &new);
         if !imports.is_empty() && !self.out.json {
-            eprintln!(
+            errln!(
                 "note: the app imports, unguarded, packages these markers leave out (`cargo xtask audit` judges the lock):"
             );
             for f in &imports {
@@ -64,7 +64,7 @@ impl Port {
                     crate::imports::Breaks::Import => "at import",
                     crate::imports::Breaks::Call => "when called",
                 };
-                eprintln!(
+                errln!(
                     "  {}:{}: {} breaks {when} on {}: {}",
                     f.file,
                     f.line,
@@ -78,16 +78,16 @@ impl Port {
             .map(|doc| crate::torch::predict(policy, &pyproject::requirements(&doc).dependencies))
             .unwrap_or_default();
         if !torch.is_empty() && !self.out.json && mode != Mode::Diff {
-            eprintln!("torch, as ported (`cargo xtask audit` judges the lock):");
+            errln!("torch, as ported (`cargo xtask audit` judges the lock):");
             for p in &torch {
                 match (&p.torch, &p.note) {
                     (Some(j), _) => {
-                        eprintln!("  {}: {}", p.target, j.line());
+                        errln!("  {}: {}", p.target, j.line());
                         for f in &j.findings {
-                            eprintln!("    ! {f}");
+                            errln!("    ! {f}");
                         }
                     }
-                    (None, note) => eprintln!(
+                    (None, note) => errln!(
                         "  {}: torch from {}: {}",
                         p.target,
                         p.index.as_deref().unwrap_or("the default index"),
@@ -107,13 +107,13 @@ impl Port {
             imports,
         };
         if !stale_pins.is_empty() && !self.out.json {
-            eprintln!(
+            errln!(
                 "note: {} line(s) in other files still pin another Python than the policy's {} (change them with the move):",
                 stale_pins.len(),
                 policy.python.version
             );
             for p in &stale_pins {
-                eprintln!("  {}:{}: {} ({})", p.file, p.line, p.text, p.python);
+                errln!("  {}:{}: {} ({})", p.file, p.line, p.text, p.python);
             }
         }
         self.out.emit(&report, || {

@@ -95,7 +95,7 @@ impl Setup {
             )
         };
         let up_to_date = || {
-            eprintln!(
+            errln!(
                 "{name}: up to date (pyproject.toml, uv.lock, uv and the interpreter are unchanged since the last run; --force runs uv again)"
             );
         };
@@ -152,12 +152,41 @@ impl Setup {
             let json = serde_json::to_string_pretty(&stamp)?;
             fsx::write_atomic(&stamp_path, json.as_bytes())?;
         }
-        eprintln!("{name}: done");
+        errln!("{name}: done");
         Ok(())
     }
 
-    /// `uv sync`, then each extra best-effort, then playwright's browsers when asked;
-    /// the extras that installed.
+    /// Where the sync with every extra failed: the project alone must install; each extra
+    /// is tried on its own (best effort: they build CUDA kernels), then the ones that
+    /// installed are synced together. The extras installed.
+    fn extras_one_by_one(
+        &self,
+        sync: &dyn Fn(&[String]) -> crate::process::Cmd,
+        extras: &[String],
+    ) -> Result<Vec<String>> {
+        sync(&[]).run_status()?.check("uv sync")?;
+        let mut good = Vec::new();
+        for extra in extras {
+            let code = sync(std::slice::from_ref(extra))
+                .run_status()?
+                .exited("uv sync")?;
+            if code == Some(0) {
+                good.push(extra.clone());
+            } else {
+                errln!(
+                    "warning: the {extra} extra did not install (uv exited {}); the app runs without it. Building it needs nvcc and a CUDA toolkit matching torch.",
+                    code.map_or("on a signal".into(), |c| c.to_string())
+                );
+            }
+        }
+        if !extras.is_empty() {
+            sync(&good).run_status()?.check("uv sync")?;
+        }
+        Ok(good)
+    }
+
+    /// `uv sync` with every extra (one by one where that fails), then playwright's
+    /// browsers when asked; the extras that installed.
     fn sync(
         &self,
         uv: &Uv,
@@ -169,29 +198,25 @@ impl Setup {
             Some(r) => uv::python_for(uv, project, r)?,
             None => None,
         };
-        let sync = |extra: Option<&str>| {
+        let sync = |extras: &[String]| {
             let mut c = uv.cmd().args(&plan.args).dir(project.as_std_path());
             if let Some(p) = &python {
                 c = c.arg("--python").arg(p);
             }
-            if let Some(e) = extra {
+            for e in extras {
                 c = c.args(["--extra", e]);
             }
             c
         };
-        sync(None).run_status()?.check("uv sync")?;
-        let mut installed = Vec::new();
-        for extra in &plan.extras {
-            let code = sync(Some(extra)).run_status()?.exited("uv sync")?;
-            if code == Some(0) {
-                installed.push(extra.clone());
-            } else {
-                eprintln!(
-                    "warning: the {extra} extra did not install (uv exited {}); the app runs without it. Building it needs nvcc and a CUDA toolkit matching torch.",
-                    code.map_or("on a signal".into(), |c| c.to_string())
-                );
-            }
-        }
+        // `uv sync` is exact: one run installs every extra, or a later run would take away
+        // what an earlier one installed.
+        let installed = if plan.extras.is_empty()
+            || sync(&plan.extras).run_status()?.exited("uv sync")? != Some(0)
+        {
+            self.extras_one_by_one(&sync, &plan.extras)?
+        } else {
+            plan.extras.clone()
+        };
         if self.with_playwright {
             uv.cmd()
                 .args(["run", "--frozen", "playwright", "install"])
@@ -229,7 +254,7 @@ fn plan(policy: &crate::policy::Policy, reqs: &pyproject::Requirements, deps: De
         if backend == Backend::Cuda {
             extras.push(extra.clone());
         } else {
-            eprintln!(
+            errln!(
                 "note: skipping the {extra} extra (CUDA-only; this host's backend is {})",
                 backend.as_str()
             );

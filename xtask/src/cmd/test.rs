@@ -168,7 +168,7 @@ impl TestUi {
             },
         )?;
         let ready = app.wait_ready(Duration::from_secs(self.wait_timeout), &sigint)?;
-        eprintln!(
+        errln!(
             "ready after {:.1} s: running the UI tests against http://localhost:{port}",
             ready.total.as_secs_f64()
         );
@@ -184,7 +184,7 @@ impl TestUi {
                 ..ui
             },
         );
-        eprintln!("stopping the app (process group)...");
+        errln!("stopping the app (process group)...");
         app.stop();
         pytest::judge(&outcome?)
     }

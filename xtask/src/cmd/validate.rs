@@ -119,7 +119,7 @@ impl Validate {
     ) -> Result<Vec<Check>> {
         let Some(project) = ctx.project_opt() else {
             let ran: Vec<String> = levels.iter().map(u8::to_string).collect();
-            eprintln!(
+            errln!(
                 "note: levels 3-4 need the app's Python project (pass --project DIR); ran levels {}",
                 ran.join(", ")
             );
@@ -479,7 +479,7 @@ fn entry_module_checks(
             .arg(format!("import {m}"))
             .env("PYTHONPATH", project.as_str())
             .dir(project.as_std_path());
-        eprintln!("$ {}", cmd.display());
+        errln!("$ {}", cmd.display());
         let probe = cmd.probe(Duration::from_secs(900));
         let took = started.elapsed().as_secs_f64();
         let check = if probe.ok_stdout().is_some() {
@@ -702,7 +702,7 @@ fn level3(
     if quick {
         cmd = cmd.arg("--quick");
     }
-    eprintln!("$ {}", cmd.display());
+    errln!("$ {}", cmd.display());
     let probe = cmd.probe(Duration::from_secs(1200));
     let out = probe.any_stdout().unwrap_or_default();
     let report: TorchReport =

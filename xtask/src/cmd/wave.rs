@@ -67,7 +67,7 @@ impl Wave {
         )?;
         if self.wait {
             let ready = app.wait_ready(Duration::from_secs(self.wait_timeout), &sigint)?;
-            eprintln!(
+            errln!(
                 "ready: the app answers on http://localhost:{port} after {:.1} s (waved after {:.1} s, the app server on {} after {:.1} s); Ctrl-C stops it",
                 ready.total.as_secs_f64(),
                 ready.waved.as_secs_f64(),
@@ -77,13 +77,13 @@ impl Wave {
         }
         loop {
             if sigint.seen() {
-                eprintln!("stopping the app (process group)...");
+                errln!("stopping the app (process group)...");
                 app.stop();
                 return Err(error::interrupted("interrupted: the app was stopped"));
             }
             if let Some(code) = app.exited() {
                 if app.stopped_elsewhere() {
-                    eprintln!("the app was stopped by `cargo xtask stop-llmstudio`");
+                    errln!("the app was stopped by `cargo xtask stop-llmstudio`");
                     return Ok(());
                 }
                 return match code {
@@ -126,7 +126,7 @@ impl StopLlmstudio {
             // knows the stop was asked for.
             let _ = std::fs::remove_file(&path);
             if !rec.alive() {
-                eprintln!(
+                errln!(
                     "note: {} on port {} (process group {}) is no longer running; forgot it",
                     rec.module, rec.port, rec.pgid
                 );

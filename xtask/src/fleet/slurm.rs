@@ -42,7 +42,7 @@ impl Slurm {
         let submit = Cmd::new(&self.sbatch)
             .arg("--parsable")
             .arg(script.as_str());
-        eprintln!("$ {}", submit.display());
+        errln!("$ {}", submit.display());
         let probe = submit.probe(Duration::from_secs(120));
         probe.ok_stdout().and_then(parse_job_id).ok_or_else(|| {
             error::failed(format!(
@@ -64,10 +64,10 @@ impl Slurm {
     /// Cancel the job and wait (a minute at most) until Slurm has ended it. Runs
     /// after the tool was interrupted: its commands are not handed the signal.
     pub fn cancel(&self, id: &str) {
-        eprintln!("cancelling job {id}");
+        errln!("cancelling job {id}");
         let done = Cmd::new(&self.scancel).arg(id).cleanup(ASK);
         if done.ok_stdout().is_none() {
-            eprintln!("warning: scancel {id} {}", done.failure_line());
+            errln!("warning: scancel {id} {}", done.failure_line());
         }
         let until = Instant::now() + Duration::from_secs(60);
         while Instant::now() < until {
@@ -80,7 +80,7 @@ impl Slurm {
             }
             std::thread::sleep(Duration::from_millis(250));
         }
-        eprintln!(
+        errln!(
             "warning: job {id} still not ended a minute after scancel; check `squeue -j {id}`"
         );
     }

@@ -96,7 +96,7 @@ impl Plan<'_> {
     pub fn run(&self) -> Result<Proven> {
         let name = format!("xtask-proof-{}", std::process::id());
         let cmd = self.command(&name)?;
-        eprintln!(
+        errln!(
             "start proof: {} on {} imports {} as the image's own user (limit {} s)...",
             self.tag,
             self.platform,
@@ -118,7 +118,7 @@ impl Plan<'_> {
                     .iter()
                     .map(|l| format!("{} {:.1} s", l.module, l.seconds))
                     .collect();
-                eprintln!("start proof: imported {}", each.join(", "));
+                errln!("start proof: imported {}", each.join(", "));
                 return Ok(Proven {
                     id: String::new(),
                     tag: self.tag.to_string(),
@@ -171,9 +171,9 @@ impl Plan<'_> {
         if let Probe::Exited { stderr, .. } = &probe {
             let tail = last_lines(stderr, 8);
             if !tail.is_empty() {
-                eprintln!("start proof: the image's last lines:");
+                errln!("start proof: the image's last lines:");
                 for l in tail {
-                    eprintln!("  {l}");
+                    errln!("  {l}");
                 }
             }
         }
@@ -274,7 +274,7 @@ pub fn recorded(id: &str) -> Option<Proven> {
 /// warning: the proof itself passed.
 pub fn record(p: &Proven) {
     let Some(path) = record_path() else {
-        eprintln!("warning: no HOME or XDG_STATE_HOME: the passed start proof is not recorded");
+        errln!("warning: no HOME or XDG_STATE_HOME: the passed start proof is not recorded");
         return;
     };
     let mut all = read_records(&path);
@@ -291,7 +291,7 @@ pub fn record(p: &Proven) {
             fsx::write_atomic(&path, json.as_bytes())
         });
     if let Err(e) = written {
-        eprintln!(
+        errln!(
             "warning: {path}: the passed start proof is not recorded ({})",
             error::line_of(&e)
         );

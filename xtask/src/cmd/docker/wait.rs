@@ -62,9 +62,9 @@ impl Wait<'_> {
             .cleanup(Duration::from_secs(15));
         let lines = log_lines(&p);
         if !lines.is_empty() {
-            eprintln!("its last log lines:");
+            errln!("its last log lines:");
             for l in lines {
-                eprintln!("  {l}");
+                errln!("  {l}");
             }
         }
     }
