@@ -3,29 +3,15 @@
 //! references (`.gnu.version_r`), which is the oldest glibc it runs on. `dist` checks a
 //! bundle against the policy's glibc floor with it, without objdump.
 
-use std::fmt;
 
 use crate::names::Arch;
 
 /// A glibc version, `2.28`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Glibc(pub u32, pub u32);
+pub type Glibc = crate::xy::Xy;
 
-impl Glibc {
-    /// `2.28` (a policy's floor) or `GLIBC_2.28` (a symbol version).
-    pub fn parse(s: &str) -> Option<Glibc> {
-        let v = s.strip_prefix("GLIBC_").unwrap_or(s);
-        let mut parts = v.split('.');
-        let major = parts.next()?.parse().ok()?;
-        let minor = parts.next().unwrap_or("0").parse().ok()?;
-        Some(Glibc(major, minor))
-    }
-}
-
-impl fmt::Display for Glibc {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", self.0, self.1)
-    }
+/// `2.28` (a policy's floor) or `GLIBC_2.28` (a symbol version).
+pub fn glibc(s: &str) -> Option<Glibc> {
+    Glibc::parse(s.strip_prefix("GLIBC_").unwrap_or(s))
 }
 
 /// A 64-bit little-endian ELF file's architecture and glibc requirement.
@@ -140,9 +126,9 @@ mod tests {
 
     #[test]
     fn glibc_versions_order_numerically() {
-        assert!(Glibc::parse("GLIBC_2.9") < Glibc::parse("2.28"));
+        assert!(glibc("GLIBC_2.9") < glibc("2.28"));
         assert_eq!(Glibc::parse("2.28").unwrap().to_string(), "2.28");
-        assert_eq!(Glibc::parse("GLIBC_PRIVATE"), None);
+        assert_eq!(glibc("GLIBC_PRIVATE"), None);
     }
 
     #[test]
@@ -153,7 +139,7 @@ mod tests {
         assert_eq!(elf.arch, Arch::host());
         // Linked against glibc: it needs some GLIBC_2.x.
         if cfg!(target_env = "gnu") {
-            assert!(elf.glibc.is_some_and(|g| g >= Glibc(2, 2)), "{elf:?}");
+            assert!(elf.glibc.is_some_and(|g| g >= Glibc::new(2, 2)), "{elf:?}");
         }
     }
 

@@ -26,7 +26,7 @@ mod uv;
 mod waveapp;
 
 // The Python-packaging model (its own crate: no processes); its rooms keep their paths here.
-use model::{error, gpu, lock, names, pep, pins, policy, pyproject, torch};
+use model::{error, gpu, lock, names, pep, pins, policy, pyproject, torch, xy};
 
 use camino::Utf8PathBuf;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -100,7 +100,7 @@ enum Command {
     Workflow(cmd::workflow::Workflow),
     /// Write per-target requirements files (or a pylock.toml) from uv.lock, with hashes (Makefile: requirements)
     Requirements(cmd::requirements::Requirements),
-    /// Build, run, clean or render the app's Docker image for a target (amd64-cuda, arm64-cuda, cpu)
+    /// Build, prove, run, scan, push or clean the app's Docker image per target (amd64-cuda, arm64-cuda, cpu)
     Docker(cmd::docker::Docker),
     /// Bundle xtask, tensor-smoke and templates for nodes without Rust (runs `validate` there)
     Dist(cmd::dist::Dist),

@@ -131,7 +131,9 @@ enum Mode {
 pub fn meets(backend: Backend, need: Need) -> bool {
     matches!(
         (backend, need),
-        (Backend::Cuda, Need::Gpu | Need::Cuda) | (Backend::Mps, Need::Gpu | Need::Mps)
+        (_, Need::Any)
+            | (Backend::Cuda, Need::Gpu | Need::Cuda)
+            | (Backend::Mps, Need::Gpu | Need::Mps)
     )
 }
 

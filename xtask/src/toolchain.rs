@@ -266,7 +266,7 @@ mod tests {
     fn zigbuild_targets_carry_the_glibc_floor() {
         let t = Triple::parse("aarch64-unknown-linux-gnu").unwrap();
         let zig = Linker::Zig {
-            glibc: Some(Glibc(2, 28)),
+            glibc: Some(Glibc::new(2, 28)),
         };
         let cmd = build_cmd(Utf8Path::new("cargo"), &t, &zig, "xtask").display();
         assert!(

@@ -434,7 +434,52 @@ fn docker_bad_input_is_one_line() {
         2,
         "--build-arg NOEQUALS",
     );
-    expect(&["push", "amd64-cuda"], 2, "--registry REGISTRY/NAME");
+    // An exported DOCKER_IMAGE (the Makefile's full reference) is not push's tag.
+    let plan = xt_docker(
+        d,
+        &[
+            "push",
+            "amd64-cuda",
+            "--registry",
+            "r.example/app",
+            "--dry-run",
+            "--no-preflight",
+        ],
+    )
+    .env("DOCKER_IMAGE", "example/llmstudio:nightly")
+    .expect(0)
+    .stdout();
+    assert!(
+        plan.contains(" -t r.example/app:0.3.1-amd64-cuda ")
+            && plan.contains(
+                "imagetools create --tag r.example/app:0.3.1 r.example/app:0.3.1-amd64-cuda"
+            ),
+        "{plan}"
+    );
+    expect(&["push", "amd64-cuda"], 2, "--registry <REG/NAME>");
+    expect(
+        &[
+            "push",
+            "amd64-cuda",
+            "--registry",
+            "r.example/app",
+            "--tag",
+            "app:1",
+        ],
+        2,
+        "--tag app:1: push takes the tag alone",
+    );
+    // Each action takes its own flags only.
+    expect(
+        &["run", "amd64-cuda", "--severity", "LOW"],
+        2,
+        "unexpected argument '--severity'",
+    );
+    expect(
+        &["build", "amd64-cuda", "--json"],
+        2,
+        "unexpected argument '--json'",
+    );
     expect(
         &["push", "amd64-cuda", "--registry", "nohost"],
         2,
@@ -443,7 +488,7 @@ fn docker_bad_input_is_one_line() {
     expect(
         &["run", "amd64-cuda", "arm64-cuda"],
         2,
-        "one target at a time",
+        "unexpected argument 'arm64-cuda'",
     );
     // The PATH trap: a client from 23 on without buildx cannot build with BuildKit.
     if Path::new("/usr/local/bin/docker").is_file() {

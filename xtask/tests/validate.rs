@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use support::*;
@@ -271,6 +271,42 @@ fn level_3_runs_torch_for_real() {
     if v["host"]["backend"] == "cpu" {
         assert_eq!(checks(&v, "pytest")[0]["status"], "skip");
     }
+    // Level 4 for real on any host: a policy naming a device-agnostic test `any`. pytest's
+    // output goes to stderr; stdout stays the one JSON document.
+    let policy = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../templates/platforms.toml"),
+    )
+    .unwrap()
+    .replace(
+        "[pytest.gpu.node-ids]\n",
+        "[pytest.gpu.node-ids]\nany = [\"tests/test_gpu.py::test_device_agnostic\"]\n",
+    );
+    let policy_file = dir.path().join("policy-any.toml");
+    std::fs::write(&policy_file, policy).unwrap();
+    let ran = validate(&["--level", "4", "--quick", "--json"])
+        .project(dir.path())
+        .arg("--policy")
+        .arg(&policy_file)
+        .expect(0);
+    ran.err_has("test_gpu.py::test_device_agnostic PASSED");
+    let out = ran.stdout();
+    let docs = serde_json::Deserializer::from_str(&out)
+        .into_iter::<serde_json::Value>()
+        .count();
+    assert_eq!(docs, 1, "stdout is not one JSON document:\n{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let level4 = checks(&v, "pytest");
+    assert_eq!(level4.len(), 1, "{level4:?}");
+    assert_eq!(level4[0]["status"], "pass", "{}", level4[0]);
+    assert_eq!(level4[0]["level"], 4);
+    assert!(
+        level4[0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("1 passed"),
+        "{}",
+        level4[0]
+    );
     // The wheel's own GPU code, held against the policy's fact: without a GPU too.
     let arch = get("torch GPU architectures");
     let why = arch["reason"].as_str().unwrap();

@@ -14,3 +14,4 @@ pub mod pins;
 pub mod policy;
 pub mod pyproject;
 pub mod torch;
+pub mod xy;

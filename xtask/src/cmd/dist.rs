@@ -152,7 +152,7 @@ fn glibc_floor(ctx: &Ctx, t: &Triple) -> Result<Option<Glibc>> {
     Ok(policy
         .target_for_host(t.os, &t.arch)
         .and_then(|p| p.glibc.as_deref())
-        .and_then(Glibc::parse))
+        .and_then(elf::glibc))
 }
 
 /// The policy's macOS floor for the target (`MACOSX_DEPLOYMENT_TARGET`).

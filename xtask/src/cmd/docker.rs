@@ -4,6 +4,7 @@
 //! starts inside the image after (proof.rs); `run --wait` returns once the app is up
 //! (wait.rs); `push` publishes only proven images.
 
+mod cli;
 mod proof;
 mod wait;
 
@@ -23,8 +24,10 @@ use crate::pyproject;
 
 const LABEL: &str = "xtask.llmstudio.image";
 
-#[derive(clap::Args, Debug)]
-#[command(after_help = "\
+pub use cli::Docker;
+
+/// `docker --help`'s epilogue.
+const AFTER_HELP: &str = "\
 Targets: a canonical name or Docker alias from templates/platforms.toml (amd64-cuda = \
 linux-x86_64-cuda on linux/amd64, arm64-cuda = linux-aarch64-cuda on linux/arm64), or `cpu` for this \
 machine's architecture; the images run on CPU-only hosts too. The builder is `docker buildx build` \
@@ -52,85 +55,58 @@ Examples:
   cargo xtask docker build arm64-cuda
   DOCKER_IMAGE=h2oairelease/h2oai-llmstudio-app:nightly cargo xtask docker build amd64-cuda
   cargo xtask docker run cpu --dry-run
-  cargo xtask docker scan amd64-cuda --severity CRITICAL")]
-pub struct Docker {
-    /// build (the default), run, clean, render or scan; or directly the target to build
-    #[arg(value_name = "ACTION|TARGET")]
-    first: String,
-    /// The target, after an action (push takes several)
-    #[arg(value_name = "TARGET")]
-    targets: Vec<String>,
+  cargo xtask docker scan amd64-cuda --severity CRITICAL";
+
+/// What the action was asked: every flag of every action, those it does not take left at
+/// their defaults (the clap layer in cli.rs gives each action only its own).
+#[derive(Debug, Default)]
+pub(super) struct Opts {
     /// push: the repository to push to, REGISTRY/NAME (e.g. ghcr.io/h2oai/h2o-llmstudio)
-    #[arg(long, value_name = "REG/NAME")]
-    registry: Option<String>,
+    pub(super) registry: Option<String>,
     /// push: talk plain HTTP to the registry (docker manifest's --insecure; loopback registries)
-    #[arg(long)]
-    insecure: bool,
+    pub(super) insecure: bool,
     /// Image name and tag (the Makefile's DOCKER_IMAGE) [default: <project>:<alias>]
-    #[arg(long, env = "DOCKER_IMAGE", value_name = "IMAGE")]
-    tag: Option<String>,
+    pub(super) tag: Option<String>,
     /// scan: severities that count as findings (trivy's --severity)
-    #[arg(long, default_value = "CRITICAL,HIGH", value_name = "LIST")]
-    severity: String,
+    pub(super) severity: String,
     /// scan: trivy's report as JSON on stdout
-    #[arg(long)]
-    json: bool,
+    pub(super) json: bool,
     /// Platform to build or run for [default: the target's]
-    #[arg(long)]
-    platform: Option<String>,
+    pub(super) platform: Option<String>,
     /// Extra build arguments (BASE_IMAGE, BUILDER_IMAGE, UV_IMAGE, PYTHON_SOURCE, ...)
-    #[arg(long = "build-arg", value_name = "KEY=VALUE")]
-    build_args: Vec<String>,
+    pub(super) build_args: Vec<String>,
     /// CA bundle for TLS-intercepting proxies, passed as a BuildKit secret (never stored in a layer)
-    #[arg(long, value_name = "FILE")]
-    ca_bundle: Option<Utf8PathBuf>,
+    pub(super) ca_bundle: Option<Utf8PathBuf>,
     /// The docker client to use [default: $DOCKER, else the first on PATH that can use BuildKit]
-    #[arg(long, env = "DOCKER", value_name = "PATH")]
-    docker: Option<Utf8PathBuf>,
+    pub(super) docker: Option<Utf8PathBuf>,
     /// A buildx builder (e.g. one with native arm64 nodes instead of QEMU)
-    #[arg(long, value_name = "NAME")]
-    builder: Option<String>,
+    pub(super) builder: Option<String>,
     /// Push the image after building
-    #[arg(long, conflicts_with = "load")]
-    push: bool,
-    /// Load the image into the local docker (buildx; the default unless --push)
-    #[arg(long)]
-    load: bool,
+    pub(super) push: bool,
     /// Print the exact commands and run nothing (no docker process, no folder created)
-    #[arg(long)]
-    dry_run: bool,
+    pub(super) dry_run: bool,
     /// run: host port for the app's [default: the policy's [app] port, 10101]
-    #[arg(long)]
-    port: Option<u16>,
+    pub(super) port: Option<u16>,
     /// run: shared memory for the container (PyTorch data loaders need a lot)
-    #[arg(long, default_value = "64g")]
-    shm_size: String,
+    pub(super) shm_size: String,
     /// run: host folder mounted at /mount [default: <project>/llmstudio_mnt]
-    #[arg(long, value_name = "DIR")]
-    mount_dir: Option<Utf8PathBuf>,
+    pub(super) mount_dir: Option<Utf8PathBuf>,
     /// run: start in the background and print the container id
-    #[arg(long)]
-    detach: bool,
+    pub(super) detach: bool,
     /// run: return once the app inside has registered with waved (implies --detach; the
     /// container is kept when it exits, to show its log)
-    #[arg(long)]
-    wait: bool,
+    pub(super) wait: bool,
     /// run --wait: give up after this many seconds, show the log and remove the container
-    #[arg(long, default_value_t = 300, value_name = "SECS")]
-    wait_timeout: u64,
+    pub(super) wait_timeout: u64,
     /// build, push: skip the audit of the image's target that runs before docker starts
-    #[arg(long)]
-    no_preflight: bool,
+    pub(super) no_preflight: bool,
     /// build, push: accept imports of PKG in PATH that the app never loads where PKG is left
     /// out (as `audit --allow-import`); repeatable
-    #[arg(long = "allow-import", value_name = "PKG:PATH")]
-    allow_imports: Vec<String>,
+    pub(super) allow_imports: Vec<String>,
     /// build: skip the start proof (push needs one: recorded earlier for the same image ID)
-    #[arg(long)]
-    no_smoke: bool,
+    pub(super) no_smoke: bool,
     /// build, push: how long the start proof may take, in seconds (QEMU imports slowly)
-    #[arg(long, default_value_t = 900, value_name = "SECS")]
-    smoke_timeout: u64,
+    pub(super) smoke_timeout: u64,
 }
 
 /// One target's image.
@@ -148,20 +124,16 @@ struct Builder {
     buildx: bool,
 }
 
-/// What one target's image gets.
+/// What the targets' images get.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Action {
+pub(super) enum Action {
     Build,
     Run,
     Clean,
     Render,
     Scan,
-}
-
-/// The command line's request: an action on one target, or a push of several.
-enum Request {
-    One(Action, String),
-    Push(Vec<String>),
+    /// Build, prove and push each target, then one manifest list.
+    Push,
 }
 
 /// Where a build's image goes.
@@ -175,60 +147,24 @@ enum Output {
     Push,
 }
 
-impl Docker {
-    pub fn run(self, ctx: &Ctx) -> Result<()> {
-        let request = self.request()?;
+impl Opts {
+    pub(super) fn run(self, ctx: &Ctx, action: Action, targets: &[String]) -> Result<()> {
         let policy = ctx.policy()?;
         let project = ctx.project()?;
         let reqs = pyproject::load_requirements(project)?;
         let version = reqs.version.clone().unwrap_or_else(|| "0".into());
-        let (action, name) = match request {
-            Request::Push(names) => {
-                return self.push_all(ctx, project, policy, &reqs, &names, &version);
-            }
-            Request::One(action, name) => (action, name),
-        };
-        if self.json && action != Action::Scan {
-            return Err(error::usage(
-                "--json: only `docker scan` prints a JSON document (its trivy report)",
-            ));
+        if action == Action::Push {
+            return self.push_all(ctx, project, policy, &reqs, targets, &version);
         }
-        let image = self.image(policy, &name, &reqs)?;
+        let image = self.image(policy, &targets[0], &reqs)?;
         let build = |output| self.build(ctx, project, policy, &image, &version, output, true);
         match action {
             Action::Build if self.push => build(Output::Push),
-            Action::Build => build(Output::Load),
+            Action::Build | Action::Push => build(Output::Load),
             Action::Render => build(Output::Render),
             Action::Run => self.run_image(project, policy, &image),
             Action::Clean => self.clean(&image.tag),
             Action::Scan => self.scan(&image.tag),
-        }
-    }
-
-    /// `ACTION TARGET`, `push TARGET...`, or a bare `TARGET` (build).
-    fn request(&self) -> Result<Request> {
-        let action = match self.first.as_str() {
-            "build" => Some(Action::Build),
-            "run" => Some(Action::Run),
-            "clean" => Some(Action::Clean),
-            "render" => Some(Action::Render),
-            "scan" => Some(Action::Scan),
-            _ => None,
-        };
-        let first = &self.first;
-        match (first.as_str(), action, self.targets.as_slice()) {
-            (_, Some(_), []) | ("push", _, []) => Err(error::usage(format!(
-                "docker {first}: name a target (e.g. amd64-cuda, arm64-cuda, cpu)"
-            ))),
-            ("push", _, many) => Ok(Request::Push(many.to_vec())),
-            (_, Some(a), [one]) => Ok(Request::One(a, one.clone())),
-            (_, Some(_), _) => Err(error::usage(format!(
-                "docker {first}: one target at a time (only push takes several)"
-            ))),
-            (_, None, []) => Ok(Request::One(Action::Build, first.clone())),
-            (_, None, _) => Err(error::usage(format!(
-                "docker {first}: unknown action (choose build, run, clean, render, scan or push)"
-            ))),
         }
     }
 
@@ -450,7 +386,8 @@ impl Docker {
         if self.no_preflight {
             errln!(
                 "preflight: skipped (--no-preflight): {} is built without the audit of {}",
-                image.tag, image.target
+                image.tag,
+                image.target
             );
             return Ok(());
         }

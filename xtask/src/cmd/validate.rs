@@ -573,7 +573,7 @@ fn driver_check(p: &Platform, torch_cuda: Option<(String, String)>) -> Check {
     let have = p.cuda.as_ref().and_then(|c| c.driver_cuda_version.clone());
     let (status, why) = match (p.backend, torch_cuda, have) {
         (Backend::Cuda, Some((torch, need)), Some(have)) => {
-            if version_tuple(&have) >= version_tuple(&need) {
+            if crate::xy::Xy::parse(&have) >= crate::xy::Xy::parse(&need) {
                 let why = format!("driver supports CUDA {have}; torch {torch} needs {need}");
                 (Status::Pass, why)
             } else {
@@ -673,10 +673,6 @@ fn lock_installs(
         .filter(|r| r.status == lock::audit::Status::Missing)
         .map(|r| format!("{} {}", r.name, r.version))
         .collect())
-}
-
-fn version_tuple(v: &str) -> Vec<u32> {
-    v.split('.').filter_map(|p| p.parse().ok()).collect()
 }
 
 /// Level 3: torch in the project's environment.
@@ -841,7 +837,13 @@ fn torch_list(l: &crate::gpu::ArchList) -> String {
 fn level4(ctx: &Ctx, project: &Utf8Path, policy: &Policy, backend: Backend) -> Result<Vec<Check>> {
     let name = "GPU tests";
     let judged = |status, why: String| vec![check(4, Group::Pytest, name, status, why)];
-    if backend == Backend::Cpu {
+    let anywhere = policy
+        .gpu_tests
+        .markers
+        .iter()
+        .chain(&policy.gpu_tests.node_ids)
+        .any(|(_, need)| *need == crate::policy::Need::Any);
+    if backend == Backend::Cpu && !anywhere {
         return Ok(judged(Status::Skip, "no GPU on this host".into()));
     }
     let run = pytest::Run {

@@ -128,7 +128,9 @@ impl StopLlmstudio {
             if !rec.alive() {
                 errln!(
                     "note: {} on port {} (process group {}) is no longer running; forgot it",
-                    rec.module, rec.port, rec.pgid
+                    rec.module,
+                    rec.port,
+                    rec.pgid
                 );
                 continue;
             }

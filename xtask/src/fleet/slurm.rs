@@ -80,9 +80,7 @@ impl Slurm {
             }
             std::thread::sleep(Duration::from_millis(250));
         }
-        errln!(
-            "warning: job {id} still not ended a minute after scancel; check `squeue -j {id}`"
-        );
+        errln!("warning: job {id} still not ended a minute after scancel; check `squeue -j {id}`");
     }
 
     /// A hostlist (`node[1-2,7]`) as names (`scontrol show hostnames`).

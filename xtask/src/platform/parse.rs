@@ -227,7 +227,7 @@ pub fn python_identity(text: &str) -> Option<(String, std::path::PathBuf)> {
 
 /// Major version of a dotted version string.
 pub fn major(version: &str) -> Option<u32> {
-    version.split('.').next()?.parse().ok()
+    crate::xy::Xy::parse(version).map(|v| v.major)
 }
 
 #[cfg(test)]

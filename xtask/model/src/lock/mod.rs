@@ -645,11 +645,16 @@ pub fn python_of(requires: &str) -> Option<(u32, u32)> {
             Equal | EqualStar | ExactEqual | TildeEqual | GreaterThanEqual => {
                 best = best.max(Some(v))
             }
-            GreaterThan => best = best.max(Some((v.0, v.1 + 1))),
+            GreaterThan => best = best.max(Some(v)),
             _ => {}
         }
     }
-    best
+    // The lower bound's X.Y, or the next that some X.Y.z of satisfies everything
+    // (">3.10": 3.10.1 does, so 3.10).
+    let (major, minor) = best?;
+    (minor..minor + 3)
+        .map(|m| (major, m))
+        .find(|&p| python_allowed(requires, p))
 }
 
 #[cfg(test)]
@@ -738,6 +743,10 @@ lint = [{ name = "ruff" }]
         assert_eq!(python_of(">=3.10, <3.13"), Some((3, 10)));
         assert_eq!(python_of("==3.10.*"), Some((3, 10)));
         assert_eq!(python_of("<4"), None);
+        // 3.10.1 satisfies >3.10; nothing of 3.10 satisfies >=3.10, !=3.10.*.
+        assert_eq!(python_of(">3.10"), Some((3, 10)));
+        assert_eq!(python_of(">=3.10, !=3.10.*"), Some((3, 11)));
+        assert_eq!(python_of("~=3.11.2"), Some((3, 11)));
     }
 
     #[test]

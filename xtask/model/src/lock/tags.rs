@@ -236,11 +236,7 @@ fn tag_arch(tag: &str) -> Option<&str> {
 
 /// "2.28" → (2, 28).
 pub fn parse_floor(v: &str) -> Option<(u32, u32)> {
-    let mut it = v.split('.');
-    Some((
-        it.next()?.parse().ok()?,
-        it.next().unwrap_or("0").parse().ok()?,
-    ))
+    crate::xy::Xy::parse(v).map(crate::xy::Xy::pair)
 }
 
 #[cfg(test)]

@@ -217,12 +217,15 @@ pub struct GpuTestsFile {
     node_ids: IndexMap<String, Vec<String>>,
 }
 
-/// What a GPU test needs: any GPU (CUDA or MPS), CUDA, or MPS.
+/// What a GPU test needs: any GPU (CUDA or MPS), CUDA, or MPS; or any device: a test of
+/// the GPU path that falls back to the CPU, which level 4 runs on every node, CPU-only
+/// ones included.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Need {
     Gpu,
     Cuda,
     Mps,
+    Any,
 }
 
 impl Need {
@@ -231,6 +234,7 @@ impl Need {
             "gpu" => Some(Need::Gpu),
             "cuda" => Some(Need::Cuda),
             "mps" => Some(Need::Mps),
+            "any" => Some(Need::Any),
             _ => None,
         }
     }
@@ -457,7 +461,7 @@ fn is_identifier(s: &str) -> bool {
 fn gpu_tests(p: &PytestPolicy) -> Result<GpuTests> {
     let need = |what: String, v: &str| {
         Need::parse(v)
-            .ok_or_else(|| anyhow::anyhow!("{what}: {v:?} is not a need (gpu, cuda or mps)"))
+            .ok_or_else(|| anyhow::anyhow!("{what}: {v:?} is not a need (gpu, cuda, mps or any)"))
     };
     let mut out = GpuTests::default();
     for (marker, v) in &p.gpu.markers {
