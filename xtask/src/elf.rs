@@ -3,7 +3,6 @@
 //! references (`.gnu.version_r`), which is the oldest glibc it runs on. `dist` checks a
 //! bundle against the policy's glibc floor with it, without objdump.
 
-
 use crate::names::Arch;
 
 /// A glibc version, `2.28`.

@@ -347,51 +347,18 @@ pub fn judge(
     let (sm, ptx, kernels) = match &found.build {
         Build::Cuda(cuda) => match policy.build_fact(&found.version, cuda, arch) {
             Some(f) => {
-                for (g, promised) in gpus {
-                    let (runs, why) = gpu::verdict(&f.list, g);
-                    verdicts.push(g, Some(runs), why.clone(), *promised);
-                    if !runs {
-                        let fix = policy
-                            .covering_source(&found.version, arch, g)
-                            .map(|s| format!("; {s} runs it"))
-                            .unwrap_or_else(|| "; no torch build the policy knows runs it".into());
-                        let whose = if *promised {
-                            "the target promises"
-                        } else {
-                            "asked about"
-                        };
-                        findings.push(format!(
-                            "{} ({whose}): {why}: torch {} carries {}{fix}",
-                            g.label(),
-                            found.version,
-                            f.list.describe(),
-                        ));
-                    }
-                }
-                (
-                    Some(f.list.sm_names()),
-                    Some(f.list.ptx_names()),
-                    format!(
-                        "torch {} CUDA {} {}: {}",
-                        f.versions_text,
-                        f.cuda,
-                        f.arch.as_str(),
-                        f.source
-                    ),
-                )
+                findings.extend(kernels_for(policy, arch, found, f, gpus, &mut verdicts));
+                let source = format!(
+                    "torch {} CUDA {} {}: {}",
+                    f.versions_text,
+                    f.cuda,
+                    f.arch.as_str(),
+                    f.source
+                );
+                (Some(f.list.sm_names()), Some(f.list.ptx_names()), source)
             }
             None => {
-                let why = match crate::policy::release_of(&found.version) {
-                    None => format!(
-                        "unknown: torch {} is a pre-release or nightly, whose GPU code no release fact describes",
-                        found.version
-                    ),
-                    Some(_) => format!(
-                        "unknown: the policy has no [[torch.builds]] fact for torch {} with CUDA {cuda} on {}",
-                        found.version,
-                        arch.as_str()
-                    ),
-                };
+                let why = no_fact(found, cuda, arch);
                 for (g, promised) in gpus {
                     verdicts.push(g, None, why.clone(), *promised);
                 }
@@ -400,22 +367,7 @@ pub fn judge(
         },
         Build::Mps => (None, None, "n/a: Apple's GPU, through Metal".into()),
         other => {
-            let not_used = match other {
-                Build::Unknown(_) => None,
-                _ => Some(format!("{}: the NVIDIA GPU is not used", other.describe())),
-            };
-            for (g, promised) in gpus {
-                match &not_used {
-                    Some(why) => verdicts.push(g, Some(false), why.clone(), *promised),
-                    None => verdicts.push(g, None, other.describe(), *promised),
-                }
-            }
-            if cuda_target && let Some(why) = not_used {
-                findings.push(format!(
-                    "torch {} is {why} ({}); run `cargo xtask port` (it sources torch from the CUDA index), then `cargo xtask lock`",
-                    found.version, found.evidence
-                ));
-            }
+            findings.extend(not_cuda(other, cuda_target, found, gpus, &mut verdicts));
             (None, None, format!("n/a: {}", other.describe()))
         }
     };
@@ -439,6 +391,83 @@ pub fn judge(
         findings,
         build_typed: Some(found.build.clone()),
     }
+}
+
+/// A CUDA build the policy has a fact for: each GPU runs its kernels or not; a GPU that
+/// does not is a finding naming the source that would run it.
+fn kernels_for(
+    policy: &Policy,
+    arch: &Arch,
+    found: &Found,
+    f: &crate::policy::BuildFact,
+    gpus: &[(Asked, bool)],
+    verdicts: &mut GpuVerdicts,
+) -> Vec<String> {
+    let mut findings = Vec::new();
+    for (g, promised) in gpus {
+        let (runs, why) = gpu::verdict(&f.list, g);
+        verdicts.push(g, Some(runs), why.clone(), *promised);
+        if runs {
+            continue;
+        }
+        let fix = policy
+            .covering_source(&found.version, arch, g)
+            .map(|s| format!("; {s} runs it"))
+            .unwrap_or_else(|| "; no torch build the policy knows runs it".into());
+        let whose = if *promised {
+            "the target promises"
+        } else {
+            "asked about"
+        };
+        findings.push(format!(
+            "{} ({whose}): {why}: torch {} carries {}{fix}",
+            g.label(),
+            found.version,
+            f.list.describe(),
+        ));
+    }
+    findings
+}
+
+/// Why a CUDA build's GPU code is unknown: a pre-release, or no fact for it.
+fn no_fact(found: &Found, cuda: &str, arch: &Arch) -> String {
+    match crate::policy::release_of(&found.version) {
+        None => format!(
+            "unknown: torch {} is a pre-release or nightly, whose GPU code no release fact describes",
+            found.version
+        ),
+        Some(_) => format!(
+            "unknown: the policy has no [[torch.builds]] fact for torch {} with CUDA {cuda} on {}",
+            found.version,
+            arch.as_str()
+        ),
+    }
+}
+
+/// A build that is not CUDA (CPU, ROCm, XPU) leaves every NVIDIA GPU idle: a finding on a
+/// CUDA target; an unrecognised build is unknown, not guessed.
+fn not_cuda(
+    build: &Build,
+    cuda_target: bool,
+    found: &Found,
+    gpus: &[(Asked, bool)],
+    verdicts: &mut GpuVerdicts,
+) -> Option<String> {
+    let not_used = match build {
+        Build::Unknown(_) => None,
+        _ => Some(format!("{}: the NVIDIA GPU is not used", build.describe())),
+    };
+    for (g, promised) in gpus {
+        match &not_used {
+            Some(why) => verdicts.push(g, Some(false), why.clone(), *promised),
+            None => verdicts.push(g, None, build.describe(), *promised),
+        }
+    }
+    let why = not_used.filter(|_| cuda_target)?;
+    Some(format!(
+        "torch {} is {why} ({}); run `cargo xtask port` (it sources torch from the CUDA index), then `cargo xtask lock`",
+        found.version, found.evidence
+    ))
 }
 
 impl GpuVerdicts {

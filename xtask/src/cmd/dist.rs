@@ -70,15 +70,39 @@ impl Dist {
             target.arch,
             linker.describe(&target)
         );
+        self.compile(ctx, &cargo, &target, &linker)?;
+        let dir = match self.profile {
+            Profile::Release => "release",
+            Profile::Dev => "debug",
+        };
+        let built = toolchain::out_dir(&smoke::target_dir(ws), &target, &linker, dir);
+        let out = self.out.clone().unwrap_or_else(|| ws.join("dist"));
+        let name = crate::ctx::bundle_name(target.os, &target.arch);
+        let root = out.join(&name);
+        assemble(ws, &root, &built, &target, floor, &linker)?;
+        let tarball = out.join(format!("{name}.tar.gz"));
+        Cmd::new("tar")
+            .args(["-czf", tarball.as_str(), "-C", out.as_str(), &name])
+            .run_shown()?;
+        let size = std::fs::metadata(&tarball).map(|m| m.len()).unwrap_or(0);
+        outln!("{tarball} ({:.1} MiB)", size as f64 / (1 << 20) as f64);
+        outln!("{root}/bin/xtask validate");
+        Ok(())
+    }
+
+    /// Build xtask and tensor-smoke (with CUDA where the OS has it: a bundle runs on GPU
+    /// nodes) for the target.
+    fn compile(&self, ctx: &Ctx, cargo: &Utf8Path, target: &Triple, linker: &Linker) -> Result<()> {
         let mut env: Vec<(String, String)> = Vec::new();
         if target.os == Os::Macos
             && std::env::var_os("MACOSX_DEPLOYMENT_TARGET").is_none()
-            && let Some(v) = macos_floor(ctx, &target)?
+            && let Some(v) = macos_floor(ctx, target)?
         {
             env.push(("MACOSX_DEPLOYMENT_TARGET".into(), v));
         }
         let build = |pkg: &str, features: Option<&str>| {
-            let mut c = toolchain::build_cmd(&cargo, &target, &linker, pkg).dir(ws.as_std_path());
+            let mut c =
+                toolchain::build_cmd(cargo, target, linker, pkg).dir(ctx.workspace.as_std_path());
             if self.profile == Profile::Release {
                 c = c.arg("--release");
             }
@@ -91,56 +115,53 @@ impl Dist {
             c.run_shown()
         };
         build("xtask", None)?;
-        // A bundle runs on GPU nodes: always with CUDA where the OS has it.
-        build("tensor-smoke", Some(smoke::features(target.os, true)))?;
-        let dir = match self.profile {
-            Profile::Release => "release",
-            Profile::Dev => "debug",
-        };
-        let built = toolchain::out_dir(&smoke::target_dir(ws), &target, &linker, dir);
-        let out = self.out.clone().unwrap_or_else(|| ws.join("dist"));
-        let name = crate::ctx::bundle_name(target.os, &target.arch);
-        let root = out.join(&name);
-        if root.exists() {
-            std::fs::remove_dir_all(&root)?;
-        }
-        std::fs::create_dir_all(root.join("bin"))
-            .map_err(|e| error::usage(format!("--out {out}: cannot create: {e}")))?;
-        let suffix = if target.os == Os::Windows { ".exe" } else { "" };
-        for bin in ["xtask", "tensor-smoke"] {
-            let file = format!("{bin}{suffix}");
-            let dest = root.join("bin").join(&file);
-            std::fs::copy(built.join(&file), &dest)?;
-            if target.os == Os::Linux {
-                check_elf(&dest, &target, floor, &linker)?;
-            }
-        }
-        // templates/ for every command; docker/ for `docker build|run|clean|render`.
-        for folder in ["templates", "docker"] {
-            copy_tree(&ws.join(folder), &root.join(folder))?;
-        }
-        let (os, arch) = (target.os, &target.arch);
-        std::fs::write(
-            root.join("README.txt"),
-            format!(
-                "llmstudio-xtask for {os}-{arch} ({}): run `bin/xtask validate` (levels 1-2 need nothing else;\n\
-                 levels 3-4 take --project DIR and uv). On a Slurm login node, `bin/xtask fleet validate\n\
-                 --scheduler slurm --nodes N` validates every node and names the bad one; elsewhere run\n\
-                 `bin/xtask validate --output 'reports/{{node}}.json'` on each node, then `bin/xtask fleet merge\n\
-                 reports/`. Every other command works from here too\n\
-                 (`bin/xtask --project APP test`, `docker build`, ...): templates/ and docker/ are its data.\n",
-                target.triple
-            ),
-        )?;
-        let tarball = out.join(format!("{name}.tar.gz"));
-        Cmd::new("tar")
-            .args(["-czf", tarball.as_str(), "-C", out.as_str(), &name])
-            .run_shown()?;
-        let size = std::fs::metadata(&tarball).map(|m| m.len()).unwrap_or(0);
-        outln!("{tarball} ({:.1} MiB)", size as f64 / (1 << 20) as f64);
-        outln!("{root}/bin/xtask validate");
-        Ok(())
+        build("tensor-smoke", Some(smoke::features(target.os, true)))
     }
+}
+
+/// The bundle's folder: bin/ (each binary held to the glibc floor on Linux), templates/
+/// and docker/, and a README.
+fn assemble(
+    ws: &Utf8Path,
+    root: &Utf8Path,
+    built: &Utf8Path,
+    target: &Triple,
+    floor: Option<Glibc>,
+    linker: &Linker,
+) -> Result<()> {
+    if root.exists() {
+        std::fs::remove_dir_all(root)?;
+    }
+    let out = root.parent().unwrap_or(root);
+    std::fs::create_dir_all(root.join("bin"))
+        .map_err(|e| error::usage(format!("--out {out}: cannot create: {e}")))?;
+    let suffix = if target.os == Os::Windows { ".exe" } else { "" };
+    for bin in ["xtask", "tensor-smoke"] {
+        let file = format!("{bin}{suffix}");
+        let dest = root.join("bin").join(&file);
+        std::fs::copy(built.join(&file), &dest)?;
+        if target.os == Os::Linux {
+            check_elf(&dest, target, floor, linker)?;
+        }
+    }
+    // templates/ for every command; docker/ for `docker build|run|clean|render`.
+    for folder in ["templates", "docker"] {
+        copy_tree(&ws.join(folder), &root.join(folder))?;
+    }
+    let (os, arch) = (target.os, &target.arch);
+    std::fs::write(
+        root.join("README.txt"),
+        format!(
+            "llmstudio-xtask for {os}-{arch} ({}): run `bin/xtask validate` (levels 1-2 need nothing else;\n\
+             levels 3-4 take --project DIR and uv). On a Slurm login node, `bin/xtask fleet validate\n\
+             --scheduler slurm --nodes N` validates every node and names the bad one; elsewhere run\n\
+             `bin/xtask validate --output 'reports/{{node}}.json'` on each node, then `bin/xtask fleet merge\n\
+             reports/`. Every other command works from here too\n\
+             (`bin/xtask --project APP test`, `docker build`, ...): templates/ and docker/ are its data.\n",
+            target.triple
+        ),
+    )?;
+    Ok(())
 }
 
 /// The policy's glibc floor for the target's machines (its `glibc` wheel floor).

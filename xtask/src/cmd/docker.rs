@@ -294,18 +294,7 @@ impl Opts {
         output: Output,
         preflight: bool,
     ) -> Result<()> {
-        let lock = project.join("uv.lock");
-        if !lock.is_file() {
-            return Err(error::usage(format!(
-                "{lock} does not exist: run `cargo xtask lock` (the image installs exactly the lock)"
-            )));
-        }
-        let dockerfile = ctx.workspace.join("docker").join("Dockerfile");
-        if !dockerfile.is_file() {
-            return Err(error::usage(format!(
-                "{dockerfile} is missing: copy docker/ from the xtask repository"
-            )));
-        }
+        let dockerfile = build_inputs(ctx, project)?;
         let args = self.build_args(project, policy, version)?;
         // The preflight decides before any docker process; a dry run shows its verdict
         // with the commands and ends as the real run would.
@@ -331,14 +320,7 @@ impl Opts {
         let cmd = self.build_command(&builder, &dockerfile, image, &args)?;
         let cmd = cmd.arg(project.as_str());
         if output == Output::Render {
-            outln!("# {dockerfile}");
-            out!("{}", std::fs::read_to_string(&dockerfile)?);
-            outln!("\n# build arguments");
-            for (k, v) in &args {
-                outln!("{k}={v}");
-            }
-            outln!("\n# command\n{}", cmd.display());
-            return Ok(());
+            return render(&dockerfile, &args, &cmd);
         }
         let modules = entry_modules(project, policy, &args);
         let script = ctx.workspace.join("templates/docker/start_proof.py");
@@ -358,8 +340,7 @@ impl Opts {
             if output == Output::Push {
                 lines.push(format!("{} push {}", builder.client, image.tag));
             }
-            let note = "nothing is started; a real build uses `docker buildx build` where buildx works, else `DOCKER_BUILDKIT=1 docker build` with a client that has BuildKit built in; then the start proof";
-            self.shown_lines(Some(note), lines);
+            self.shown_lines(Some(DRY_BUILD), lines);
             return verdict;
         }
         let how = if builder.buildx {
@@ -761,6 +742,19 @@ impl Opts {
         if !self.wait {
             return cmd.run_status()?.check("docker run");
         }
+        self.run_and_wait(&cmd, &client, policy, image, host_port)
+    }
+
+    /// `run --wait`: start the container detached, then return once the app inside is up
+    /// (printing its id), or end with its log.
+    fn run_and_wait(
+        &self,
+        cmd: &Cmd,
+        client: &Utf8Path,
+        policy: &Policy,
+        image: &Image,
+        host_port: u16,
+    ) -> Result<()> {
         errln!("$ {}", cmd.display());
         let started = cmd.probe(Duration::from_secs(300));
         let Some(id) = started.ok_stdout().map(|s| s.trim().to_string()) else {
@@ -769,26 +763,11 @@ impl Opts {
                 started.failure_line()
             )));
         };
-        // The module the image starts (its APP_MODULE), which a build argument may have set.
-        let module = Cmd::new(client.as_str())
-            .args([
-                "image",
-                "inspect",
-                "--format",
-                "{{json .Config.Env}}",
-                &image.tag,
-            ])
-            .probe(Duration::from_secs(15))
-            .ok_stdout()
-            .and_then(|env| serde_json::from_str::<Vec<String>>(env.trim()).ok())
-            .and_then(|env| {
-                env.iter()
-                    .find_map(|e| e.strip_prefix("APP_MODULE=").map(str::to_string))
-            })
+        let module = image_env(client, &image.tag, "APP_MODULE")
             .unwrap_or_else(|| policy.app.module.clone());
         let what = format!("the app ({module})");
         let up = wait::Wait {
-            client: &client,
+            client,
             container: &id,
             port: host_port,
             timeout: Duration::from_secs(self.wait_timeout),
@@ -966,6 +945,51 @@ fn describe_selection(sel: &super::audit::ImageSelection) -> String {
     parts.extend(sel.extras.iter().map(|e| format!("--extra {e}")));
     parts.extend(sel.groups.iter().map(|g| format!("--group {g}")));
     parts.join(" ")
+}
+
+/// What a dry run of a build says before its commands.
+const DRY_BUILD: &str = "nothing is started; a real build uses `docker buildx build` where buildx works, else `DOCKER_BUILDKIT=1 docker build` with a client that has BuildKit built in; then the start proof";
+
+/// What a build needs on disk: the project's lock (the image installs exactly it) and the
+/// Dockerfile; the Dockerfile's path.
+fn build_inputs(ctx: &Ctx, project: &Utf8Path) -> Result<Utf8PathBuf> {
+    let lock = project.join("uv.lock");
+    if !lock.is_file() {
+        return Err(error::usage(format!(
+            "{lock} does not exist: run `cargo xtask lock` (the image installs exactly the lock)"
+        )));
+    }
+    let dockerfile = ctx.workspace.join("docker").join("Dockerfile");
+    if !dockerfile.is_file() {
+        return Err(error::usage(format!(
+            "{dockerfile} is missing: copy docker/ from the xtask repository"
+        )));
+    }
+    Ok(dockerfile)
+}
+
+/// `render`: the Dockerfile, the build arguments and the command.
+fn render(dockerfile: &Utf8Path, args: &[(String, String)], cmd: &Cmd) -> Result<()> {
+    outln!("# {dockerfile}");
+    out!("{}", std::fs::read_to_string(dockerfile)?);
+    outln!("\n# build arguments");
+    for (k, v) in args {
+        outln!("{k}={v}");
+    }
+    outln!("\n# command\n{}", cmd.display());
+    Ok(())
+}
+
+/// One variable of an image's environment (its APP_MODULE, which a build argument may
+/// have set).
+fn image_env(client: &Utf8Path, tag: &str, key: &str) -> Option<String> {
+    let env = Cmd::new(client.as_str())
+        .args(["image", "inspect", "--format", "{{json .Config.Env}}", tag])
+        .probe(Duration::from_secs(15));
+    let env: Vec<String> = serde_json::from_str(env.ok_stdout()?.trim()).ok()?;
+    let prefix = format!("{key}=");
+    env.iter()
+        .find_map(|e| e.strip_prefix(&prefix).map(str::to_string))
 }
 
 /// `sha256:0123456789ab` from an image ID.

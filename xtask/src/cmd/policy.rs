@@ -412,31 +412,9 @@ fn judge(
         ));
         return row;
     }
-    let targets: Vec<&Target> = policy.targets.iter().collect();
     for (version, files) in releases.into_iter().rev().take(last) {
-        let mut wheels = BTreeMap::new();
-        for t in &targets {
-            let platform = Platform::for_target(t);
-            let parsed = files
-                .iter()
-                .filter_map(|f| tags::parse_wheel(f).map(|w| (f.as_str(), w)));
-            let best = tags::best(parsed, python, &platform).map(str::to_string);
-            let claimed = c.claimed.contains(&t.name);
-            match (&best, claimed) {
-                (None, true) => row.differences.push(format!(
-                    "{} {version}: no {} wheel{} — policy says yes",
-                    c.package,
-                    t.name,
-                    floor_words(t)
-                )),
-                (Some(w), false) if c.exact => row.differences.push(format!(
-                    "{} {version}: a {} wheel ({w}) — policy says none",
-                    c.package, t.name
-                )),
-                _ => {}
-            }
-            wheels.insert(t.name.clone(), best);
-        }
+        let (wheels, differences) = release_wheels(c, policy, python, &version, &files);
+        row.differences.extend(differences);
         row.releases.push(ReleaseRow {
             version: version.to_string(),
             wheels,
@@ -446,6 +424,42 @@ fn judge(
         row.status = Verdict::Differs;
     }
     row
+}
+
+/// One release: per target the wheel that installs (at its floor and the policy's
+/// Python), and where that differs from the claim.
+fn release_wheels(
+    c: &Claim,
+    policy: &Policy,
+    python: (u32, u32),
+    version: &Version,
+    files: &[String],
+) -> (BTreeMap<String, Option<String>>, Vec<String>) {
+    let mut wheels = BTreeMap::new();
+    let mut differences = Vec::new();
+    for t in &policy.targets {
+        let platform = Platform::for_target(t);
+        let parsed = files
+            .iter()
+            .filter_map(|f| tags::parse_wheel(f).map(|w| (f.as_str(), w)));
+        let best = tags::best(parsed, python, &platform).map(str::to_string);
+        let claimed = c.claimed.contains(&t.name);
+        match (&best, claimed) {
+            (None, true) => differences.push(format!(
+                "{} {version}: no {} wheel{} — policy says yes",
+                c.package,
+                t.name,
+                floor_words(t)
+            )),
+            (Some(w), false) if c.exact => differences.push(format!(
+                "{} {version}: a {} wheel ({w}) — policy says none",
+                c.package, t.name
+            )),
+            _ => {}
+        }
+        wheels.insert(t.name.clone(), best);
+    }
+    (wheels, differences)
 }
 
 /// " (at glibc 2.28)" / " (at macOS 14.0)": the floor a target's wheels are held to.

@@ -55,46 +55,14 @@ impl Port {
         let (changed, written) = (ensured.changed, ensured.written);
         let stale_pins = pins::stale_python(project, &policy.python.version);
         let imports = marked_imports(ctx, project, policy, &new);
-        if !imports.is_empty() && !self.out.json {
-            errln!(
-                "note: the app imports, unguarded, packages these markers leave out (`cargo xtask audit` judges the lock):"
-            );
-            for f in &imports {
-                let when = match f.breaks {
-                    crate::imports::Breaks::Import => "at import",
-                    crate::imports::Breaks::Call => "when called",
-                };
-                errln!(
-                    "  {}:{}: {} breaks {when} on {}: {}",
-                    f.file,
-                    f.line,
-                    f.statement,
-                    f.targets.join(", "),
-                    crate::imports::advice(f)
-                );
-            }
+        if !self.out.json {
+            show_imports(&imports);
         }
         let torch = pyproject::parse(path.as_str(), &new)
             .map(|doc| crate::torch::predict(policy, &pyproject::requirements(&doc).dependencies))
             .unwrap_or_default();
-        if !torch.is_empty() && !self.out.json && mode != Mode::Diff {
-            errln!("torch, as ported (`cargo xtask audit` judges the lock):");
-            for p in &torch {
-                match (&p.torch, &p.note) {
-                    (Some(j), _) => {
-                        errln!("  {}: {}", p.target, j.line());
-                        for f in &j.findings {
-                            errln!("    ! {f}");
-                        }
-                    }
-                    (None, note) => errln!(
-                        "  {}: torch from {}: {}",
-                        p.target,
-                        p.index.as_deref().unwrap_or("the default index"),
-                        note.as_deref().unwrap_or_default()
-                    ),
-                }
-            }
+        if !self.out.json && mode != Mode::Diff {
+            show_torch(&torch);
         }
         let report = Report {
             file: path.as_str(),
@@ -129,6 +97,54 @@ impl Port {
             )));
         }
         Ok(())
+    }
+}
+
+/// On stderr: the unguarded imports of packages the ported markers leave out.
+fn show_imports(imports: &[crate::imports::Finding]) {
+    if imports.is_empty() {
+        return;
+    }
+    errln!(
+        "note: the app imports, unguarded, packages these markers leave out (`cargo xtask audit` judges the lock):"
+    );
+    for f in imports {
+        let when = match f.breaks {
+            crate::imports::Breaks::Import => "at import",
+            crate::imports::Breaks::Call => "when called",
+        };
+        errln!(
+            "  {}:{}: {} breaks {when} on {}: {}",
+            f.file,
+            f.line,
+            f.statement,
+            f.targets.join(", "),
+            crate::imports::advice(f)
+        );
+    }
+}
+
+/// On stderr: what each target's torch will run on, as ported.
+fn show_torch(torch: &[crate::torch::Predicted]) {
+    if torch.is_empty() {
+        return;
+    }
+    errln!("torch, as ported (`cargo xtask audit` judges the lock):");
+    for p in torch {
+        match (&p.torch, &p.note) {
+            (Some(j), _) => {
+                errln!("  {}: {}", p.target, j.line());
+                for f in &j.findings {
+                    errln!("    ! {f}");
+                }
+            }
+            (None, note) => errln!(
+                "  {}: torch from {}: {}",
+                p.target,
+                p.index.as_deref().unwrap_or("the default index"),
+                note.as_deref().unwrap_or_default()
+            ),
+        }
     }
 }
 

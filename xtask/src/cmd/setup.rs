@@ -61,6 +61,18 @@ struct Plan {
     extras: Vec<String>,
 }
 
+/// pyproject.toml and uv.lock, as bytes (the stamp hashes them).
+fn read_inputs(py_path: &Utf8Path, lock_path: &Utf8Path) -> Result<(Vec<u8>, Vec<u8>)> {
+    let py =
+        std::fs::read(py_path).map_err(|e| error::usage(format!("{py_path}: cannot read: {e}")))?;
+    let lock = std::fs::read(lock_path).map_err(|_| {
+        error::usage(format!(
+            "{lock_path} does not exist: run `cargo xtask lock` (after `cargo xtask port` for every platform)"
+        ))
+    })?;
+    Ok((py, lock))
+}
+
 impl Setup {
     pub fn run(self, ctx: &Ctx, deps: Deps) -> Result<()> {
         let name = match deps {
@@ -71,29 +83,24 @@ impl Setup {
         let policy = ctx.policy()?;
         let py_path = project.join("pyproject.toml");
         let lock_path = project.join("uv.lock");
-        let py_bytes = std::fs::read(&py_path)
-            .map_err(|e| error::usage(format!("{py_path}: cannot read: {e}")))?;
-        let lock_bytes = std::fs::read(&lock_path).map_err(|_| {
-            error::usage(format!(
-                "{lock_path} does not exist: run `cargo xtask lock` (after `cargo xtask port` for every platform)"
-            ))
-        })?;
+        let (py_bytes, lock_bytes) = read_inputs(&py_path, &lock_path)?;
         let doc = pyproject::parse(py_path.as_str(), &String::from_utf8_lossy(&py_bytes))?;
         let reqs = pyproject::requirements(&doc);
         let plan = plan(policy, &reqs, deps);
         let venv = project.join(".venv");
         let stamp_path = venv.join(STAMP);
-        let quick_now = || {
+        let key = |uv_identity: &str| {
             stamp_key(
                 &py_bytes,
                 &lock_bytes,
                 &plan.args,
                 &plan.extras,
-                &uv::candidates_identity(&ctx.workspace, policy),
+                uv_identity,
                 &venv,
                 self.with_playwright,
             )
         };
+        let quick_now = || key(&uv::candidates_identity(&ctx.workspace, policy));
         let up_to_date = || {
             errln!(
                 "{name}: up to date (pyproject.toml, uv.lock, uv and the interpreter are unchanged since the last run; --force runs uv again)"
@@ -108,17 +115,7 @@ impl Setup {
             return Ok(());
         }
         let uv = uv::ensure(&ctx.workspace, policy)?;
-        let key_now = || {
-            stamp_key(
-                &py_bytes,
-                &lock_bytes,
-                &plan.args,
-                &plan.extras,
-                &format!("{} {}", uv.path.display(), uv.version),
-                &venv,
-                self.with_playwright,
-            )
-        };
+        let key_now = || key(&format!("{} {}", uv.path.display(), uv.version));
         if let Some(old) = &old
             && old.key == key_now()
         {

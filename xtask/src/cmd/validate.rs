@@ -320,17 +320,15 @@ fn torch_gpu_check(
         Err(why) => return platform_check(name, Status::Skip, why.clone()),
     };
     if nvidia.is_empty() {
-        return match found.build {
-            Build::Mps => platform_check(
-                name,
+        let (status, why) = match found.build {
+            Build::Mps => (
                 Status::Pass,
                 format!(
                     "torch {} is the MPS build: Apple's GPU through Metal",
                     found.version
                 ),
             ),
-            _ => platform_check(
-                name,
+            _ => (
                 Status::Skip,
                 format!(
                     "no NVIDIA GPU on this host (torch {}: {})",
@@ -339,38 +337,9 @@ fn torch_gpu_check(
                 ),
             ),
         };
+        return platform_check(name, status, why);
     }
-    // One verdict per model: eight H100s are one line.
-    let mut models: Vec<(String, usize, Option<&str>)> = Vec::new();
-    for g in &nvidia {
-        match models.iter_mut().find(|(n, _, _)| *n == g.name) {
-            Some(m) => m.1 += 1,
-            None => models.push((g.name.clone(), 1, g.compute_capability.as_deref())),
-        }
-    }
-    let mut unknown_cc = Vec::new();
-    let mut asked = Vec::new();
-    for (model, count, cc) in &models {
-        let label = if *count > 1 {
-            format!("{count}× {model}")
-        } else {
-            model.clone()
-        };
-        match cc.and_then(crate::gpu::Cc::parse) {
-            Some(cc) => asked.push((
-                crate::gpu::Asked {
-                    name: label,
-                    cc,
-                    only: None,
-                },
-                false,
-            )),
-            None => unknown_cc.push(format!(
-                "{label}: compute capability unknown (nvidia-smi: {})",
-                cc.unwrap_or("none")
-            )),
-        }
-    }
+    let (asked, unknown_cc) = gpu_models(&nvidia);
     let j = crate::torch::judge(policy, &p.arch, true, found, &asked, &[]);
     let described = |d: &crate::torch::GpuVerdict| {
         let family = crate::gpu::Cc::parse(&d.cc)
@@ -380,53 +349,94 @@ fn torch_gpu_check(
         format!("{} ({}{family})", d.gpu, d.cc)
     };
     let build = format!("torch {} ({})", found.version, found.build.describe());
-    if !j.findings.is_empty() {
-        let fails: Vec<String> = j
-            .gpus
+    let detail = |keep: fn(&crate::torch::GpuVerdict) -> bool, with_why: bool| -> Vec<String> {
+        j.gpus
             .detail
             .iter()
-            .filter(|d| d.runs == Some(false))
-            .map(|d| format!("{}: {}", described(d), d.why))
-            .collect();
-        let fix = match &found.build {
-            Build::Cuda(_) => j
-                .findings
-                .iter()
-                .filter_map(|f| f.rsplit_once("; ").map(|(_, fix)| fix.to_string()))
-                .next()
-                .unwrap_or_default(),
-            _ => "run `cargo xtask port` (it sources torch from the CUDA index), `cargo xtask lock`, then `cargo xtask setup`".into(),
-        };
-        let carries =
+            .filter(|d| keep(d))
+            .map(|d| match with_why {
+                true => format!("{}: {}", described(d), d.why),
+                false => described(d),
+            })
+            .collect()
+    };
+    if !j.findings.is_empty() {
+        let fails = detail(|d| d.runs == Some(false), true);
+        let why = format!(
+            "{build}{}; {}: {}",
             j.sm.as_ref()
                 .map(|sm| format!(" carries {}", sm.join(" ")))
-                .unwrap_or_default();
-        let why = format!("{build}{carries}; {}: {fix}", fails.join("; "));
+                .unwrap_or_default(),
+            fails.join("; "),
+            torch_fix(found, &j)
+        );
         return platform_check(name, Status::Fail, why);
     }
-    let unknown: Vec<String> = j
-        .gpus
-        .detail
-        .iter()
-        .filter(|d| d.runs.is_none())
-        .map(described)
-        .chain(unknown_cc)
-        .collect();
+    let mut unknown = detail(|d| d.runs.is_none(), false);
+    unknown.extend(unknown_cc);
     if !unknown.is_empty() {
         let why = format!("{build}: {}; {}", j.kernels, unknown.join("; "));
         return platform_check(name, Status::Skip, why);
     }
-    let runs: Vec<String> = j
-        .gpus
-        .detail
-        .iter()
-        .map(|d| format!("{}: {}", described(d), d.why))
-        .collect();
+    let runs = detail(|_| true, true);
     platform_check(
         name,
         Status::Pass,
         format!("{build} runs on {}", runs.join("; ")),
     )
+}
+
+/// One question per GPU model (eight H100s are one line): the models with a compute
+/// capability to judge, and the lines for those whose capability nvidia-smi did not give.
+fn gpu_models(nvidia: &[&platform::Gpu]) -> (Vec<(crate::gpu::Asked, bool)>, Vec<String>) {
+    let mut models: Vec<(String, usize, Option<&str>)> = Vec::new();
+    for g in nvidia {
+        match models.iter_mut().find(|(n, _, _)| *n == g.name) {
+            Some(m) => m.1 += 1,
+            None => models.push((g.name.clone(), 1, g.compute_capability.as_deref())),
+        }
+    }
+    let mut unknown_cc = Vec::new();
+    let mut asked = Vec::new();
+    for (model, count, cc) in models {
+        let label = if count > 1 {
+            format!("{count}× {model}")
+        } else {
+            model
+        };
+        match cc.and_then(crate::gpu::Cc::parse) {
+            Some(cc) => {
+                let name = label;
+                asked.push((
+                    crate::gpu::Asked {
+                        name,
+                        cc,
+                        only: None,
+                    },
+                    false,
+                ));
+            }
+            None => unknown_cc.push(format!(
+                "{label}: compute capability unknown (nvidia-smi: {})",
+                cc.unwrap_or("none")
+            )),
+        }
+    }
+    (asked, unknown_cc)
+}
+
+/// What to do about a torch that leaves a GPU idle: the source that runs it (a CUDA build
+/// without its kernels), else the port to the CUDA index.
+fn torch_fix(found: &crate::torch::Found, j: &crate::torch::Judged) -> String {
+    match &found.build {
+        crate::torch::Build::Cuda(_) => j
+            .findings
+            .iter()
+            .filter_map(|f| f.rsplit_once("; ").map(|(_, fix)| fix.to_string()))
+            .next()
+            .unwrap_or_default(),
+        _ => "run `cargo xtask port` (it sources torch from the CUDA index), `cargo xtask lock`, then `cargo xtask setup`".into(),
+    }
 }
 
 /// The runtime proof of `audit`'s import check: each of the app's entry modules

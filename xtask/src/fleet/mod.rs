@@ -371,42 +371,48 @@ impl Merged {
                 );
             }
         }
+        self.render_outliers(&mut s);
+        s
+    }
+
+    /// The outliers under the table: each slow GPU with its identity and rate.
+    fn render_outliers(&self, s: &mut String) {
+        use std::fmt::Write as _;
         if self.outliers.is_empty() {
             let _ = writeln!(
                 s,
                 "\nno outliers: every rate is at least {:.2} of the fleet median for its device",
                 self.slow_fraction
             );
-        } else {
+            return;
+        }
+        let _ = writeln!(
+            s,
+            "\noutliers (below {:.2} of the fleet median for the same device):",
+            self.slow_fraction
+        );
+        for o in &self.outliers {
+            let mut id: Vec<String> = Vec::new();
+            if let Some(u) = &o.gpu_uuid {
+                id.push(u.clone());
+            }
+            if let Some(v) = &o.gpu_serial {
+                id.push(format!("serial {v}"));
+            }
+            if let Some(v) = &o.gpu_pci_bus_id {
+                id.push(format!("bus {v}"));
+            }
+            let id = if id.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", id.join(", "))
+            };
             let _ = writeln!(
                 s,
-                "\noutliers (below {:.2} of the fleet median for the same device):",
-                self.slow_fraction
+                "  {}: {} [{}]{id} {:.1} {} = {:.2} of the median {:.1}",
+                o.node, o.check, o.device, o.rate, o.unit, o.fraction, o.median
             );
-            for o in &self.outliers {
-                let mut id: Vec<String> = Vec::new();
-                if let Some(u) = &o.gpu_uuid {
-                    id.push(u.clone());
-                }
-                if let Some(v) = &o.gpu_serial {
-                    id.push(format!("serial {v}"));
-                }
-                if let Some(v) = &o.gpu_pci_bus_id {
-                    id.push(format!("bus {v}"));
-                }
-                let id = if id.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", id.join(", "))
-                };
-                let _ = writeln!(
-                    s,
-                    "  {}: {} [{}]{id} {:.1} {} = {:.2} of the median {:.1}",
-                    o.node, o.check, o.device, o.rate, o.unit, o.fraction, o.median
-                );
-            }
         }
-        s
     }
 
     fn count(&self, state: NodeState) -> usize {

@@ -134,40 +134,13 @@ impl Plan<'_> {
             }
             _ => {}
         }
-        let why = match (&probe, lines.iter().find(|l| !l.ok)) {
-            (Probe::Interrupted, _) => {
-                let kept = unprove(self.client, self.tag);
-                return Err(error::interrupted(format!(
-                    "interrupted: the start proof was stopped; {kept}"
-                )));
-            }
-            (Probe::TimedOut(t), _) => {
-                let done: Vec<&str> = lines.iter().map(|l| l.module.as_str()).collect();
-                format!(
-                    "the entry modules did not import within {} s (imported: {}; raise --smoke-timeout under QEMU)",
-                    t.as_secs(),
-                    if done.is_empty() {
-                        "none".to_string()
-                    } else {
-                        done.join(", ")
-                    }
-                )
-            }
-            (_, Some(l)) => format!(
-                "{} does not import: {}{}",
-                l.module,
-                l.error.as_deref().unwrap_or("an error"),
-                l.r#where
-                    .as_deref()
-                    .map_or(String::new(), |w| format!(" (at {w})"))
-            ),
-            (Probe::Exited { code, stderr, .. }, None) => format!(
-                "python3 in the image ended with {} before importing: {}",
-                code.map_or("a signal".into(), |c| format!("exit {c}")),
-                last_lines(stderr, 1).join(" ")
-            ),
-            (other, None) => format!("docker run: {}", other.failure_line()),
-        };
+        if matches!(probe, Probe::Interrupted) {
+            let kept = unprove(self.client, self.tag);
+            return Err(error::interrupted(format!(
+                "interrupted: the start proof was stopped; {kept}"
+            )));
+        }
+        let why = failure(&probe, &lines);
         if let Probe::Exited { stderr, .. } = &probe {
             let tail = last_lines(stderr, 8);
             if !tail.is_empty() {
@@ -182,6 +155,39 @@ impl Plan<'_> {
             "start proof failed for {} on {} after {took:.1} s: {why}; {kept}",
             self.tag, self.platform
         )))
+    }
+}
+
+/// Why a proof failed, in one line: the module that did not import and where, or the
+/// time limit, or what python3 or docker said.
+fn failure(probe: &Probe, lines: &[ModuleLine]) -> String {
+    match (probe, lines.iter().find(|l| !l.ok)) {
+        (Probe::TimedOut(t), _) => {
+            let done: Vec<&str> = lines.iter().map(|l| l.module.as_str()).collect();
+            format!(
+                "the entry modules did not import within {} s (imported: {}; raise --smoke-timeout under QEMU)",
+                t.as_secs(),
+                if done.is_empty() {
+                    "none".to_string()
+                } else {
+                    done.join(", ")
+                }
+            )
+        }
+        (_, Some(l)) => format!(
+            "{} does not import: {}{}",
+            l.module,
+            l.error.as_deref().unwrap_or("an error"),
+            l.r#where
+                .as_deref()
+                .map_or(String::new(), |w| format!(" (at {w})"))
+        ),
+        (Probe::Exited { code, stderr, .. }, None) => format!(
+            "python3 in the image ended with {} before importing: {}",
+            code.map_or("a signal".into(), |c| format!("exit {c}")),
+            last_lines(stderr, 1).join(" ")
+        ),
+        (other, None) => format!("docker run: {}", other.failure_line()),
     }
 }
 
