@@ -96,6 +96,14 @@ fn build_args(arch: &str) -> Vec<String> {
     a
 }
 
+/// [`build_args`] with the image tagged `tag`.
+fn build_args_tagged(arch: &str, tag: &str) -> Vec<String> {
+    let mut args = build_args(arch);
+    let i = args.iter().position(|a| a == "--tag").unwrap();
+    args[i + 1] = tag.into();
+    args
+}
+
 /// The app's answer on `port` when it is a 200.
 fn answer_200(port: u16) -> Option<String> {
     http_get(port).filter(|b| b.contains("200"))
@@ -269,9 +277,7 @@ fn arm64_image_that_cannot_start_is_refused_then_unproven() {
     let d = dir.path();
     let tag = "xtask-fixture:arm64-start";
     let _ = docker_cli(&docker, &["rmi", "-f", tag, &format!("{tag}-unproven")]).run();
-    let mut args: Vec<String> = build_args("arm64");
-    let i = args.iter().position(|a| a == "--tag").unwrap();
-    args[i + 1] = tag.into();
+    let args = build_args_tagged("arm64", tag);
     let build = |extra: &[&str]| {
         let mut a: Vec<&str> = vec!["build", "arm64-cuda"];
         a.extend(args.iter().map(String::as_str));
@@ -332,9 +338,7 @@ fn amd64_broken_entry_module_fails_the_start_proof_not_the_build() {
     let d = dir.path();
     let tag = "xtask-fixture:amd64-start";
     let _ = docker_cli(&docker, &["rmi", "-f", tag, &format!("{tag}-unproven")]).run();
-    let mut args: Vec<String> = build_args("amd64");
-    let i = args.iter().position(|a| a == "--tag").unwrap();
-    args[i + 1] = tag.into();
+    let args = build_args_tagged("amd64", tag);
     let build = || {
         let mut a: Vec<&str> = vec!["build", "amd64-cuda"];
         a.extend(args.iter().map(String::as_str));

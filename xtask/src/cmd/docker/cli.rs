@@ -230,6 +230,21 @@ impl BuildFlags {
     }
 }
 
+impl Run {
+    fn into_opts(self, o: &mut Opts) -> (Action, Vec<String>) {
+        o.tag = self.image.tag;
+        o.platform = self.platform;
+        o.port = self.port;
+        o.shm_size = self.shm_size;
+        o.mount_dir = self.mount_dir;
+        o.detach = self.detach;
+        o.wait = self.wait;
+        o.wait_timeout = self.wait_timeout;
+        self.client.into_opts(o);
+        (Action::Run, vec![self.target])
+    }
+}
+
 impl Docker {
     pub fn run(self, ctx: &Ctx) -> Result<()> {
         let mut o = Opts::default();
@@ -255,18 +270,7 @@ impl Docker {
                 b.flags.into_opts(&mut o);
                 (Action::Build, vec![b.target])
             }
-            Some(Sub::Run(r)) => {
-                o.tag = r.image.tag;
-                o.platform = r.platform;
-                o.port = r.port;
-                o.shm_size = r.shm_size;
-                o.mount_dir = r.mount_dir;
-                o.detach = r.detach;
-                o.wait = r.wait;
-                o.wait_timeout = r.wait_timeout;
-                r.client.into_opts(&mut o);
-                (Action::Run, vec![r.target])
-            }
+            Some(Sub::Run(r)) => r.into_opts(&mut o),
             Some(Sub::Clean(c)) => {
                 o.tag = c.image.tag;
                 c.client.into_opts(&mut o);
