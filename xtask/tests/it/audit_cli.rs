@@ -113,6 +113,11 @@ fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
 fn statuses_per_target() {
     let dir = project(Some(LOCK));
     // gamma has no aarch64 Linux wheel; beta none at all for aarch64.
+    // The whole text and Markdown reports, as reviewed.
+    audit(dir.path(), &[]).expect(1).snapshot("audit-tiny");
+    audit(dir.path(), &["--markdown"])
+        .expect(1)
+        .snapshot("audit-tiny-markdown");
     let v = audit(dir.path(), &["--json"]).expect(1).json();
     assert_eq!(
         statuses(&v, "linux-x86_64-cuda"),

@@ -436,6 +436,7 @@ fn pypi_agrees_with_the_policy_for_triton_and_bitsandbytes() {
 /// A wheel named and tagged like torch's whose `torch` answers as torch does without a GPU:
 /// `torch.version.cuda` and `torch._C._cuda_getArchFlags()` (test data; the check installs
 /// it with uv and asks the interpreter, as it does the real wheel).
+#[cfg(target_arch = "x86_64")]
 fn torch_init(version: &str, cuda: &str, flags: &str) -> String {
     format!(
         "__version__ = {version:?}\n\nclass version:\n    cuda = {cuda:?}\n\n\nclass _C:\n    @staticmethod\n    def _cuda_getArchFlags():\n        return {flags:?}\n"

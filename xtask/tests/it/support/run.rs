@@ -117,27 +117,7 @@ impl Ran {
             self.stdout(),
             self.stderr()
         );
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .unwrap()
-            .display()
-            .to_string();
-        let mut settings = insta::Settings::clone_current();
-        settings
-            .set_snapshot_path(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/snapshots"));
-        settings.set_prepend_module_to_snapshot(false);
-        settings.set_omit_expression(true);
-        let filters: Vec<(String, &str)> = vec![
-            (regex_escape(&workspace), "[WS]"),
-            (r"/tmp/\.tmp[A-Za-z0-9]+".into(), "[TMP]"),
-            (r"\b\d+(\.\d+)? ?(ms|s)\b".into(), "[T]"),
-            (r"\[env: ([A-Z_]+)=[^\]]*\]".into(), "[env: $1=]"),
-            (r"uv \d+\.\d+\.\d+".into(), "uv [V]"),
-        ];
-        for (pattern, to) in &filters {
-            settings.add_filter(pattern, *to);
-        }
-        settings.bind(|| insta::assert_snapshot!(name, text));
+        snapshot_text(name, &text);
         self
     }
 
@@ -214,6 +194,28 @@ impl Ran {
             self.stderr()
         )
     }
+}
+
+/// `text` against the snapshot `name` in tests/it/snapshots/ (a generated file, or a run's
+/// whole output), with paths, temporary folders, times and versions filtered out.
+pub fn snapshot_text(name: &str, text: &str) {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let workspace = manifest.parent().unwrap().display().to_string();
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path(manifest.join("tests/it/snapshots"));
+    settings.set_prepend_module_to_snapshot(false);
+    settings.set_omit_expression(true);
+    let filters: Vec<(String, &str)> = vec![
+        (regex_escape(&workspace), "[WS]"),
+        (r"/tmp/\.tmp[A-Za-z0-9]+".into(), "[TMP]"),
+        (r"\b\d+(\.\d+)? ?(ms|s)\b".into(), "[T]"),
+        (r"\[env: ([A-Z_]+)=[^\]]*\]".into(), "[env: $1=]"),
+        (r"uv \d+\.\d+\.\d+".into(), "uv [V]"),
+    ];
+    for (pattern, to) in &filters {
+        settings.add_filter(pattern, *to);
+    }
+    settings.bind(|| insta::assert_snapshot!(name, text));
 }
 
 /// `s` as a regular expression matching itself.
