@@ -44,6 +44,7 @@ fn a_gpu_at_a_third_of_the_fleet_is_flagged_by_node_and_card() {
     );
 
     // The table names the card; validate --merge reads the same files the same way.
+    merge_gh200(&[]).expect(1).snapshot("fleet-merge-gh200");
     Test::new(["validate", "--merge"])
         .args(["gh-001.json", "gh-002.json", "gh-003.json"])
         .current_dir(fixtures().join("fleet/gh200"))
@@ -54,7 +55,8 @@ fn a_gpu_at_a_third_of_the_fleet_is_flagged_by_node_and_card() {
     merge_gh200(&["--slow-fraction", "0.3"]).expect(0);
     merge_gh200(&["--slow-fraction", "1.5"])
         .expect(2)
-        .err_has("--slow-fraction 1.5");
+        .err_has("--slow-fraction 1.5")
+        .snapshot("fleet-merge-bad-fraction");
     // Every node ran CUDA: --require cuda holds; --require mps does not (exit 3 only
     // when nothing failed, so with the outlier excused).
     merge_gh200(&["--slow-fraction", "0.3", "--require", "mps"]).expect(3);
@@ -67,7 +69,8 @@ fn merge_refuses_what_is_not_a_report() {
     Test::new(["fleet", "merge"])
         .arg(dir.path())
         .expect(2)
-        .one_line_error("notes.json: not a validate report");
+        .one_line_error("notes.json: not a validate report")
+        .snapshot("fleet-merge-not-a-report");
     let empty = tempfile::tempdir().unwrap();
     Test::new(["fleet", "merge"])
         .arg(empty.path())

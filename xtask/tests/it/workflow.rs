@@ -51,6 +51,8 @@ fn generated_workflow_is_stable_and_checked() {
     xt(p, &["--gpu-runner", GPU]).expect(0);
     let first = std::fs::read_to_string(&file).unwrap();
     assert!(first.contains("runs-on: ubuntu-24.04-arm"), "{first}");
+    // The whole workflow, as reviewed: a job, a step or a pin that changes shows here.
+    snapshot_text("workflow-xtask-yml", &first);
     assert!(p.join("app/.github/actionlint.yaml").is_file());
 
     // Nothing changed: nothing written, --check passes.
