@@ -456,7 +456,7 @@ fn is_identifier(s: &str) -> bool {
         && chars.all(|c| c.is_alphanumeric() || c == '_')
 }
 
-/// `[pytest.gpu]` checked: needs are gpu, cuda or mps; markers are registered in
+/// `[pytest.gpu]` checked: needs are gpu, cuda, mps or any; markers are registered in
 /// `[pytest.markers]` (so `port` registers them); patterns name a test (`path::name`).
 fn gpu_tests(p: &PytestPolicy) -> Result<GpuTests> {
     let need = |what: String, v: &str| {
