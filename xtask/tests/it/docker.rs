@@ -471,40 +471,40 @@ fn docker_bad_input_is_one_line() {
             ),
         "{plan}"
     );
-    expect(&["push", "amd64-cuda"], 2, "--registry <REG/NAME>");
-    expect(
-        &[
-            "push",
-            "amd64-cuda",
-            "--registry",
-            "r.example/app",
-            "--tag",
-            "app:1",
-        ],
-        2,
-        "--tag app:1: push takes the tag alone",
-    );
-    // Each action takes its own flags only.
-    expect(
-        &["run", "amd64-cuda", "--severity", "LOW"],
-        2,
-        "unexpected argument '--severity'",
-    );
-    expect(
-        &["build", "amd64-cuda", "--json"],
-        2,
-        "unexpected argument '--json'",
-    );
-    expect(
-        &["push", "amd64-cuda", "--registry", "nohost"],
-        2,
-        "--registry nohost: give REGISTRY/NAME",
-    );
-    expect(
-        &["run", "amd64-cuda", "arm64-cuda"],
-        2,
-        "unexpected argument 'arm64-cuda'",
-    );
+    // Push's own rules, and each action taking its own flags only: clap's refusals.
+    let refusals: &[(&[&str], &str)] = &[
+        (&["push", "amd64-cuda"], "--registry <REG/NAME>"),
+        (
+            &[
+                "push",
+                "amd64-cuda",
+                "--registry",
+                "r.example/app",
+                "--tag",
+                "app:1",
+            ],
+            "--tag app:1: push takes the tag alone",
+        ),
+        (
+            &["push", "amd64-cuda", "--registry", "nohost"],
+            "--registry nohost: give REGISTRY/NAME",
+        ),
+        (
+            &["run", "amd64-cuda", "--severity", "LOW"],
+            "unexpected argument '--severity'",
+        ),
+        (
+            &["build", "amd64-cuda", "--json"],
+            "unexpected argument '--json'",
+        ),
+        (
+            &["run", "amd64-cuda", "arm64-cuda"],
+            "unexpected argument 'arm64-cuda'",
+        ),
+    ];
+    for (args, needle) in refusals {
+        expect(args, 2, needle);
+    }
     // The PATH trap: a client from 23 on without buildx cannot build with BuildKit.
     if Path::new("/usr/local/bin/docker").is_file() {
         let o = run(Command::new("/usr/local/bin/docker").args(["buildx", "version"]));
