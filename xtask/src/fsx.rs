@@ -310,16 +310,11 @@ mod tests {
         std::fs::write(&f, old).unwrap();
         let e = ensure_file(&f, "f", old, new, Mode::Diff).unwrap();
         std::fs::write(dir.path().join("p"), e.diff).unwrap();
-        let out = std::process::Command::new(patch)
+        let out = crate::process::Cmd::new(patch)
             .args(["-s", "-p1", "-i", "p"])
-            .current_dir(dir.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stdout)
-        );
+            .dir(dir.path())
+            .probe(std::time::Duration::from_secs(30));
+        assert!(out.ok_stdout().is_some(), "patch: {out:?}");
         assert_eq!(std::fs::read_to_string(&f).unwrap(), new);
     }
 

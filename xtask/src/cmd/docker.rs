@@ -60,53 +60,53 @@ Examples:
 /// What the action was asked: every flag of every action, those it does not take left at
 /// their defaults (the clap layer in cli.rs gives each action only its own).
 #[derive(Debug, Default)]
-pub(super) struct Opts {
+struct Opts {
     /// push: the repository to push to, REGISTRY/NAME (e.g. ghcr.io/h2oai/h2o-llmstudio)
-    pub(super) registry: Option<String>,
+    registry: Option<String>,
     /// push: talk plain HTTP to the registry (docker manifest's --insecure; loopback registries)
-    pub(super) insecure: bool,
+    insecure: bool,
     /// Image name and tag (the Makefile's DOCKER_IMAGE) [default: <project>:<alias>]
-    pub(super) tag: Option<String>,
+    tag: Option<String>,
     /// scan: severities that count as findings (trivy's --severity)
-    pub(super) severity: String,
+    severity: String,
     /// scan: trivy's report as JSON on stdout
-    pub(super) json: bool,
+    json: bool,
     /// Platform to build or run for [default: the target's]
-    pub(super) platform: Option<String>,
+    platform: Option<String>,
     /// Extra build arguments (BASE_IMAGE, BUILDER_IMAGE, UV_IMAGE, PYTHON_SOURCE, ...)
-    pub(super) build_args: Vec<String>,
+    build_args: Vec<String>,
     /// CA bundle for TLS-intercepting proxies, passed as a BuildKit secret (never stored in a layer)
-    pub(super) ca_bundle: Option<Utf8PathBuf>,
+    ca_bundle: Option<Utf8PathBuf>,
     /// The docker client to use [default: $DOCKER, else the first on PATH that can use BuildKit]
-    pub(super) docker: Option<Utf8PathBuf>,
+    docker: Option<Utf8PathBuf>,
     /// A buildx builder (e.g. one with native arm64 nodes instead of QEMU)
-    pub(super) builder: Option<String>,
+    builder: Option<String>,
     /// Push the image after building
-    pub(super) push: bool,
+    push: bool,
     /// Print the exact commands and run nothing (no docker process, no folder created)
-    pub(super) dry_run: bool,
+    dry_run: bool,
     /// run: host port for the app's [default: the policy's [app] port, 10101]
-    pub(super) port: Option<u16>,
+    port: Option<u16>,
     /// run: shared memory for the container (PyTorch data loaders need a lot)
-    pub(super) shm_size: String,
+    shm_size: String,
     /// run: host folder mounted at /mount [default: <project>/llmstudio_mnt]
-    pub(super) mount_dir: Option<Utf8PathBuf>,
+    mount_dir: Option<Utf8PathBuf>,
     /// run: start in the background and print the container id
-    pub(super) detach: bool,
+    detach: bool,
     /// run: return once the app inside has registered with waved (implies --detach; the
     /// container is kept when it exits, to show its log)
-    pub(super) wait: bool,
+    wait: bool,
     /// run --wait: give up after this many seconds, show the log and remove the container
-    pub(super) wait_timeout: u64,
+    wait_timeout: u64,
     /// build, push: skip the audit of the image's target that runs before docker starts
-    pub(super) no_preflight: bool,
+    no_preflight: bool,
     /// build, push: accept imports of PKG in PATH that the app never loads where PKG is left
     /// out (as `audit --allow-import`); repeatable
-    pub(super) allow_imports: Vec<String>,
+    allow_imports: Vec<String>,
     /// build: skip the start proof (push needs one: recorded earlier for the same image ID)
-    pub(super) no_smoke: bool,
+    no_smoke: bool,
     /// build, push: how long the start proof may take, in seconds (QEMU imports slowly)
-    pub(super) smoke_timeout: u64,
+    smoke_timeout: u64,
 }
 
 /// One target's image.
@@ -126,7 +126,7 @@ struct Builder {
 
 /// What the targets' images get.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Action {
+enum Action {
     Build,
     Run,
     Clean,
@@ -148,7 +148,7 @@ enum Output {
 }
 
 impl Opts {
-    pub(super) fn run(self, ctx: &Ctx, action: Action, targets: &[String]) -> Result<()> {
+    fn run(self, ctx: &Ctx, action: Action, targets: &[String]) -> Result<()> {
         let policy = ctx.policy()?;
         let project = ctx.project()?;
         let reqs = pyproject::load_requirements(project)?;
@@ -157,7 +157,7 @@ impl Opts {
             return self.push_all(ctx, project, policy, &reqs, targets, &version);
         }
         let image = self.image(policy, &targets[0], &reqs)?;
-        let build = |output| self.build(ctx, project, policy, &image, &version, output, true);
+        let build = |output| self.build(ctx, project, policy, &image, &reqs, output, true);
         match action {
             Action::Build if self.push => build(Output::Push),
             Action::Build | Action::Push => build(Output::Load),
@@ -256,7 +256,7 @@ impl Opts {
             }
         }
         for image in &refs {
-            self.build(ctx, project, policy, image, version, Output::Push, false)?;
+            self.build(ctx, project, policy, image, reqs, Output::Push, false)?;
         }
         let buildx = builder.as_ref().is_none_or(|b| b.buildx);
         let client = builder
@@ -290,11 +290,12 @@ impl Opts {
         project: &Utf8Path,
         policy: &Policy,
         image: &Image,
-        version: &str,
+        reqs: &pyproject::Requirements,
         output: Output,
         preflight: bool,
     ) -> Result<()> {
         let dockerfile = build_inputs(ctx, project)?;
+        let version = reqs.version.as_deref().unwrap_or("0");
         let args = self.build_args(project, policy, version)?;
         // The preflight decides before any docker process; a dry run shows its verdict
         // with the commands and ends as the real run would.
@@ -322,7 +323,7 @@ impl Opts {
         if output == Output::Render {
             return render(&dockerfile, &args, &cmd);
         }
-        let modules = entry_modules(project, policy, &args);
+        let modules = proof_modules(project, policy, reqs, &args);
         let script = ctx.workspace.join("templates/docker/start_proof.py");
         let plan = proof::Plan {
             client: &builder.client,
@@ -443,17 +444,16 @@ impl Opts {
             );
             return Ok(());
         }
-        let mut passed = plan.run()?;
+        let seconds = plan.run()?;
         if let Some(i) = &identity {
-            passed.id = i.id.clone();
-            proof::record(&passed);
+            proof::record(&plan.proven(&i.id, seconds));
         }
         outln!(
             "start proof: {} starts on {}: {} imported as its own user in {:.1} s (image {})",
             plan.tag,
             plan.platform,
             plan.modules.join(", "),
-            passed.seconds,
+            seconds,
             identity.as_ref().map_or("size unknown".into(), size)
         );
         Ok(())
@@ -889,20 +889,20 @@ impl Opts {
 }
 
 /// The modules the start proof imports: the image's APP_MODULE (what `wave run` starts),
-/// then the project's entry modules ([tool.xtask] entry-modules, else the policy's) that it
-/// has, as `validate` imports them.
-fn entry_modules(project: &Utf8Path, policy: &Policy, args: &[(String, String)]) -> Vec<String> {
+/// then the entry modules `validate` imports.
+fn proof_modules(
+    project: &Utf8Path,
+    policy: &Policy,
+    reqs: &pyproject::Requirements,
+    args: &[(String, String)],
+) -> Vec<String> {
     let mut modules: Vec<String> = args
         .iter()
         .filter(|(k, _)| k == "APP_MODULE")
         .map(|(_, v)| v.clone())
         .collect();
-    let declared = pyproject::load_requirements(project)
-        .ok()
-        .and_then(|r| r.entry_modules)
-        .unwrap_or_else(|| policy.app.entry_modules.clone());
-    for m in declared {
-        if super::validate::module_file(project, &m).is_some() && !modules.contains(&m) {
+    for m in super::validate::entry_modules(project, policy, reqs) {
+        if !modules.contains(&m) {
             modules.push(m);
         }
     }

@@ -61,6 +61,32 @@ struct Plan {
     extras: Vec<String>,
 }
 
+/// Where the sync with every extra failed: the project alone must install; each extra
+/// is tried on its own (best effort: they build CUDA kernels), then the ones that
+/// installed are synced together. The extras installed.
+fn extras_one_by_one(
+    sync: &dyn Fn(&[String]) -> crate::process::Cmd,
+    extras: &[String],
+) -> Result<Vec<String>> {
+    sync(&[]).run_status()?.check("uv sync")?;
+    let mut good = Vec::new();
+    for extra in extras {
+        let code = sync(std::slice::from_ref(extra))
+            .run_status()?
+            .exited("uv sync")?;
+        if code == Some(0) {
+            good.push(extra.clone());
+        } else {
+            errln!(
+                "warning: the {extra} extra did not install (uv exited {}); the app runs without it. Building it needs nvcc and a CUDA toolkit matching torch.",
+                code.map_or("on a signal".into(), |c| c.to_string())
+            );
+        }
+    }
+    sync(&good).run_status()?.check("uv sync")?;
+    Ok(good)
+}
+
 /// pyproject.toml and uv.lock, as bytes (the stamp hashes them).
 fn read_inputs(py_path: &Utf8Path, lock_path: &Utf8Path) -> Result<(Vec<u8>, Vec<u8>)> {
     let py =
@@ -153,35 +179,6 @@ impl Setup {
         Ok(())
     }
 
-    /// Where the sync with every extra failed: the project alone must install; each extra
-    /// is tried on its own (best effort: they build CUDA kernels), then the ones that
-    /// installed are synced together. The extras installed.
-    fn extras_one_by_one(
-        &self,
-        sync: &dyn Fn(&[String]) -> crate::process::Cmd,
-        extras: &[String],
-    ) -> Result<Vec<String>> {
-        sync(&[]).run_status()?.check("uv sync")?;
-        let mut good = Vec::new();
-        for extra in extras {
-            let code = sync(std::slice::from_ref(extra))
-                .run_status()?
-                .exited("uv sync")?;
-            if code == Some(0) {
-                good.push(extra.clone());
-            } else {
-                errln!(
-                    "warning: the {extra} extra did not install (uv exited {}); the app runs without it. Building it needs nvcc and a CUDA toolkit matching torch.",
-                    code.map_or("on a signal".into(), |c| c.to_string())
-                );
-            }
-        }
-        if !extras.is_empty() {
-            sync(&good).run_status()?.check("uv sync")?;
-        }
-        Ok(good)
-    }
-
     /// `uv sync` with every extra (one by one where that fails), then playwright's
     /// browsers when asked; the extras that installed.
     fn sync(
@@ -207,12 +204,13 @@ impl Setup {
         };
         // `uv sync` is exact: one run installs every extra, or a later run would take away
         // what an earlier one installed.
-        let installed = if plan.extras.is_empty()
-            || sync(&plan.extras).run_status()?.exited("uv sync")? != Some(0)
-        {
-            self.extras_one_by_one(&sync, &plan.extras)?
-        } else {
+        let installed = if plan.extras.is_empty() {
+            sync(&[]).run_status()?.check("uv sync")?;
+            Vec::new()
+        } else if sync(&plan.extras).run_status()?.exited("uv sync")? == Some(0) {
             plan.extras.clone()
+        } else {
+            extras_one_by_one(&sync, &plan.extras)?
         };
         if self.with_playwright {
             uv.cmd()

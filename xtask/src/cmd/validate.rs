@@ -405,17 +405,14 @@ fn gpu_models(nvidia: &[&platform::Gpu]) -> (Vec<(crate::gpu::Asked, bool)>, Vec
             model
         };
         match cc.and_then(crate::gpu::Cc::parse) {
-            Some(cc) => {
-                let name = label;
-                asked.push((
-                    crate::gpu::Asked {
-                        name,
-                        cc,
-                        only: None,
-                    },
-                    false,
-                ));
-            }
+            Some(cc) => asked.push((
+                crate::gpu::Asked {
+                    name: label,
+                    cc,
+                    only: None,
+                },
+                false,
+            )),
             None => unknown_cc.push(format!(
                 "{label}: compute capability unknown (nvidia-smi: {})",
                 cc.unwrap_or("none")
@@ -449,14 +446,7 @@ fn entry_module_checks(
     reqs: &crate::pyproject::Requirements,
     target: &crate::policy::Target,
 ) -> Vec<Check> {
-    let modules = reqs
-        .entry_modules
-        .clone()
-        .unwrap_or_else(|| policy.app.entry_modules.clone());
-    let present: Vec<&String> = modules
-        .iter()
-        .filter(|m| module_file(project, m).is_some())
-        .collect();
+    let present = entry_modules(project, policy, reqs);
     if present.is_empty() {
         return Vec::new();
     }
@@ -481,7 +471,7 @@ fn entry_module_checks(
         }
     };
     let mut out = Vec::new();
-    for m in present {
+    for m in &present {
         let started = std::time::Instant::now();
         let cmd = uv
             .cmd()
@@ -520,8 +510,23 @@ fn entry_module_checks(
     out
 }
 
+/// The app's entry modules ([tool.xtask] entry-modules, else the policy's) that the
+/// project has: what `validate` and the image's start proof import.
+pub(crate) fn entry_modules(
+    project: &Utf8Path,
+    policy: &Policy,
+    reqs: &crate::pyproject::Requirements,
+) -> Vec<String> {
+    reqs.entry_modules
+        .clone()
+        .unwrap_or_else(|| policy.app.entry_modules.clone())
+        .into_iter()
+        .filter(|m| module_file(project, m).is_some())
+        .collect()
+}
+
 /// `a/b.py` or `a/b/__init__.py` for module `a.b`, at the project root or under `src/`.
-pub(crate) fn module_file(project: &Utf8Path, module: &str) -> Option<camino::Utf8PathBuf> {
+fn module_file(project: &Utf8Path, module: &str) -> Option<camino::Utf8PathBuf> {
     let rel = module.replace('.', "/");
     [project.to_path_buf(), project.join("src")]
         .into_iter()
@@ -780,7 +785,7 @@ fn arch_check(policy: &Policy, arch: &crate::names::Arch, info: &TorchInfo) -> O
             );
         }
     };
-    let cuda_xy = cuda.split('.').take(2).collect::<Vec<_>>().join(".");
+    let cuda_xy = crate::xy::Xy::parse(cuda).map_or_else(|| cuda.to_string(), |v| v.to_string());
     let mut bad = Vec::new();
     for (i, cc) in info.capabilities.iter().enumerate() {
         if let Some(c) = crate::gpu::Cc::parse(cc)

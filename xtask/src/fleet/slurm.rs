@@ -298,11 +298,11 @@ mod tests {
         let script = format!("printf '%s\\n' {}\n", line.join(" "));
         let file = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(file.path(), &script).unwrap();
-        let out = std::process::Command::new("bash")
+        let out = crate::process::Cmd::new("bash")
             .arg(file.path())
-            .output()
-            .unwrap();
-        let back: Vec<&str> = std::str::from_utf8(&out.stdout).unwrap().lines().collect();
+            .probe(std::time::Duration::from_secs(30));
+        let printed = out.ok_stdout().unwrap_or_else(|| panic!("bash: {out:?}"));
+        let back: Vec<&str> = printed.lines().collect();
         assert_eq!(back, words, "{script}");
         // What people type stays as typed.
         assert_eq!(quote("VERSION=1.0"), "VERSION=1.0");

@@ -261,6 +261,26 @@ fn x86_only_import() -> Option<tempfile::TempDir> {
     })
 }
 
+/// A start-proof case: the engine, the fixture with the x86_64-only import, and a tag of its
+/// own, with what an earlier run left under it removed.
+fn start_case(arch: &str) -> Option<(PathBuf, tempfile::TempDir, String)> {
+    let docker = engine(arch)?;
+    let dir = x86_only_import()?;
+    let tag = format!("xtask-fixture:{arch}-start");
+    let _ = docker_cli(&docker, &["rmi", "-f", &tag, &format!("{tag}-unproven")]).run();
+    Some((docker, dir, tag))
+}
+
+/// `docker build <arch>-cuda` of `d` on the local bases, tagged `tag`, then `extra`.
+fn build_tagged(d: &Path, arch: &str, tag: &str, extra: &[&str]) -> Test {
+    let alias = format!("{arch}-cuda");
+    let args = build_args_tagged(arch, tag);
+    let mut a: Vec<&str> = vec!["build", &alias];
+    a.extend(args.iter().map(String::as_str));
+    a.extend(extra);
+    xt_docker(d, &a)
+}
+
 const UNGUARDED: &str = "\"\"\"Helpers for the CUDA build.\"\"\"\n\nimport idna\n";
 const GUARDED: &str = "\"\"\"Helpers for the CUDA build.\"\"\"\n\ntry:\n    import idna\nexcept ImportError:\n    idna = None\n";
 
@@ -270,20 +290,11 @@ const GUARDED: &str = "\"\"\"Helpers for the CUDA build.\"\"\"\n\ntry:\n    impo
 /// import guarded both pass and `run --wait` returns when the app is up.
 #[test]
 fn arm64_image_that_cannot_start_is_refused_then_unproven() {
-    let Some(docker) = engine("arm64") else {
+    let Some((docker, dir, tag)) = start_case("arm64") else {
         return;
     };
-    let Some(dir) = x86_only_import() else { return };
-    let d = dir.path();
-    let tag = "xtask-fixture:arm64-start";
-    let _ = docker_cli(&docker, &["rmi", "-f", tag, &format!("{tag}-unproven")]).run();
-    let args = build_args_tagged("arm64", tag);
-    let build = |extra: &[&str]| {
-        let mut a: Vec<&str> = vec!["build", "arm64-cuda"];
-        a.extend(args.iter().map(String::as_str));
-        a.extend(extra);
-        xt_docker(d, &a)
-    };
+    let (d, tag) = (dir.path(), tag.as_str());
+    let build = |extra: &[&str]| build_tagged(d, "arm64", tag, extra);
     let place =
         "src/fixture_app/accel.py:3: import idna [code]: breaks at import on linux-aarch64-cuda";
 
@@ -331,19 +342,11 @@ fn arm64_image_that_cannot_start_is_refused_then_unproven() {
 /// start proof, not the build, naming the file and line.
 #[test]
 fn amd64_broken_entry_module_fails_the_start_proof_not_the_build() {
-    let Some(docker) = engine("amd64") else {
+    let Some((docker, dir, tag)) = start_case("amd64") else {
         return;
     };
-    let Some(dir) = x86_only_import() else { return };
-    let d = dir.path();
-    let tag = "xtask-fixture:amd64-start";
-    let _ = docker_cli(&docker, &["rmi", "-f", tag, &format!("{tag}-unproven")]).run();
-    let args = build_args_tagged("amd64", tag);
-    let build = || {
-        let mut a: Vec<&str> = vec!["build", "amd64-cuda"];
-        a.extend(args.iter().map(String::as_str));
-        xt_docker(d, &a)
-    };
+    let (d, tag) = (dir.path(), tag.as_str());
+    let build = || build_tagged(d, "amd64", tag, &[]);
     build()
         .expect(0)
         .err_has("preflight: nothing in the lock or the code breaks the image")

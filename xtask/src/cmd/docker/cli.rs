@@ -37,6 +37,16 @@ enum Sub {
     Push(Push),
 }
 
+/// The target an action acts on, and its image.
+#[derive(clap::Args, Debug)]
+struct TargetImage {
+    /// A canonical target name or Docker alias (amd64-cuda, arm64-cuda), or cpu
+    #[arg(value_name = "TARGET")]
+    target: String,
+    #[command(flatten)]
+    image: ImageRef,
+}
+
 /// The image an action acts on.
 #[derive(clap::Args, Debug)]
 struct ImageRef {
@@ -111,10 +121,8 @@ struct Build {
 
 #[derive(clap::Args, Debug)]
 struct Run {
-    #[arg(value_name = "TARGET")]
-    target: String,
     #[command(flatten)]
-    image: ImageRef,
+    which: TargetImage,
     /// Platform to run [default: the target's]
     #[arg(long)]
     platform: Option<String>,
@@ -143,20 +151,16 @@ struct Run {
 
 #[derive(clap::Args, Debug)]
 struct Clean {
-    #[arg(value_name = "TARGET")]
-    target: String,
     #[command(flatten)]
-    image: ImageRef,
+    which: TargetImage,
     #[command(flatten)]
     client: Client,
 }
 
 #[derive(clap::Args, Debug)]
 struct Render {
-    #[arg(value_name = "TARGET")]
-    target: String,
     #[command(flatten)]
-    image: ImageRef,
+    which: TargetImage,
     /// Platform to build for [default: the target's]
     #[arg(long)]
     platform: Option<String>,
@@ -167,10 +171,8 @@ struct Render {
 
 #[derive(clap::Args, Debug)]
 struct Scan {
-    #[arg(value_name = "TARGET")]
-    target: String,
     #[command(flatten)]
-    image: ImageRef,
+    which: TargetImage,
     /// Severities that count as findings (trivy's --severity)
     #[arg(long, default_value = "CRITICAL,HIGH", value_name = "LIST")]
     severity: String,
@@ -232,7 +234,7 @@ impl BuildFlags {
 
 impl Run {
     fn into_opts(self, o: &mut Opts) -> (Action, Vec<String>) {
-        o.tag = self.image.tag;
+        o.tag = self.which.image.tag;
         o.platform = self.platform;
         o.port = self.port;
         o.shm_size = self.shm_size;
@@ -241,7 +243,7 @@ impl Run {
         o.wait = self.wait;
         o.wait_timeout = self.wait_timeout;
         self.client.into_opts(o);
-        (Action::Run, vec![self.target])
+        (Action::Run, vec![self.which.target])
     }
 }
 
@@ -272,22 +274,22 @@ impl Docker {
             }
             Some(Sub::Run(r)) => r.into_opts(&mut o),
             Some(Sub::Clean(c)) => {
-                o.tag = c.image.tag;
+                o.tag = c.which.image.tag;
                 c.client.into_opts(&mut o);
-                (Action::Clean, vec![c.target])
+                (Action::Clean, vec![c.which.target])
             }
             Some(Sub::Render(r)) => {
-                o.tag = r.image.tag;
+                o.tag = r.which.image.tag;
                 o.platform = r.platform;
                 o.build_args = r.build_args;
-                (Action::Render, vec![r.target])
+                (Action::Render, vec![r.which.target])
             }
             Some(Sub::Scan(s)) => {
-                o.tag = s.image.tag;
+                o.tag = s.which.image.tag;
                 o.severity = s.severity;
                 o.json = s.json;
                 o.dry_run = s.dry_run;
-                (Action::Scan, vec![s.target])
+                (Action::Scan, vec![s.which.target])
             }
             Some(Sub::Push(p)) => {
                 if let Some(t) = &p.tag

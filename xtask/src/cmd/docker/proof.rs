@@ -91,9 +91,21 @@ impl Plan<'_> {
         words.join(" ")
     }
 
-    /// Run the proof. Ok with its wall time when every module imports; otherwise the
-    /// image's tag is taken away (see [`unprove`]) and the failure is the error.
-    pub fn run(&self) -> Result<Proven> {
+    /// The record of this proof's pass on image `id`, which took `seconds`.
+    pub fn proven(&self, id: &str, seconds: f64) -> Proven {
+        Proven {
+            id: id.to_string(),
+            tag: self.tag.to_string(),
+            platform: self.platform.to_string(),
+            modules: self.modules.to_vec(),
+            seconds,
+            at: now(),
+        }
+    }
+
+    /// Run the proof. Ok with its wall time in seconds when every module imports;
+    /// otherwise the image's tag is taken away (see [`unprove`]) and the failure is the error.
+    pub fn run(&self) -> Result<f64> {
         let name = format!("xtask-proof-{}", std::process::id());
         let cmd = self.command(&name)?;
         errln!(
@@ -119,14 +131,7 @@ impl Plan<'_> {
                     .map(|l| format!("{} {:.1} s", l.module, l.seconds))
                     .collect();
                 errln!("start proof: imported {}", each.join(", "));
-                return Ok(Proven {
-                    id: String::new(),
-                    tag: self.tag.to_string(),
-                    platform: self.platform.to_string(),
-                    modules: self.modules.to_vec(),
-                    seconds: took,
-                    at: now(),
-                });
+                return Ok(took);
             }
             Probe::TimedOut(_) | Probe::Interrupted => {
                 let rm = Cmd::new(self.client.as_str()).args(["rm", "-f", &name]);

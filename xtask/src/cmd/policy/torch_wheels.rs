@@ -213,7 +213,8 @@ fn judge(row: &mut Row, fact: &BuildFact, said: &Said) {
     let cuda_xy = said
         .cuda
         .as_deref()
-        .map(|c| c.split('.').take(2).collect::<Vec<_>>().join("."));
+        .and_then(crate::xy::Xy::parse)
+        .map(|v| v.to_string());
     if cuda_xy.as_deref() != Some(fact.cuda.as_str()) {
         row.reason = Some(format!(
             "torch {} is built for {}, not CUDA {}: the index is not that CUDA's",
