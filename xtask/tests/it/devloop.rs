@@ -159,14 +159,6 @@ fn setup_dev_test_and_requirements() {
     assert_eq!(pylock["environments"].as_array().unwrap().len(), 3);
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Start `xtask wave --wait` and return it once it says the app is ready (the caller
 /// waits for it), with the ready line and the time it took.
 #[cfg(unix)]

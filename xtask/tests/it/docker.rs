@@ -192,12 +192,7 @@ fn image_is_sound(docker: &Path, arch: &str, tag: &str) {
 
 /// run: the app answers on its port; clean removes container and image.
 fn run_and_clean(docker: &Path, d: &Path, alias: &str, tag: &str) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-        .to_string();
+    let port = free_port().to_string();
     let mnt = tempfile::tempdir().unwrap();
     // --wait returns once the app registered with waved: it answers at once after.
     let ran = xt_docker(d, &["run", alias, "--tag", tag, "--wait", "--port", &port])
@@ -367,12 +362,7 @@ fn amd64_broken_entry_module_fails_the_start_proof_not_the_build() {
     assert!(!has_image(&docker, tag));
     // run --wait on the image that cannot start: the container's end and its log, exit 1.
     let unproven = format!("{tag}-unproven");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-        .to_string();
+    let port = free_port().to_string();
     let mnt = tempfile::tempdir().unwrap();
     xt_docker(
         d,
@@ -587,11 +577,7 @@ impl Registry {
             return None;
         };
         let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let addr = format!("127.0.0.1:{port}");
         let config = dir.path().join("config.yml");
         std::fs::write(

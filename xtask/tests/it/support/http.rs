@@ -46,6 +46,15 @@ impl Indexes {
     }
 }
 
+/// A loopback port free right now (the OS's pick), for a server a test starts.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// Serve `root` over HTTP/1.0 on an ephemeral loopback port; directories answer with
 /// their index.html. Returns the base URL.
 pub fn serve(root: PathBuf) -> String {
