@@ -257,6 +257,29 @@ pub fn fingerprint(parts: &[&[u8]]) -> String {
     format!("{h:016x}")
 }
 
+/// Copy the tree `from` into `to` (created), leaving out the entries named in `skip`
+/// (caches such as `__pycache__`). Errors name the file (fs-err).
+pub fn copy_tree(
+    from: &std::path::Path,
+    to: &std::path::Path,
+    skip: &[&str],
+) -> std::io::Result<()> {
+    fs_err::create_dir_all(to)?;
+    for e in fs_err::read_dir(from)? {
+        let e = e?;
+        if skip.iter().any(|s| e.file_name() == *s) {
+            continue;
+        }
+        let dest = to.join(e.file_name());
+        if e.file_type()?.is_dir() {
+            copy_tree(&e.path(), &dest, skip)?;
+        } else {
+            fs_err::copy(e.path(), dest)?;
+        }
+    }
+    Ok(())
+}
+
 fn parent_dir(path: &Utf8Path) -> &Utf8Path {
     match path.parent() {
         Some(p) if !p.as_str().is_empty() => p,

@@ -93,7 +93,7 @@ pub fn read(index: &str, name: &str) -> Result<std::result::Result<Page, Unread>
     if !status.starts_with('2') {
         return Ok(Err(Unread::Unreachable(format!("{url}: HTTP {status}"))));
     }
-    let text = std::fs::read_to_string(body.path())?;
+    let text = fs_err::read_to_string(body.path())?;
     match parse(&text, &ctype) {
         Ok((format, files)) => Ok(Ok(Page { format, files })),
         Err(e) => Ok(Err(Unread::Unreachable(format!("{url}: {e:#}")))),

@@ -3,7 +3,7 @@
 //! machine slows both), reported as the median of N runs with min and max, and as the
 //! ratio of the medians. Figures for people: nothing here passes or fails on time.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -307,7 +307,7 @@ impl Runner {
         }
         let to = self.work.join(name);
         let _ = std::fs::remove_dir_all(&to);
-        copy_dir(from.as_std_path(), to.as_std_path())
+        crate::fsx::copy_tree(from.as_std_path(), to.as_std_path(), &[])
             .map_err(|e| format!("copying {from}: {e}"))?;
         Ok(to)
     }
@@ -515,18 +515,4 @@ impl Runner {
             note: "`cargo build -p xtask` (dev profile) in a fresh clone, one run each".into(),
         })
     }
-}
-
-fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for e in std::fs::read_dir(from)? {
-        let e = e?;
-        let dest = to.join(e.file_name());
-        if e.file_type()?.is_dir() {
-            copy_dir(&e.path(), &dest)?;
-        } else {
-            std::fs::copy(e.path(), dest)?;
-        }
-    }
-    Ok(())
 }

@@ -8,6 +8,7 @@ use camino::{Utf8Path, Utf8PathBuf};
 use crate::ctx::Ctx;
 use crate::elf::{self, Glibc};
 use crate::error;
+use crate::fsx;
 use crate::names::Os;
 use crate::process::{self, Cmd};
 use crate::smoke;
@@ -130,7 +131,7 @@ fn assemble(
     linker: &Linker,
 ) -> Result<()> {
     if root.exists() {
-        std::fs::remove_dir_all(root)?;
+        fs_err::remove_dir_all(root)?;
     }
     let out = root.parent().unwrap_or(root);
     std::fs::create_dir_all(root.join("bin"))
@@ -139,14 +140,18 @@ fn assemble(
     for bin in ["xtask", "tensor-smoke"] {
         let file = format!("{bin}{suffix}");
         let dest = root.join("bin").join(&file);
-        std::fs::copy(built.join(&file), &dest)?;
+        fs_err::copy(built.join(&file), &dest)?;
         if target.os == Os::Linux {
             check_elf(&dest, target, floor, linker)?;
         }
     }
     // templates/ for every command; docker/ for `docker build|run|clean|render`.
     for folder in ["templates", "docker"] {
-        copy_tree(&ws.join(folder), &root.join(folder))?;
+        fsx::copy_tree(
+            ws.join(folder).as_std_path(),
+            root.join(folder).as_std_path(),
+            &["__pycache__"],
+        )?;
     }
     let (os, arch) = (target.os, &target.arch);
     std::fs::write(
@@ -187,7 +192,7 @@ fn macos_floor(ctx: &Ctx, t: &Triple) -> Result<Option<String>> {
 /// A bundled binary is for the target's CPU and, where the linker chose the floor, runs on
 /// the policy's oldest glibc; said for each binary.
 fn check_elf(path: &Utf8Path, t: &Triple, floor: Option<Glibc>, linker: &Linker) -> Result<()> {
-    let bytes = std::fs::read(path)?;
+    let bytes = fs_err::read(path)?;
     let elf = elf::read(&bytes).map_err(|e| error::failed(format!("{path}: {e}")))?;
     if elf.arch != t.arch {
         return Err(error::failed(format!(
@@ -212,22 +217,6 @@ fn check_elf(path: &Utf8Path, t: &Triple, floor: Option<Glibc>, linker: &Linker)
         }
         (_, Some(f)) => errln!("{path}: {}, {needs} (floor {f})", elf.arch),
         (_, None) => errln!("{path}: {}, {needs}", elf.arch),
-    }
-    Ok(())
-}
-
-fn copy_tree(from: &Utf8Path, to: &Utf8Path) -> Result<()> {
-    std::fs::create_dir_all(to)?;
-    for e in from.read_dir_utf8()? {
-        let e = e?;
-        let dest = to.join(e.file_name());
-        if e.file_type()?.is_dir() {
-            if e.file_name() != "__pycache__" {
-                copy_tree(e.path(), &dest)?;
-            }
-        } else {
-            std::fs::copy(e.path(), dest)?;
-        }
     }
     Ok(())
 }

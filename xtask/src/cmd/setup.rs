@@ -24,6 +24,9 @@ when the lock is out of date (run `cargo xtask lock`).
 
 The target's dependency group from the policy (e.g. arm64-cuda) is added when the project defines \
 it. CUDA-only extras (flash) are tried on NVIDIA hosts only, best-effort: a failure is a warning. \
+Every extra goes into one `uv sync` (uv sync is exact: a second run would take the first one's \
+extras away); when that fails, each is tried alone, the ones that install are synced together and \
+the others named. An extra asked with --extra that does not install ends the run with exit 1. \
 A second run with nothing changed returns at once: a stamp inside .venv records the hashes of \
 pyproject.toml and uv.lock, the uv command line, the interpreter and uv; --force runs again.")]
 pub struct Setup {
@@ -33,6 +36,10 @@ pub struct Setup {
     /// Also run `playwright install` (browsers for the UI tests)
     #[arg(long)]
     with_playwright: bool,
+    /// Also install this extra of the project's [project.optional-dependencies] (repeat for
+    /// more); it must install, where the policy's CUDA extras are best-effort
+    #[arg(long = "extra", value_name = "NAME")]
+    extras: Vec<String>,
 }
 
 #[derive(Serialize, Deserialize, PartialEq, Eq, Debug, Clone)]
@@ -55,10 +62,12 @@ pub enum Deps {
     Dev,
 }
 
-/// What `uv sync` is asked for here: its arguments and the CUDA extras to try.
+/// What `uv sync` is asked for here: its arguments, the extras to install (the policy's
+/// CUDA extras this host can use, then those asked with --extra) and which were asked.
 struct Plan {
     args: Vec<String>,
     extras: Vec<String>,
+    asked: Vec<String>,
 }
 
 /// Where the sync with every extra failed: the project alone must install; each extra
@@ -78,7 +87,7 @@ fn extras_one_by_one(
             good.push(extra.clone());
         } else {
             errln!(
-                "warning: the {extra} extra did not install (uv exited {}); the app runs without it. Building it needs nvcc and a CUDA toolkit matching torch.",
+                "warning: the {extra} extra did not install (uv exited {}; its message is above)",
                 code.map_or("on a signal".into(), |c| c.to_string())
             );
         }
@@ -112,7 +121,7 @@ impl Setup {
         let (py_bytes, lock_bytes) = read_inputs(&py_path, &lock_path)?;
         let doc = pyproject::parse(py_path.as_str(), &String::from_utf8_lossy(&py_bytes))?;
         let reqs = pyproject::requirements(&doc);
-        let plan = plan(policy, &reqs, deps);
+        let plan = plan(policy, &reqs, deps, &self.extras)?;
         let venv = project.join(".venv");
         let stamp_path = venv.join(STAMP);
         let key = |uv_identity: &str| {
@@ -162,6 +171,7 @@ impl Setup {
             lock::ensure_fresh(lock_path.as_str(), &parsed, root, &reqs)?;
         }
         let installed = self.sync(&uv, project, &reqs, &plan)?;
+        missing_asked(&plan, &installed)?;
         // Record success against what the environment looks like now.
         let mut command = vec![uv.path.display().to_string()];
         command.extend(plan.args.iter().cloned());
@@ -223,8 +233,47 @@ impl Setup {
     }
 }
 
-/// What to install: groups and extras, decided from the policy and the backend.
-fn plan(policy: &crate::policy::Policy, reqs: &pyproject::Requirements, deps: Deps) -> Plan {
+/// An extra asked with --extra that did not install fails the run (the others stay
+/// installed; no stamp is written, so the next run tries again).
+fn missing_asked(plan: &Plan, installed: &[String]) -> Result<()> {
+    let missing: Vec<&str> = plan
+        .asked
+        .iter()
+        .filter(|e| !installed.contains(e))
+        .map(String::as_str)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(error::failed(format!(
+        "--extra {}: did not install (uv's message is above); {}",
+        missing.join(", --extra "),
+        if installed.is_empty() {
+            "the project is installed without extras".to_string()
+        } else {
+            format!("installed with: {}", installed.join(", "))
+        }
+    )))
+}
+
+/// What to install: groups and extras, decided from the policy, the backend and --extra.
+fn plan(
+    policy: &crate::policy::Policy,
+    reqs: &pyproject::Requirements,
+    deps: Deps,
+    asked: &[String],
+) -> Result<Plan> {
+    if let Some(unknown) = asked.iter().find(|e| !reqs.optional.contains_key(*e)) {
+        let known: Vec<&str> = reqs.optional.keys().map(String::as_str).collect();
+        return Err(error::usage(format!(
+            "--extra {unknown}: pyproject.toml has no such extra ({})",
+            if known.is_empty() {
+                "it defines none".to_string()
+            } else {
+                format!("it defines: {}", known.join(", "))
+            }
+        )));
+    }
     let (os, arch) = probe::os_arch();
     let target = policy.target_for_host(os, &arch);
     let mut args: Vec<String> = vec!["sync".into(), "--frozen".into()];
@@ -255,7 +304,16 @@ fn plan(policy: &crate::policy::Policy, reqs: &pyproject::Requirements, deps: De
             );
         }
     }
-    Plan { args, extras }
+    for extra in asked {
+        if !extras.contains(extra) {
+            extras.push(extra.clone());
+        }
+    }
+    Ok(Plan {
+        args,
+        extras,
+        asked: asked.to_vec(),
+    })
 }
 
 #[allow(clippy::too_many_arguments)]

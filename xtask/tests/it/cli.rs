@@ -105,9 +105,14 @@ fn missing_project_names_the_flag() {
         .err_has("no pyproject.toml");
 }
 
+/// What a snapshot cannot hold: the machine the tests run on.
+const HOST: &str = "this machine's facts: its OS, tools and timings";
+
 #[test]
 fn platform_json_describes_this_machine() {
-    let v = Test::new(["platform", "--json"]).expect(0).json();
+    let ran = Test::new(["platform", "--json"]).expect(0);
+    ran.stream(HOST);
+    let v = ran.json();
     for key in [
         "os", "arch", "arch_raw", "target", "backend", "gpus", "tools", "warnings",
     ] {
@@ -138,6 +143,7 @@ fn platform_table_and_output_file() {
     let table = Test::new(["platform", "--output"])
         .arg(&file)
         .expect(0)
+        .stream(HOST)
         .stdout();
     for key in [
         "os", "arch", "target", "backend", "uv", "python", "docker", "nvcc",
@@ -179,9 +185,11 @@ fn with_recorded_nvidia_smi(recording: &str) -> crate::support::Ran {
         bin.path().display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    Test::new(["platform", "--json"])
+    let ran = Test::new(["platform", "--json"])
         .env("PATH", path)
-        .expect(0)
+        .expect(0);
+    ran.stream(HOST);
+    ran
 }
 
 #[cfg(all(unix, target_os = "linux"))]
@@ -283,6 +291,9 @@ fn every_json_path_prints_exactly_one_document() {
                 "json-refusal-{}",
                 args.join("-").replace(['/', ' '], "_")
             ));
+        }
+        if args[0] == "platform" || args[0] == "validate" {
+            ran.stream(HOST);
         }
         let docs = json_documents(&ran.stdout());
         table.push_str(&format!("{args:?} → exit {code}, {docs:?} document(s)\n"));

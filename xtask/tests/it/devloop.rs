@@ -33,19 +33,31 @@ fn xt(dir: &Path) -> Command {
 
 /// One run of [`xt`] with these arguments.
 fn t<S: AsRef<std::ffi::OsStr>>(dir: &Path, args: impl IntoIterator<Item = S>) -> Test {
-    Test::from(xt(dir)).args(args)
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(|a| a.as_ref().into()).collect();
+    let t = Test::from(xt(dir))
+        .args(&args)
+        .stderr_stream("uv's, pytest's and the app's output");
+    match args.first().and_then(|a| a.to_str()) {
+        Some(cmd) if TOOLS_ON_STDOUT.contains(&cmd) => t.stream(TOOLS),
+        _ => t,
+    }
 }
 
 fn locked_fixture(e: &Env, fixture: &str) -> tempfile::TempDir {
     let dir = copy_fixture(fixture);
+    lock(e, dir.path());
+    dir
+}
+
+/// `uv lock` in `dir` with the test's Python.
+fn lock(e: &Env, dir: &Path) {
     let o = run(Command::new(&e.uv)
         .arg("lock")
-        .current_dir(dir.path())
+        .current_dir(dir)
         .env("UV_PYTHON", &e.py312)
         .env("UV_PYTHON_DOWNLOADS", "never")
         .env("UV_NO_CONFIG", "1"));
     assert!(o.status.success(), "uv lock: {}", text(&o.stderr));
-    dir
 }
 
 #[test]
@@ -432,4 +444,55 @@ fn sync_failure_passes_uv_message_through() {
         .err_has("Network connectivity is disabled") // uv's own message
         .err_has("error: uv sync failed (exit");
     assert!(!dir.path().join(".venv/.xtask-setup.json").exists());
+}
+
+/// A package whose wheel never builds (an in-tree backend that refuses), with its metadata
+/// static so that uv locks it: test data for an extra that fails at `uv sync`.
+const UNBUILDABLE_PYPROJECT: &str = "[project]\nname = \"unbuildable\"\nversion = \"0.1.0\"\n\n[build-system]\nrequires = []\nbuild-backend = \"backend\"\nbackend-path = [\".\"]\n";
+const UNBUILDABLE_BACKEND: &str = "import os\n\n\ndef get_requires_for_build_wheel(config_settings=None):\n    return []\n\n\ndef prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):\n    name = \"unbuildable-0.1.0.dist-info\"\n    os.makedirs(os.path.join(metadata_directory, name))\n    with open(os.path.join(metadata_directory, name, \"METADATA\"), \"w\") as f:\n        f.write(\"Metadata-Version: 2.1\\nName: unbuildable\\nVersion: 0.1.0\\n\")\n    return name\n\n\ndef build_wheel(wheel_directory, config_settings=None, metadata_directory=None):\n    raise SystemExit(\"unbuildable: this package never builds (test data)\")\n";
+
+/// setup --extra: every extra in one `uv sync`; where that fails, the extra that cannot
+/// install is found one by one, the others are installed together, and an asked extra
+/// that failed is exit 1 naming it, with no stamp; an unknown extra is refused.
+#[test]
+fn extras_install_together_and_a_failing_one_is_named() {
+    let Some(e) = env() else { return };
+    let dir = copy_fixture("devloop/app");
+    let d = dir.path();
+    let py = d.join("pyproject.toml");
+    let text = std::fs::read_to_string(&py).unwrap().replace(
+        "flash = []\n",
+        "flash = []\ngood = [\"iniconfig>=2\"]\nbroken = [\"unbuildable\"]\n\n[tool.uv.sources]\nunbuildable = { path = \"unbuildable\" }\n",
+    );
+    std::fs::write(&py, text).unwrap();
+    std::fs::create_dir_all(d.join("unbuildable")).unwrap();
+    std::fs::write(d.join("unbuildable/pyproject.toml"), UNBUILDABLE_PYPROJECT).unwrap();
+    std::fs::write(d.join("unbuildable/backend.py"), UNBUILDABLE_BACKEND).unwrap();
+    lock(&e, d);
+
+    t(d, ["setup", "--extra", "nope"])
+        .expect(2)
+        .one_line_error("--extra nope: pyproject.toml has no such extra (it defines: ");
+    let stamp = d.join(".venv/.xtask-setup.json");
+    let site = d.join(".venv/lib/python3.12/site-packages");
+    t(d, ["setup", "--extra", "good", "--extra", "broken"])
+        .expect(1)
+        .err_has("unbuildable: this package never builds") // uv's message, passed through
+        .err_has("warning: the broken extra did not install (uv exited 1")
+        .err_has(
+            "error: --extra broken: did not install (uv's message is above); installed with: good",
+        );
+    assert!(
+        site.join("iniconfig").is_dir(),
+        "the good extra is installed"
+    );
+    assert!(!stamp.exists(), "a stamp was written for a failed run");
+
+    t(d, ["setup", "--extra", "good"]).expect(0);
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&stamp).unwrap()).unwrap();
+    assert_eq!(v["extras"], serde_json::json!(["good"]));
+    t(d, ["setup", "--extra", "good"])
+        .expect(0)
+        .err_has("setup: up to date");
 }

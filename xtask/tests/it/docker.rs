@@ -127,6 +127,7 @@ fn build_run_clean(arch: &str, alias: &str) {
         "linux-aarch64-cuda"
     };
     xt_docker(d, &build)
+        .stderr_stream(BUILD)
         .expect(0)
         .err_has("builder: ") // the builder is named
         .err_has(&format!(
@@ -142,7 +143,7 @@ fn build_run_clean(arch: &str, alias: &str) {
     // A code-only change rebuilds without re-installing the dependencies.
     std::fs::write(d.join("src/fixture_app/extra.py"), "X = 1\n").unwrap();
     let t = Instant::now();
-    let err = xt_docker(d, &build).expect(0).stderr();
+    let err = xt_docker(d, &build).stderr_stream(BUILD).expect(0).stderr();
     eprintln!(
         "{arch}: rebuild after a code change {:.1} s",
         t.elapsed().as_secs_f64()
@@ -196,6 +197,7 @@ fn run_and_clean(docker: &Path, d: &Path, alias: &str, tag: &str) {
     let mnt = tempfile::tempdir().unwrap();
     // --wait returns once the app registered with waved: it answers at once after.
     let ran = xt_docker(d, &["run", alias, "--tag", tag, "--wait", "--port", &port])
+        .stderr_stream(RUN)
         .arg("--mount-dir")
         .arg(mnt.path())
         .expect(0);
@@ -273,8 +275,13 @@ fn build_tagged(d: &Path, arch: &str, tag: &str, extra: &[&str]) -> Test {
     let mut a: Vec<&str> = vec!["build", &alias];
     a.extend(args.iter().map(String::as_str));
     a.extend(extra);
-    xt_docker(d, &a)
+    xt_docker(d, &a).stderr_stream(BUILD)
 }
+
+/// What docker build writes through (BuildKit's progress, cached or not).
+const BUILD: &str = "docker build's progress";
+/// What docker run --wait writes through (the container's log, waits).
+const RUN: &str = "the container's log and waits";
 
 const UNGUARDED: &str = "\"\"\"Helpers for the CUDA build.\"\"\"\n\nimport idna\n";
 const GUARDED: &str = "\"\"\"Helpers for the CUDA build.\"\"\"\n\ntry:\n    import idna\nexcept ImportError:\n    idna = None\n";
@@ -376,6 +383,7 @@ fn amd64_broken_entry_module_fails_the_start_proof_not_the_build() {
             &port,
         ],
     )
+    .stderr_stream(RUN)
     .arg("--mount-dir")
     .arg(mnt.path())
     .expect(1)
@@ -609,9 +617,23 @@ impl Registry {
 }
 
 impl Drop for Registry {
+    /// The registry stops, and the local tags that named it go (the images they tagged
+    /// stay while another tag holds them): a run leaves no `127.0.0.1:PORT/...` behind.
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let reference = format!("reference={}/*", self.addr);
+        let listed = run(Command::new(DOCKER).args([
+            "images",
+            "--format",
+            "{{.Repository}}:{{.Tag}}",
+            "--filter",
+            &reference,
+        ]));
+        let tags: Vec<String> = text(&listed.stdout).lines().map(str::to_string).collect();
+        if !tags.is_empty() {
+            let _ = run(Command::new(DOCKER).arg("rmi").args(&tags));
+        }
     }
 }
 
@@ -674,7 +696,11 @@ fn push_publishes_one_multiarch_image() {
         args.extend(["--ca-bundle".into(), ca.into()]);
     }
     let started = Instant::now();
-    let out = xt_docker(dir.path(), &[]).args(&args).expect(0).stdout();
+    let out = xt_docker(dir.path(), &[])
+        .args(&args)
+        .stream("docker build's and docker push's progress")
+        .expect(0)
+        .stdout();
     eprintln!(
         "docker push of two architectures: {:.1} s",
         started.elapsed().as_secs_f64()
@@ -709,6 +735,7 @@ fn push_publishes_one_multiarch_image() {
     xt_docker(dir.path(), &[])
         .args(&again)
         .env("XTASK_STATE_DIR", fresh.path())
+        .stderr_stream(BUILD)
         .expect(1)
         .err_has(&format!(
             "docker push: {repo}:t2-amd64-cuda has no start proof"

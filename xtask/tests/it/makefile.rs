@@ -50,7 +50,12 @@ impl App {
     }
 
     fn t(&self, args: &[&str]) -> Test {
-        Test::from(self.xt(args))
+        let t = Test::from(self.xt(args)).stderr_stream("uv's, pytest's and the app's output");
+        if TOOLS_ON_STDOUT.contains(&args[0]) {
+            t.stream(TOOLS)
+        } else {
+            t
+        }
     }
 
     fn ok(&self, args: &[&str]) -> Ran {

@@ -7,12 +7,17 @@ use std::process::Command;
 
 use crate::support::*;
 
-/// `xtask validate ARGS...` with no Python downloads.
+/// `xtask validate ARGS...` with no Python downloads. Its report is this machine's, so
+/// its output is a stream (a refusal is snapshotted by name).
 fn validate(args: &[&str]) -> Test {
     Test::new(["validate"])
         .args(args)
         .env("UV_PYTHON_DOWNLOADS", "never")
+        .stream(HOST)
 }
+
+/// What a snapshot cannot hold: the machine the tests run on.
+const HOST: &str = "this machine's facts: its OS, devices and timings";
 
 fn checks<'a>(v: &'a serde_json::Value, group: &str) -> Vec<&'a serde_json::Value> {
     v["checks"]
@@ -25,7 +30,8 @@ fn checks<'a>(v: &'a serde_json::Value, group: &str) -> Vec<&'a serde_json::Valu
 
 #[test]
 fn levels_1_and_2_need_no_project() {
-    let v = validate(&["--quick", "--json"]).expect(0).json();
+    let ran = validate(&["--quick", "--json"]).expect(0);
+    let v = ran.stream(HOST).json();
     assert_eq!(v["levels_run"], serde_json::json!([1, 2]));
     for key in ["hostname", "os", "arch", "target", "backend", "gpus"] {
         assert!(v["host"].get(key).is_some(), "{key}");
@@ -113,6 +119,7 @@ fn require_and_bad_input() {
 fn level_3_without_a_project_says_which_levels_ran() {
     let v = validate(&["--level", "3", "--quick", "--json"])
         .expect(0)
+        .stream(HOST)
         .err_has("ran levels 1, 2")
         .json();
     assert_eq!(v["levels_run"], serde_json::json!([1, 2]));
@@ -181,6 +188,7 @@ fn reports_merge_into_one_table() {
 fn dist_bundle_validates_without_cargo() {
     let out = tempfile::tempdir().unwrap();
     Test::new(["dist", "--profile", "dev", "--out"])
+        .stderr_stream("cargo's build")
         .arg(out.path())
         .expect(0);
     let name = format!(
@@ -199,6 +207,7 @@ fn dist_bundle_validates_without_cargo() {
     let ran = Test::from(bundled)
         .args(["validate", "--quick", "--json"])
         .expect(0);
+    ran.stream(HOST);
     ran.err_has(&format!("{}/bin/tensor-smoke", root.display()));
     let v = ran.json();
     let cpu = checks(&v, "cpu");
@@ -217,6 +226,7 @@ fn uv_project(fixture: &str) -> Option<(tempfile::TempDir, PathBuf)> {
     assert!(o.status.success(), "uv lock: {}", text(&o.stderr));
     Test::in_project(dir.path(), ["setup-dev"])
         .env("UV_PYTHON_DOWNLOADS", "never")
+        .stderr_stream("uv's output")
         .expect(0);
     Some((dir, uv))
 }
@@ -236,6 +246,7 @@ fn level_3_runs_torch_for_real() {
     let v = validate(&["--level", "4", "--quick", "--json"])
         .project(dir.path())
         .expect(0)
+        .stream(HOST)
         .json();
     assert_eq!(v["levels_run"], serde_json::json!([1, 2, 3, 4]));
     assert!(v["versions"]["torch"].as_str().unwrap().starts_with('2'));
@@ -286,7 +297,8 @@ fn level_3_runs_torch_for_real() {
         .arg("--policy")
         .arg(&policy_file)
         .expect(0);
-    ran.err_has("test_gpu.py::test_device_agnostic PASSED");
+    ran.stream(HOST)
+        .err_has("test_gpu.py::test_device_agnostic PASSED");
     let out = ran.stdout();
     let docs = serde_json::Deserializer::from_str(&out)
         .into_iter::<serde_json::Value>()
@@ -326,6 +338,7 @@ fn level_3_without_torch_is_exit_3() {
     let err = validate(&["--level", "3", "--quick"])
         .project(dir.path())
         .expect(3)
+        .stream(HOST)
         .stderr();
     let last = err.lines().last().unwrap();
     assert!(

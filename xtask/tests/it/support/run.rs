@@ -1,16 +1,40 @@
 //! One end-to-end run of the binary, said once: the command (a project, arguments, an
 //! environment), the exit code it must end with, and what its output must hold. A
 //! failed expectation prints the command and both streams.
+//!
+//! Whole outputs by default: a run that is dropped without [`Ran::snapshot`] or
+//! [`Ran::stream`] is compared, exit code, stdout and stderr, against a snapshot named after
+//! its test (`MODULE-TEST-N`, N counting that test's runs). Substring checks alone are for
+//! outputs that are a stream (uv, docker, pytest, the machine's own facts), and a test says
+//! so with `.stream("why")`.
 
+use std::cell::Cell;
 use std::ffi::OsStr;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use super::xtask;
 
+/// The commands whose stdout carries other tools' output (pytest, ruff, mypy), as the
+/// Makefile's targets printed it: a stream, whole.
+pub const TOOLS_ON_STDOUT: &[&str] = &[
+    "test",
+    "test-unit",
+    "test-ui",
+    "test-debug",
+    "style",
+    "format",
+];
+
+/// Why a run of one of [`TOOLS_ON_STDOUT`] is a stream.
+pub const TOOLS: &str = "pytest's, ruff's or mypy's output";
+
 /// A run of `xtask` being prepared.
 pub struct Test {
     cmd: Command,
+    stderr_stream: Option<&'static str>,
+    stream: Option<&'static str>,
+    filters: Vec<(String, String)>,
 }
 
 impl Test {
@@ -66,6 +90,25 @@ impl Test {
         self
     }
 
+    /// In its snapshot, `pattern` (a regular expression) reads `to`: a value this run
+    /// picked (a free port, a job number), on top of the filters every snapshot has.
+    pub fn filter(mut self, pattern: impl Into<String>, to: impl Into<String>) -> Test {
+        self.filters.push((pattern.into(), to.into()));
+        self
+    }
+
+    /// Its whole output will be a stream: see [`Ran::stream`].
+    pub fn stream(mut self, why: &'static str) -> Test {
+        self.stream = Some(why);
+        self
+    }
+
+    /// Its stderr will be a stream: see [`Ran::stderr_stream`].
+    pub fn stderr_stream(mut self, why: &'static str) -> Test {
+        self.stderr_stream = Some(why);
+        self
+    }
+
     /// Run it (stdin closed); any exit code.
     pub fn run(mut self) -> Ran {
         let out = self
@@ -73,9 +116,14 @@ impl Test {
             .stdin(Stdio::null())
             .output()
             .unwrap_or_else(|e| panic!("cannot run {:?}: {e}", self.cmd));
+        // Another program's output (docker's, uv's) is not this tool's contract.
+        let ours = Path::new(self.cmd.get_program()).file_stem() == Some(OsStr::new("xtask"));
         Ran {
             what: format!("{:?}", self.cmd),
             out,
+            seen: Cell::new(!ours || self.stream.is_some()),
+            stderr_stream: Cell::new(self.stderr_stream),
+            filters: self.filters,
         }
     }
 
@@ -90,8 +138,44 @@ impl Test {
 /// A command the test file prepared itself (its own environment), arguments to follow.
 impl From<Command> for Test {
     fn from(cmd: Command) -> Test {
-        Test { cmd }
+        Test {
+            cmd,
+            stderr_stream: None,
+            stream: None,
+            filters: Vec::new(),
+        }
     }
+}
+
+/// The default: a run nobody snapshotted or called a stream is snapshotted whole, under
+/// its test's name. Not while the test is already failing (its own message comes first).
+impl Drop for Ran {
+    fn drop(&mut self) {
+        if self.seen.get() || std::thread::panicking() {
+            return;
+        }
+        let name = default_snapshot_name();
+        self.snapshot(&name);
+    }
+}
+
+thread_local! {
+    static RUNS: Cell<usize> = const { Cell::new(0) };
+}
+
+/// `MODULE-TEST-N` from the test's thread (libtest names it `module::test`), N counting
+/// this test's unnamed runs from 1.
+fn default_snapshot_name() -> String {
+    let thread = std::thread::current();
+    let test = match thread.name() {
+        Some(name) if name != "main" => name.replace("::", "-"),
+        _ => panic!("a run outside a test's own thread needs .snapshot(NAME) or .stream(WHY)"),
+    };
+    let n = RUNS.with(|c| {
+        c.set(c.get() + 1);
+        c.get()
+    });
+    format!("{test}-{n}")
 }
 
 impl std::fmt::Debug for Ran {
@@ -104,6 +188,12 @@ impl std::fmt::Debug for Ran {
 pub struct Ran {
     what: String,
     pub out: Output,
+    /// Snapshotted, or declared a stream: nothing left for the drop to check.
+    seen: Cell<bool>,
+    /// Why stderr is a stream, when it is: the snapshot then holds stdout alone.
+    stderr_stream: Cell<Option<&'static str>>,
+    /// This run's own filters ([`Test::filter`]).
+    filters: Vec<(String, String)>,
 }
 
 impl Ran {
@@ -111,13 +201,32 @@ impl Ran {
     /// tests/it/snapshots/ (insta: `cargo insta review`, or `INSTA_UPDATE=always` then read
     /// the diff). Paths, temporary folders, times and versions are filtered out first.
     pub fn snapshot(&self, name: &str) -> &Ran {
+        self.seen.set(true);
+        let stderr = match self.stderr_stream.get() {
+            Some(why) => format!("(a stream: {why})\n"),
+            None => self.stderr(),
+        };
         let text = format!(
-            "exit: {}\n--- stdout\n{}--- stderr\n{}",
+            "exit: {}\n--- stdout\n{}--- stderr\n{stderr}",
             self.code().map_or("a signal".into(), |c| c.to_string()),
             self.stdout(),
-            self.stderr()
         );
-        snapshot_text(name, &text);
+        snapshot_filtered(name, &text, &self.filters);
+        self
+    }
+
+    /// stderr is a stream (docker's, uv's or pytest's progress copied through): the
+    /// snapshot still holds the exit code and stdout whole; of stderr, what the test asserts.
+    pub fn stderr_stream(&self, why: &'static str) -> &Ran {
+        self.stderr_stream.set(Some(why));
+        self
+    }
+
+    /// This output is a stream (another tool's progress, a machine's facts, a race): only
+    /// what the test asserts of it is checked, not the whole. `why` is for the reader.
+    pub fn stream(&self, why: &str) -> &Ran {
+        assert!(!why.is_empty(), "say why this output is a stream");
+        self.seen.set(true);
         self
     }
 
@@ -199,6 +308,10 @@ impl Ran {
 /// `text` against the snapshot `name` in tests/it/snapshots/ (a generated file, or a run's
 /// whole output), with paths, temporary folders, times and versions filtered out.
 pub fn snapshot_text(name: &str, text: &str) {
+    snapshot_filtered(name, text, &[]);
+}
+
+fn snapshot_filtered(name: &str, text: &str, own: &[(String, String)]) {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let workspace = manifest.parent().unwrap().display().to_string();
     let mut settings = insta::Settings::clone_current();
@@ -211,7 +324,22 @@ pub fn snapshot_text(name: &str, text: &str) {
         (r"\b\d+(\.\d+)? ?(ms|s)\b".into(), "[T]"),
         (r"\[env: ([A-Z_]+)=[^\]]*\]".into(), "[env: $1=]"),
         (r"uv \d+\.\d+\.\d+".into(), "uv [V]"),
+        (r"(127\.0\.0\.1|localhost):\d+".into(), "$1:[PORT]"),
+        (r"127\.0\.0\.1 port \d+".into(), "127.0.0.1 port [PORT]"),
+        (r"sha256:[0-9a-f]{64}".into(), "sha256:[DIGEST]"),
+        (r"\b[0-9a-f]{64}\b".into(), "[ID]"),
+        (r"\b[0-9a-f]{12}\b".into(), "[ID]"),
+        (r#"[^\s"'(=]*/python3(\.\d+)?\b"#.into(), "[PYTHON]"),
+        (r#"[^\s"'(=]*/(bin|shims)/uv\b"#.into(), "[UV]"),
+        (r"\b\d+(\.\d+)? ([KMG]i?B|kB)\b".into(), "[SIZE]"),
+        (
+            r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})?".into(),
+            "[DATE]",
+        ),
     ];
+    for (pattern, to) in own {
+        settings.add_filter(pattern, to.as_str());
+    }
     for (pattern, to) in &filters {
         settings.add_filter(pattern, *to);
     }
