@@ -220,7 +220,9 @@ fn run_and_clean(docker: &Path, d: &Path, alias: &str, tag: &str) {
     ] {
         assert!(body.contains(env), "{env}: {body}");
     }
-    xt_docker(d, &["clean", alias, "--tag", tag]).expect(0);
+    xt_docker(d, &["clean", alias, "--tag", tag])
+        .filter(r"\b[0-9a-f]{12}\b", "[CONTAINER]")
+        .expect(0);
     let gone = docker_cli(docker, &["image", "inspect", tag]).run();
     assert_ne!(gone.code(), Some(0), "the image is still there");
     assert!(answer_200(port).is_none(), "the container still answers");

@@ -136,13 +136,7 @@ fn style_format_and_test_debug() {
 fn ui_tests_served_app_and_stop() {
     let Some(app) = set_up() else { return };
     let dir = app.dir();
-    let free = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    };
+    let free = free_port;
 
     // Plain and headed (the Makefile's flags reach pytest).
     assert_eq!(
@@ -183,7 +177,11 @@ fn ui_tests_served_app_and_stop() {
         lines.any(|l| l.contains("ready: the app answers")),
         "llmstudio never became ready"
     );
-    let out = app.ok(&["stop-llmstudio"]).stdout();
+    let out = app
+        .t(&["stop-llmstudio"])
+        .filter(format!(r"\b{port}\b"), "[PORT]")
+        .expect(0)
+        .stdout();
     assert!(
         out.starts_with(&format!(
             "stopped llm_studio.app on port {port} (process group "
