@@ -211,7 +211,9 @@ fn ui_tests_served_app_and_stop() {
     while http_get(port).is_none() && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
-    app.ok(&["stop-llmstudio", "--port", &port.to_string()])
+    app.t(&["stop-llmstudio", "--port", &port.to_string()])
+        .filter(format!(r"\b{port}\b"), "[PORT]")
+        .expect(0)
         .out_has("nothing to stop")
         .out_has("did not start; it was left alone");
     assert!(http_get(port).is_some(), "an unrelated server was stopped");
