@@ -468,7 +468,7 @@ pub fn check_bundle(dir: &Utf8Path) -> Result<()> {
         Ok(())
     } else {
         Err(error::usage(format!(
-            "--bundle {dir}: not a dist bundle (no bin/xtask and templates/); run `cargo xtask dist` on a host of the nodes' architecture"
+            "--bundle {dir}: not a dist bundle (no bin/xtask and templates/platforms.toml); run `cargo xtask dist` on a host of the nodes' architecture"
         )))
     }
 }

@@ -233,9 +233,6 @@ fn bad_input_is_one_line() {
 
 /// `validate --level 1` on a lock: its exit code and the "lock installs here" check.
 #[cfg(target_os = "linux")]
-/// What a snapshot cannot hold: the machine validate judges.
-const HOST: &str = "this machine's facts";
-
 fn lock_check(lock: &str) -> (Option<i32>, serde_json::Value, String) {
     let dir = project(Some(lock));
     let ran = Test::in_project(dir.path(), ["validate", "--level", "1", "--json"]).run();

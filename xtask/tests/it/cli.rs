@@ -3,7 +3,7 @@
 #[cfg(target_os = "linux")]
 use std::path::{Path, PathBuf};
 
-use crate::support::{Test, xtask};
+use crate::support::{HOST, Test, xtask};
 
 // nvidia-smi's recordings: only Linux has NVIDIA's tools.
 #[cfg(target_os = "linux")]
@@ -104,9 +104,6 @@ fn missing_project_names_the_flag() {
         .expect(2)
         .err_has("no pyproject.toml");
 }
-
-/// What a snapshot cannot hold: the machine the tests run on.
-const HOST: &str = "this machine's facts: its OS, tools and timings";
 
 #[test]
 fn platform_json_describes_this_machine() {
@@ -237,6 +234,19 @@ fn json_documents(text: &str) -> Option<usize> {
     Some(n)
 }
 
+/// A sweep case's snapshot name: its arguments, a path by its last part (a temporary
+/// folder or this checkout's place must not name a file).
+fn case_name(args: &[&str]) -> String {
+    args.iter()
+        .map(|a| match a.strip_prefix('/') {
+            Some(path) => path.rsplit('/').next().unwrap_or(path),
+            None => a,
+        })
+        .collect::<Vec<_>>()
+        .join("-")
+        .replace(' ', "_")
+}
+
 /// The JSON contract, swept: every command that takes --json, through success, a usage
 /// error (a bad value, a bad flag, an unknown target), a missing engine and a failing
 /// check, prints exactly one JSON document on stdout, whatever its exit code.
@@ -248,6 +258,19 @@ fn every_json_path_prints_exactly_one_document() {
     let fleet = crate::support::fixtures().join("fleet/gh200");
     let empty = tempfile::tempdir().unwrap();
     let fleet_dir = fleet.to_str().unwrap();
+    // A bundle's shape (bin/xtask beside templates/platforms.toml), for fleet validate to
+    // get as far as the scheduler.
+    let bundle = dir.path().join("bundle");
+    std::fs::create_dir_all(bundle.join("bin")).unwrap();
+    std::fs::create_dir_all(bundle.join("templates")).unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_xtask"), bundle.join("bin/xtask")).unwrap();
+    let ws = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    std::fs::copy(
+        ws.join("templates/platforms.toml"),
+        bundle.join("templates/platforms.toml"),
+    )
+    .unwrap();
+    let bundle = bundle.to_str().unwrap();
     // (arguments, exit code, PATH emptied)
     let cases: &[(&[&str], i32, bool)] = &[
         (&["platform", "--json"], 0, false),
@@ -268,6 +291,15 @@ fn every_json_path_prints_exactly_one_document() {
             false,
         ),
         (&["policy", "check", "--json", "--last", "0"], 2, false),
+        (&["bench", "--json", "--runs", "x"], 2, false),
+        (&["fleet", "validate", "--json", "--nodes", "0"], 2, false),
+        (
+            &[
+                "fleet", "validate", "--json", "--nodes", "2", "--bundle", bundle,
+            ],
+            3,
+            true,
+        ),
         (&["docker", "scan", "amd64-cuda", "--json"], 3, true),
         (
             &["docker", "scan", "amd64-cuda", "--json", "--dry-run"],
@@ -287,13 +319,13 @@ fn every_json_path_prints_exactly_one_document() {
         let ran = t.expect(*code);
         if *code == 2 {
             // A refusal is one line and one document, whole.
-            ran.snapshot(&format!(
-                "json-refusal-{}",
-                args.join("-").replace(['/', ' '], "_")
-            ));
+            ran.snapshot(&format!("json-refusal-{}", case_name(args)));
         }
         if args[0] == "platform" || args[0] == "validate" {
             ran.stream(HOST);
+        } else if *code != 2 {
+            // Named by its arguments: a case added to the table renames no other snapshot.
+            ran.snapshot(&format!("json-sweep-{}", case_name(args)));
         }
         let docs = json_documents(&ran.stdout());
         table.push_str(&format!("{args:?} → exit {code}, {docs:?} document(s)\n"));

@@ -26,6 +26,10 @@ pub const TOOLS_ON_STDOUT: &[&str] = &[
     "format",
 ];
 
+/// Why a run whose output describes this machine (`platform`, `validate`'s report) is a
+/// stream: what a snapshot cannot hold is the machine the tests run on.
+pub const HOST: &str = "this machine's facts: its OS, tools, devices and timings";
+
 /// Why a run of one of [`TOOLS_ON_STDOUT`] is a stream.
 pub const TOOLS: &str = "pytest's, ruff's or mypy's output";
 
