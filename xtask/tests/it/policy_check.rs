@@ -417,6 +417,7 @@ fn pypi_agrees_with_the_policy_for_triton_and_bitsandbytes() {
     std::fs::write(&file, doc.to_string()).unwrap();
     let v = Test::new(["policy", "check", "--json"])
         .policy(&file)
+        .stream("PyPI's releases today")
         .run()
         .json();
     let checks: Vec<&serde_json::Value> = v["checks"]

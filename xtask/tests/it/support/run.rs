@@ -316,6 +316,17 @@ pub fn snapshot_text(name: &str, text: &str) {
 }
 
 fn snapshot_filtered(name: &str, text: &str, own: &[(String, String)]) {
+    // `XTASK_SNAPSHOTS_USED=FILE cargo test` lists the snapshots a run compared, one a line:
+    // what is in tests/it/snapshots/ and not there is a leftover to delete.
+    if let Some(log) = std::env::var_os("XTASK_SNAPSHOTS_USED") {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        writeln!(f, "{name}").unwrap();
+    }
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let workspace = manifest.parent().unwrap().display().to_string();
     let mut settings = insta::Settings::clone_current();
