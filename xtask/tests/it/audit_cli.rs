@@ -235,8 +235,10 @@ fn bad_input_is_one_line() {
 #[cfg(target_os = "linux")]
 fn lock_check(lock: &str) -> (Option<i32>, serde_json::Value, String) {
     let dir = project(Some(lock));
-    let ran = Test::in_project(dir.path(), ["validate", "--level", "1", "--json"]).run();
-    let v = ran.stream(HOST).json();
+    let ran = Test::in_project(dir.path(), ["validate", "--level", "1", "--json"])
+        .stream(HOST)
+        .run();
+    let v = ran.json();
     let check = v["checks"]
         .as_array()
         .unwrap()
@@ -286,8 +288,8 @@ fn validate_looks_for_the_projects_python() {
         std::fs::write(dir.path().join("pyproject.toml"), set(PYPROJECT)).unwrap();
         std::fs::write(dir.path().join("uv.lock"), set(LOCK)).unwrap();
         let v = Test::in_project(dir.path(), ["validate", "--level", "1", "--json"])
-            .run()
             .stream(HOST)
+            .run()
             .json();
         v["checks"]
             .as_array()

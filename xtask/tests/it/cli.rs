@@ -107,9 +107,10 @@ fn missing_project_names_the_flag() {
 
 #[test]
 fn platform_json_describes_this_machine() {
-    let ran = Test::new(["platform", "--json"]).expect(0);
-    ran.stream(HOST);
-    let v = ran.json();
+    let v = Test::new(["platform", "--json"])
+        .stream(HOST)
+        .expect(0)
+        .json();
     for key in [
         "os", "arch", "arch_raw", "target", "backend", "gpus", "tools", "warnings",
     ] {
@@ -139,8 +140,8 @@ fn platform_table_and_output_file() {
     let file = dir.path().join("platform.json");
     let table = Test::new(["platform", "--output"])
         .arg(&file)
-        .expect(0)
         .stream(HOST)
+        .expect(0)
         .stdout();
     for key in [
         "os", "arch", "target", "backend", "uv", "python", "docker", "nvcc",
@@ -182,11 +183,10 @@ fn with_recorded_nvidia_smi(recording: &str) -> crate::support::Ran {
         bin.path().display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let ran = Test::new(["platform", "--json"])
+    Test::new(["platform", "--json"])
         .env("PATH", path)
-        .expect(0);
-    ran.stream(HOST);
-    ran
+        .stream(HOST)
+        .expect(0)
 }
 
 #[cfg(all(unix, target_os = "linux"))]
@@ -316,16 +316,18 @@ fn every_json_path_prints_exactly_one_document() {
         if *no_path {
             t = t.env("PATH", empty.path());
         }
-        let ran = t.expect(*code);
-        if *code == 2 {
-            // A refusal is one line and one document, whole.
-            ran.snapshot(&format!("json-refusal-{}", case_name(args)));
+        // A refusal is one line and one document, whole; so is every other case but this
+        // machine's own report. Named by its arguments: a case added to the table renames
+        // no other snapshot.
+        let refusal = *code == 2;
+        let host = !refusal && (args[0] == "platform" || args[0] == "validate");
+        if host {
+            t = t.stream(HOST);
         }
-        if args[0] == "platform" || args[0] == "validate" {
-            ran.stream(HOST);
-        } else if *code != 2 {
-            // Named by its arguments: a case added to the table renames no other snapshot.
-            ran.snapshot(&format!("json-sweep-{}", case_name(args)));
+        let ran = t.expect(*code);
+        if !host {
+            let kind = if refusal { "refusal" } else { "sweep" };
+            ran.snapshot(&format!("json-{kind}-{}", case_name(args)));
         }
         let docs = json_documents(&ran.stdout());
         table.push_str(&format!("{args:?} → exit {code}, {docs:?} document(s)\n"));

@@ -34,13 +34,8 @@ fn xt(dir: &Path) -> Command {
 /// One run of [`xt`] with these arguments.
 fn t<S: AsRef<std::ffi::OsStr>>(dir: &Path, args: impl IntoIterator<Item = S>) -> Test {
     let args: Vec<std::ffi::OsString> = args.into_iter().map(|a| a.as_ref().into()).collect();
-    let t = Test::from(xt(dir))
-        .args(&args)
-        .stderr_stream("uv's, pytest's and the app's output");
-    match args.first().and_then(|a| a.to_str()) {
-        Some(cmd) if TOOLS_ON_STDOUT.contains(&cmd) => t.stream(TOOLS),
-        _ => t,
-    }
+    let command = args.first().and_then(|a| a.to_str()).unwrap_or_default();
+    Test::from(xt(dir)).children_of(command).args(&args)
 }
 
 fn locked_fixture(e: &Env, fixture: &str) -> tempfile::TempDir {

@@ -183,7 +183,7 @@ fn slurm() -> bool {
 
 fn dist_bundle(out: &Path) -> PathBuf {
     Test::new(["dist", "--profile", "dev", "--out"])
-        .stderr_stream("cargo's build")
+        .stderr_stream(CARGO)
         .arg(out)
         .expect(0);
     out.join(format!(
@@ -224,8 +224,8 @@ fn both_nodes_report(xtask: &Path, work: &Path) {
     let started = Instant::now();
     let ran = Test::from(bundled(xtask, work, &args))
         .args(["--quick", "--reports", "fleet-reports", "--json"])
+        .stream("the nodes' own facts and the scheduler's progress")
         .expect(0);
-    ran.stream("the nodes' own facts and the scheduler's progress");
     eprintln!(
         "fleet validate, submit to merged table: {:.1?}",
         started.elapsed()

@@ -47,9 +47,6 @@ struct Walk<'a> {
     py312: &'a Path,
 }
 
-/// What uv, pytest and the app write through.
-const STREAM: &str = "uv's, pytest's and the app's output";
-
 impl Walk<'_> {
     fn app(&self) -> PathBuf {
         self.parent.join("app")
@@ -73,11 +70,7 @@ impl Walk<'_> {
 
     /// Run it: exit 0, and its stdout and stderr.
     fn ok(&self, args: &[&str]) -> (String, String) {
-        let mut t = Test::from(self.xt(args)).stderr_stream(STREAM);
-        if TOOLS_ON_STDOUT.contains(&args[0]) {
-            t = t.stream(TOOLS);
-        }
-        let ran = t.expect(0);
+        let ran = Test::from(self.xt(args)).children_of(args[0]).expect(0);
         (ran.stdout(), ran.stderr())
     }
 
@@ -175,7 +168,7 @@ impl Walk<'_> {
         // failed check (exit 1) with the errors counted, not an interruption.
         let broken = app.join("tests/src/test_broken.py");
         std::fs::write(&broken, "import llm_studio.no_such_module\n").unwrap();
-        let ran = Test::from(self.xt(&["test"])).stream(TOOLS).expect(1);
+        let ran = Test::from(self.xt(&["test"])).children_of("test").expect(1);
         let (out, err) = (ran.stdout(), ran.stderr());
         assert_eq!(
             Self::last_line(&out),
@@ -412,7 +405,7 @@ fn the_app_from_its_parent_folder_with_cargo_xtask_and_a_dist_bundle() {
     // The same from a dist bundle: no cargo, the bundle's own templates/ and docker/.
     let out = tempfile::tempdir().unwrap();
     Test::new(["dist", "--profile", "dev", "--out"])
-        .stderr_stream("cargo's build")
+        .stderr_stream(CARGO)
         .arg(out.path())
         .expect(0);
     let bundle = std::fs::read_dir(out.path())

@@ -50,12 +50,7 @@ impl App {
     }
 
     fn t(&self, args: &[&str]) -> Test {
-        let t = Test::from(self.xt(args)).stderr_stream("uv's, pytest's and the app's output");
-        if TOOLS_ON_STDOUT.contains(&args[0]) {
-            t.stream(TOOLS)
-        } else {
-            t
-        }
+        Test::from(self.xt(args)).children_of(args[0])
     }
 
     fn ok(&self, args: &[&str]) -> Ran {
@@ -136,7 +131,6 @@ fn style_format_and_test_debug() {
 fn ui_tests_served_app_and_stop() {
     let Some(app) = set_up() else { return };
     let dir = app.dir();
-    let free = free_port;
 
     // Plain and headed (the Makefile's flags reach pytest).
     assert_eq!(
@@ -149,12 +143,12 @@ fn ui_tests_served_app_and_stop() {
         .out_has("ui: headed=True video=on screenshot=on slowmo=1000");
 
     // --serve: the app is up before the tests run and down afterwards, whatever they say.
-    let port = free();
+    let port = free_port();
     app.ok(&["test-ui", "--serve", "--port", &port.to_string()])
         .err_has("ready after")
         .out_has("test_app_answers_at_the_base_url PASSED");
     assert!(http_get(port).is_none(), "the app still runs");
-    let port = free();
+    let port = free_port();
     app.t(&["test-ui", "--serve", "--port", &port.to_string()])
         .env("FIXTURE_UI_FAIL", "1")
         .expect(1);
@@ -164,7 +158,7 @@ fn ui_tests_served_app_and_stop() {
     );
 
     // stop-llmstudio stops what this tool started, and only that.
-    let port = free();
+    let port = free_port();
     let mut llm = app
         .xt(&["llmstudio", "--wait", "--port", &port.to_string()])
         .stdout(Stdio::null())
@@ -194,7 +188,7 @@ fn ui_tests_served_app_and_stop() {
     assert!(http_get(port).is_none());
 
     // A process this tool did not start keeps its port.
-    let port = free();
+    let port = free_port();
     let mut other = Command::new("python3")
         .args([
             "-m",

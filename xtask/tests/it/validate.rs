@@ -27,8 +27,7 @@ fn checks<'a>(v: &'a serde_json::Value, group: &str) -> Vec<&'a serde_json::Valu
 
 #[test]
 fn levels_1_and_2_need_no_project() {
-    let ran = validate(&["--quick", "--json"]).expect(0);
-    let v = ran.stream(HOST).json();
+    let v = validate(&["--quick", "--json"]).expect(0).json();
     assert_eq!(v["levels_run"], serde_json::json!([1, 2]));
     for key in ["hostname", "os", "arch", "target", "backend", "gpus"] {
         assert!(v["host"].get(key).is_some(), "{key}");
@@ -116,7 +115,6 @@ fn require_and_bad_input() {
 fn level_3_without_a_project_says_which_levels_ran() {
     let v = validate(&["--level", "3", "--quick", "--json"])
         .expect(0)
-        .stream(HOST)
         .err_has("ran levels 1, 2")
         .json();
     assert_eq!(v["levels_run"], serde_json::json!([1, 2]));
@@ -185,7 +183,7 @@ fn reports_merge_into_one_table() {
 fn dist_bundle_validates_without_cargo() {
     let out = tempfile::tempdir().unwrap();
     Test::new(["dist", "--profile", "dev", "--out"])
-        .stderr_stream("cargo's build")
+        .stderr_stream(CARGO)
         .arg(out.path())
         .expect(0);
     let name = format!(
@@ -203,8 +201,8 @@ fn dist_bundle_validates_without_cargo() {
         .current_dir(out.path());
     let ran = Test::from(bundled)
         .args(["validate", "--quick", "--json"])
+        .stream(HOST)
         .expect(0);
-    ran.stream(HOST);
     ran.err_has(&format!("{}/bin/tensor-smoke", root.display()));
     let v = ran.json();
     let cpu = checks(&v, "cpu");
@@ -243,7 +241,6 @@ fn level_3_runs_torch_for_real() {
     let v = validate(&["--level", "4", "--quick", "--json"])
         .project(dir.path())
         .expect(0)
-        .stream(HOST)
         .json();
     assert_eq!(v["levels_run"], serde_json::json!([1, 2, 3, 4]));
     assert!(v["versions"]["torch"].as_str().unwrap().starts_with('2'));
@@ -294,8 +291,7 @@ fn level_3_runs_torch_for_real() {
         .arg("--policy")
         .arg(&policy_file)
         .expect(0);
-    ran.stream(HOST)
-        .err_has("test_gpu.py::test_device_agnostic PASSED");
+    ran.err_has("test_gpu.py::test_device_agnostic PASSED");
     let out = ran.stdout();
     let docs = serde_json::Deserializer::from_str(&out)
         .into_iter::<serde_json::Value>()
@@ -335,7 +331,6 @@ fn level_3_without_torch_is_exit_3() {
     let err = validate(&["--level", "3", "--quick"])
         .project(dir.path())
         .expect(3)
-        .stream(HOST)
         .stderr();
     let last = err.lines().last().unwrap();
     assert!(

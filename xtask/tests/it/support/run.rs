@@ -2,11 +2,11 @@
 //! environment), the exit code it must end with, and what its output must hold. A
 //! failed expectation prints the command and both streams.
 //!
-//! Whole outputs by default: a run that is dropped without [`Ran::snapshot`] or
-//! [`Ran::stream`] is compared, exit code, stdout and stderr, against a snapshot named after
-//! its test (`MODULE-TEST-N`, N counting that test's runs). Substring checks alone are for
-//! outputs that are a stream (uv, docker, pytest, the machine's own facts), and a test says
-//! so with `.stream("why")`.
+//! Whole outputs by default: a run of the tool that is dropped without [`Ran::snapshot`] is
+//! compared, exit code, stdout and stderr, against a snapshot named after its test
+//! (`MODULE-TEST-N`, N counting that test's runs). Substring checks alone are for outputs
+//! that are a stream (uv, docker, pytest, the machine's own facts), and the test says so,
+//! and why, before the run: [`Test::stream`], [`Test::stderr_stream`], [`Test::children_of`].
 
 use std::cell::Cell;
 use std::ffi::OsStr;
@@ -17,7 +17,7 @@ use super::xtask;
 
 /// The commands whose stdout carries other tools' output (pytest, ruff, mypy), as the
 /// Makefile's targets printed it: a stream, whole.
-pub const TOOLS_ON_STDOUT: &[&str] = &[
+const TOOLS_ON_STDOUT: &[&str] = &[
     "test",
     "test-unit",
     "test-ui",
@@ -31,7 +31,14 @@ pub const TOOLS_ON_STDOUT: &[&str] = &[
 pub const HOST: &str = "this machine's facts: its OS, tools, devices and timings";
 
 /// Why a run of one of [`TOOLS_ON_STDOUT`] is a stream.
-pub const TOOLS: &str = "pytest's, ruff's or mypy's output";
+const TOOLS: &str = "pytest's, ruff's or mypy's output";
+
+/// Why stderr is a stream where the tool starts uv, pytest or the app (their output is
+/// copied through).
+const CHILDREN: &str = "uv's, pytest's and the app's output";
+
+/// Why stderr is a stream in `dist` (cargo's build).
+pub const CARGO: &str = "cargo's build";
 
 /// A run of `xtask` being prepared.
 pub struct Test {
@@ -101,16 +108,32 @@ impl Test {
         self
     }
 
-    /// Its whole output will be a stream: see [`Ran::stream`].
+    /// Its output is a stream (another tool's progress, a machine's facts, a race): only
+    /// what the test asserts of it is checked, not the whole. `why` is for the reader.
     pub fn stream(mut self, why: &'static str) -> Test {
+        assert!(!why.is_empty(), "say why this output is a stream");
         self.stream = Some(why);
         self
     }
 
-    /// Its stderr will be a stream: see [`Ran::stderr_stream`].
+    /// Its stderr is a stream (docker's, uv's, pytest's or cargo's progress copied
+    /// through): the snapshot still holds the exit code and stdout whole and says
+    /// `(a stream: WHY)` for stderr; of stderr, what the test asserts.
     pub fn stderr_stream(mut self, why: &'static str) -> Test {
         self.stderr_stream = Some(why);
         self
+    }
+
+    /// A run of `command` that starts uv, pytest or the app: its stderr is theirs, and where
+    /// the command prints pytest's, ruff's or mypy's output on stdout (`test`, `style`, ...),
+    /// the whole output is.
+    pub fn children_of(self, command: &str) -> Test {
+        let t = self.stderr_stream(CHILDREN);
+        if TOOLS_ON_STDOUT.contains(&command) {
+            t.stream(TOOLS)
+        } else {
+            t
+        }
     }
 
     /// Run it (stdin closed); any exit code.
@@ -126,7 +149,7 @@ impl Test {
             what: format!("{:?}", self.cmd),
             out,
             seen: Cell::new(!ours || self.stream.is_some()),
-            stderr_stream: Cell::new(self.stderr_stream),
+            stderr_stream: self.stderr_stream,
             filters: self.filters,
         }
     }
@@ -173,7 +196,7 @@ fn default_snapshot_name() -> String {
     let thread = std::thread::current();
     let test = match thread.name() {
         Some(name) if name != "main" => name.replace("::", "-"),
-        _ => panic!("a run outside a test's own thread needs .snapshot(NAME) or .stream(WHY)"),
+        _ => panic!("a run outside a test's own thread needs .snapshot(NAME) or Test::stream(WHY)"),
     };
     let n = RUNS.with(|c| {
         c.set(c.get() + 1);
@@ -195,7 +218,7 @@ pub struct Ran {
     /// Snapshotted, or declared a stream: nothing left for the drop to check.
     seen: Cell<bool>,
     /// Why stderr is a stream, when it is: the snapshot then holds stdout alone.
-    stderr_stream: Cell<Option<&'static str>>,
+    stderr_stream: Option<&'static str>,
     /// This run's own filters ([`Test::filter`]).
     filters: Vec<(String, String)>,
 }
@@ -206,7 +229,7 @@ impl Ran {
     /// the diff). Paths, temporary folders, times and versions are filtered out first.
     pub fn snapshot(&self, name: &str) -> &Ran {
         self.seen.set(true);
-        let stderr = match self.stderr_stream.get() {
+        let stderr = match self.stderr_stream {
             Some(why) => format!("(a stream: {why})\n"),
             None => self.stderr(),
         };
@@ -216,21 +239,6 @@ impl Ran {
             self.stdout(),
         );
         snapshot_filtered(name, &text, &self.filters);
-        self
-    }
-
-    /// stderr is a stream (docker's, uv's or pytest's progress copied through): the
-    /// snapshot still holds the exit code and stdout whole; of stderr, what the test asserts.
-    pub fn stderr_stream(&self, why: &'static str) -> &Ran {
-        self.stderr_stream.set(Some(why));
-        self
-    }
-
-    /// This output is a stream (another tool's progress, a machine's facts, a race): only
-    /// what the test asserts of it is checked, not the whole. `why` is for the reader.
-    pub fn stream(&self, why: &str) -> &Ran {
-        assert!(!why.is_empty(), "say why this output is a stream");
-        self.seen.set(true);
         self
     }
 
